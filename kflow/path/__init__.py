@@ -1,0 +1,4 @@
+from .bumps import BUMPS, get_bump
+from .kflow_path import ALLOCATIONS, ORDERS, KFlowPath, PathSample
+
+__all__ = ["KFlowPath", "PathSample", "BUMPS", "get_bump", "ORDERS", "ALLOCATIONS"]

@@ -1,0 +1,102 @@
+"""PCA bands: a complete orthonormal eigenbasis of the data covariance.
+
+The basis U (D, D) holds eigenvectors of the centred covariance sorted by decreasing variance;
+analyze is c = x U (no mean subtraction: the path needs a linear map). torch.linalg.eigh returns
+a complete orthonormal basis even when the covariance is rank deficient (fewer samples than
+dimensions), so the transform stays exact; the null-space directions come last.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+from .base import SPLITS, Transform, check_num_bands, dyadic_sizes
+
+
+class PCATransform(Transform):
+    def __init__(self, basis: Tensor, variance: Tensor, shape: Sequence[int], band_sizes: Sequence[int]):
+        D = math.prod(shape)
+        if basis.shape != (D, D):
+            raise ValueError(f"PCA basis of shape {tuple(basis.shape)} does not fit samples of shape {tuple(shape)} "
+                             f"(needs ({D}, {D})); refit the PCA on data of this shape")
+        if sum(band_sizes) != D or min(band_sizes) < 1:
+            raise ValueError(f"PCA band sizes {list(band_sizes)} must be positive and sum to D={D}")
+        self.shape = tuple(int(s) for s in shape)
+        self.basis = basis  # (D, D), columns = components
+        self.variance = variance  # (D,)
+        self.sizes = [int(s) for s in band_sizes]
+        self.bands = torch.repeat_interleave(torch.arange(len(self.sizes)), torch.tensor(self.sizes)).long()
+        self._cache: dict = {}
+
+    @classmethod
+    def fit(cls, x: Tensor, num_bands: int = 2, split: str = "dyadic",
+            band_sizes: Sequence[int] | None = None) -> "PCATransform":
+        """Fit on data x of shape (N, *shape). Bands: explicit `band_sizes`, or `num_bands` groups
+        sized like dyadic wavelet levels (split="dyadic": D/4^(B-1), ...) or equal ("count")."""
+        if x.dim() < 2 or x.shape[0] < 2:
+            raise ValueError(f"PCATransform.fit needs a batch (N >= 2, *shape), got shape {tuple(x.shape)}")
+        if not torch.isfinite(x).all():
+            raise ValueError("PCATransform.fit: the data contains NaN or Inf; clean the data first")
+        shape = tuple(x.shape[1:])
+        D = math.prod(shape)
+        X = x.reshape(len(x), D).double()
+        Xc = X - X.mean(0)
+        cov = Xc.T @ Xc / (len(X) - 1)
+        evals, evecs = torch.linalg.eigh(cov)  # ascending
+        evals, evecs = evals.flip(0).clamp_min(0), evecs.flip(1)
+        # deterministic sign: the largest-magnitude entry of each component is positive
+        idx = evecs.abs().argmax(0)
+        evecs = evecs * torch.sign(evecs[idx, torch.arange(D)])
+        if band_sizes is None:
+            check_num_bands(num_bands, D, "PCATransform")
+            if split == "dyadic":
+                band_sizes = dyadic_sizes(D, num_bands)
+            elif split == "count":
+                band_sizes = [D // num_bands + (b < D % num_bands) for b in range(num_bands)]
+            else:
+                raise ValueError(f"PCATransform: split={split!r} is unknown; use one of {SPLITS}")
+        return cls(evecs.contiguous(), evals.contiguous(), shape, band_sizes)
+
+    def _U(self, like: Tensor) -> Tensor:
+        key = (like.dtype, like.device)
+        if key not in self._cache:
+            self._cache[key] = self.basis.to(device=like.device, dtype=like.dtype)
+        return self._cache[key]
+
+    def analyze(self, x: Tensor) -> Tensor:
+        self.check_input(x)
+        return x.reshape(len(x), -1) @ self._U(x)
+
+    def synthesize(self, c: Tensor) -> Tensor:
+        return (c @ self._U(c).T).reshape(len(c), *self.shape)
+
+    # ---- files: safetensors for the tensors, JSON for the rest ---------------------------------
+    def save(self, path: str | Path) -> None:
+        from safetensors.torch import save_file
+
+        from ..training.atomic import atomic_write
+
+        meta = {"shape": json.dumps(list(self.shape)), "band_sizes": json.dumps(self.sizes)}
+        atomic_write(path, lambda tmp: save_file({"basis": self.basis.contiguous(), "variance": self.variance},
+                                                 str(tmp), metadata=meta))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "PCATransform":
+        from safetensors import safe_open
+
+        from ..training.atomic import open_safetensors
+
+        with open_safetensors(path) as f:
+            meta = f.metadata() or {}
+            if "shape" not in meta or "band_sizes" not in meta:
+                raise ValueError(f"{path} is not a kflow PCA basis (no shape/band_sizes metadata); refit with PCATransform.fit")
+            return cls(f.get_tensor("basis"), f.get_tensor("variance"), json.loads(meta["shape"]),
+                       json.loads(meta["band_sizes"]))
+
+    def config(self) -> dict:
+        return {"name": "pca", "shape": list(self.shape), "band_sizes": self.sizes}
