@@ -1,0 +1,127 @@
+"""The `kflow` command: train, sample, inspect, demo. Errors are one line (exit 2) unless --debug."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _train(args) -> None:
+    from ..config import load_config
+    from ..training import train
+
+    cfg = load_config(args.config, args.overrides)
+    result = train(cfg, resume=args.resume)
+    print(f"trained to step {result.step}, loss {result.loss:.4f}; checkpoint {result.checkpoint}; "
+          f"samples in {result.out_dir / 'samples'}")
+
+
+def _sample(args) -> None:
+    import numpy as np
+    import torch
+
+    from ..recipe import load_run, pick_device
+    from ..sampling import sample
+    from ..training.atomic import atomic_write
+    from ..viz.images import save_grid
+
+    device = pick_device(args.device)
+    run = load_run(args.checkpoint, device=device)
+    y = None
+    if args.label is not None:
+        if not 0 <= args.label < max(run.num_classes, 1) or run.num_classes == 0:
+            raise ValueError(f"--label {args.label} does not fit this model ({run.num_classes} classes)")
+        y = torch.full((args.n,), args.label, dtype=torch.long)
+    out = sample(run.model, run.path, args.n, solver=args.solver, steps=args.steps, grid=args.grid,
+                 project=args.project, y=y, seed=args.seed, device=device, batch_size=args.batch_size)
+    if not torch.isfinite(out.x).all():
+        raise ValueError("the sampler produced NaN/Inf values; nothing written (try more steps or another solver)")
+    outdir = Path(args.out)
+    grid = save_grid(out.x[: args.grid_size], outdir / "samples.png")
+    arr = ((out.x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
+    atomic_write(outdir / "samples.npz", lambda tmp: np.savez(open(tmp, "wb"), x=arr, seed=args.seed, nfe=out.nfe))
+    print(f"{args.n} samples ({args.solver}, NFE {out.nfe}, seed {args.seed}) -> {grid} and {outdir / 'samples.npz'}")
+
+
+def _inspect(args) -> None:
+    from ..inspect import inspect_data
+
+    report = inspect_data(args.dataset, args.out, root=args.root, image_size=args.image_size, limit=args.limit)
+    print(report)
+
+
+def _demo(args) -> None:
+    from ..demo import run_demo
+
+    run_demo(minutes=args.minutes, out=args.out, config=args.config)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="kflow", description="K-Flow: flow matching band by band")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    t = sub.add_parser("train", help="train from a YAML config plus key=value overrides")
+    t.add_argument("config", nargs="?", help="YAML config (see configs/)")
+    t.add_argument("overrides", nargs="*", help="key=value, e.g. train.steps=200 transform.name=fourier")
+    t.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in out_dir")
+    t.set_defaults(func=_train)
+
+    s = sub.add_parser("sample", help="generate images from a checkpoint")
+    s.add_argument("checkpoint", help="ckpt-*.safetensors or a run folder")
+    s.add_argument("--n", type=int, default=64)
+    s.add_argument("--solver", default="euler", choices=["euler", "heun", "midpoint", "rk4", "dopri5"])
+    s.add_argument("--steps", type=int, default=50)
+    s.add_argument("--grid", default="band", choices=["band", "uniform"])
+    s.add_argument("--project", action="store_true", help="keep only the active band of the velocity")
+    s.add_argument("--label", type=int, default=None, help="class label (class-conditional models)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--batch-size", type=int, default=500)
+    s.add_argument("--grid-size", type=int, default=64, help="images in the PNG grid")
+    s.add_argument("--device", default="auto")
+    s.add_argument("--out", default="outputs/samples")
+    s.set_defaults(func=_sample)
+
+    i = sub.add_parser("inspect", help="per-band energy of a dataset for every decomposition (PNG + JSON)")
+    i.add_argument("what", choices=["data"])
+    i.add_argument("--dataset", default="fashion_mnist")
+    i.add_argument("--root", default=None)
+    i.add_argument("--image-size", type=int, default=32)
+    i.add_argument("--limit", type=int, default=10000)
+    i.add_argument("--out", default="outputs/inspect")
+    i.set_defaults(func=_inspect)
+
+    d = sub.add_parser("demo", help="train a wavelet K-Flow on Fashion-MNIST for a few minutes, write pictures")
+    d.add_argument("--minutes", type=float, default=7.0, help="training wall time")
+    d.add_argument("--config", default=None, help="config (default configs/demo.yaml)")
+    d.add_argument("--out", default="outputs/demo")
+    d.set_defaults(func=_demo)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except KeyboardInterrupt:
+        print("kflow: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # one line for users; --debug for the traceback
+        if args.debug:
+            raise
+        from ..config import ConfigError
+        from ..data import DataError
+        from ..training import TrainingError
+        from ..training.checkpoint import CheckpointError
+
+        known = (ConfigError, DataError, TrainingError, CheckpointError, ValueError, FileNotFoundError, PermissionError,
+                 OSError, ImportError)
+        if not isinstance(e, known):
+            raise
+        print(f"kflow: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,240 @@
+"""Typed run configuration: dataclasses validated on load, saved and reloaded exactly (JSON/YAML).
+
+An unknown key, a wrong type or an out-of-range value is a ConfigError naming the key.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+from .models.dit import DiTConfig
+from .models.unet import UNetConfig
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass
+class DataConfig:
+    name: str = "digits"  # digits | fashion_mnist | folder | npz
+    root: str | None = None
+    image_size: int | None = None  # pad / resize to this size; None keeps the native size
+    channels: int = 1
+    hflip: bool = False
+    limit: int | None = None  # use only the first N images (tests, quick runs)
+
+
+@dataclass
+class TransformConfig:
+    name: str = "identity"  # identity (= flow matching) | fourier | wavelet | pca
+    num_bands: int | None = None
+    wavelet: str = "db6"
+    levels: int | None = None
+    edges: list[float] | None = None
+    split: str = "dyadic"  # fourier / pca grouping: dyadic | count
+    pca_samples: int = 10000  # images used to fit the PCA basis
+
+
+@dataclass
+class PathConfig:
+    bump: str = "linear"  # linear | cosine | smoothstep
+    allocation: Union[str, list[float]] = "uniform"  # uniform | energy | per-band weights
+    order: str = "low_to_high"  # low_to_high | high_to_low
+
+
+@dataclass
+class ModelConfig:
+    name: str = "unet"  # unet | dit
+    unet: UNetConfig = field(default_factory=UNetConfig)
+    dit: DiTConfig = field(default_factory=DiTConfig)
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 1000
+    batch_size: int = 64  # global batch, split over DDP ranks
+    lr: float = 2e-3
+    warmup: int = 100
+    weight_decay: float = 0.0
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    seed: int = 0
+    k_density: str = "uniform"  # uniform | logit_normal
+    band_loss_weights: list[float] | None = None  # per-band loss weights (None: all 1)
+    label_dropout: float = 0.1  # class-conditional models: probability of the null class
+    ckpt_every: int = 500
+    keep_checkpoints: int = 2
+    sample_every: int = 0  # 0: only at the end
+    log_every: int = 50
+    amp: str = "auto"  # auto (bf16 on CUDA) | bf16 | none
+    compile: bool = False
+    nonfinite: str = "stop"  # stop | skip
+    max_minutes: float | None = None  # stop (and checkpoint) after this wall time
+    device: str = "auto"
+
+
+@dataclass
+class SampleConfig:
+    solver: str = "euler"
+    steps: int = 50
+    grid: str = "band"  # band | uniform
+    project: bool = False
+    num_grid: int = 64  # images in the sample grid PNGs
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    transform: TransformConfig = field(default_factory=TransformConfig)
+    path: PathConfig = field(default_factory=PathConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    sample: SampleConfig = field(default_factory=SampleConfig)
+    out_dir: str = "runs/default"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Config":
+        cfg = _build(cls, d, "")
+        validate(cfg)
+        return cfg
+
+
+CHOICES = {
+    "data.name": ("digits", "fashion_mnist", "folder", "npz"),
+    "transform.name": ("identity", "fourier", "wavelet", "pca"),
+    "transform.split": ("dyadic", "count"),
+    "path.bump": ("linear", "cosine", "smoothstep"),
+    "path.order": ("low_to_high", "high_to_low"),
+    "model.name": ("unet", "dit"),
+    "train.k_density": ("uniform", "logit_normal"),
+    "train.amp": ("auto", "bf16", "none"),
+    "train.nonfinite": ("stop", "skip"),
+    "sample.solver": ("euler", "heun", "midpoint", "rk4", "dopri5"),
+    "sample.grid": ("band", "uniform"),
+}
+
+
+def validate(cfg: Config) -> None:
+    for key, options in CHOICES.items():
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if value not in options:
+            raise ConfigError(f"{key}={value!r} is not one of {', '.join(options)}")
+    if isinstance(cfg.path.allocation, str) and cfg.path.allocation not in ("uniform", "energy"):
+        raise ConfigError(f"path.allocation={cfg.path.allocation!r}: use uniform, energy or a list of per-band weights")
+    t = cfg.train
+    for key, value, ok in [
+        ("train.steps", t.steps, t.steps >= 1), ("train.batch_size", t.batch_size, t.batch_size >= 1),
+        ("train.lr", t.lr, t.lr > 0), ("train.warmup", t.warmup, t.warmup >= 0),
+        ("train.ema_decay", t.ema_decay, 0 <= t.ema_decay < 1), ("train.grad_clip", t.grad_clip, t.grad_clip >= 0),
+        ("train.label_dropout", t.label_dropout, 0 <= t.label_dropout <= 1),
+        ("train.ckpt_every", t.ckpt_every, t.ckpt_every >= 1), ("train.log_every", t.log_every, t.log_every >= 1),
+        ("train.keep_checkpoints", t.keep_checkpoints, t.keep_checkpoints >= 1),
+        ("sample.steps", cfg.sample.steps, cfg.sample.steps >= 1),
+        ("data.image_size", cfg.data.image_size, cfg.data.image_size is None or cfg.data.image_size >= 2),
+        ("data.channels", cfg.data.channels, cfg.data.channels in (1, 3)),
+    ]:
+        if not ok:
+            raise ConfigError(f"{key}={value!r} is out of range")
+
+
+def _type_ok(value, tp) -> bool:
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return True
+    if origin in (Union, types.UnionType):
+        return any(_type_ok(value, a) for a in typing.get_args(tp))
+    if tp is type(None):
+        return value is None
+    if origin is list:
+        (inner,) = typing.get_args(tp)
+        return isinstance(value, list) and all(_type_ok(v, inner) for v in value)
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, tp)
+
+
+def _build(cls, d: Any, prefix: str):
+    if not isinstance(d, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'} must be a mapping, got {type(d).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        import difflib
+
+        near = difflib.get_close_matches(unknown[0], names, n=1)
+        hint = f" (did you mean {prefix}{near[0]}?)" if near else f"; known keys: {', '.join(sorted(names))}"
+        raise ConfigError(f"unknown config key {prefix}{unknown[0]}{hint}")
+    kwargs = {}
+    for name, value in d.items():
+        tp = hints[name]
+        if dataclasses.is_dataclass(tp):
+            kwargs[name] = _build(tp, value, f"{prefix}{name}.")
+            continue
+        if tp is float or (typing.get_origin(tp) in (Union, types.UnionType) and float in typing.get_args(tp)):
+            if isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+        if typing.get_origin(tp) is list or any(typing.get_origin(a) is list for a in typing.get_args(tp)):
+            if isinstance(value, list):
+                inner = next((typing.get_args(a)[0] for a in (tp, *typing.get_args(tp)) if typing.get_origin(a) is list), None)
+                if inner is float:
+                    value = [float(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value]
+        if not _type_ok(value, tp):
+            tname = getattr(tp, "__name__", str(tp).replace("typing.", ""))
+            raise ConfigError(f"config key {prefix}{name} must be {tname}, got {value!r}")
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def _parse_value(text: str):
+    import yaml
+
+    return yaml.safe_load(text)
+
+
+def apply_overrides(d: dict, overrides: list[str]) -> dict:
+    """key.sub=value overrides (values parsed as YAML) onto a nested dict."""
+    d = json.loads(json.dumps(d))
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not key=value (e.g. train.steps=200)")
+        key, text = item.split("=", 1)
+        node = d
+        parts = key.split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {key}: {p} is not a section")
+        node[parts[-1]] = _parse_value(text)
+    return d
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
+    import yaml
+
+    d: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist; see configs/ for examples")
+        try:
+            d = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    return Config.from_dict(apply_overrides(d, list(overrides)))

@@ -1,0 +1,3 @@
+from .datasets import DATASETS, FASHION_MNIST_CLASSES, DataError, ImageData, fit_size, load_dataset
+
+__all__ = ["load_dataset", "ImageData", "DataError", "DATASETS", "FASHION_MNIST_CLASSES", "fit_size"]

@@ -1,0 +1,213 @@
+"""Datasets as in-memory tensors: images (N, C, H, W) in [-1, 1], labels (N,) or None.
+
+Sources: sklearn digits (8x8, bundled), Fashion-MNIST (idx files), any image folder (one
+subfolder per class gives labels), and .npz arrays. Images are padded (with the background
+value -1) or resized to `image_size`.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+FASHION_MNIST_DEBIAN = Path("/usr/share/datasets/fashion-mnist")
+FASHION_MNIST_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+# sha256 of the decompressed idx files (the same bytes whatever the gzip wrapper)
+FASHION_MNIST_SHA256 = {
+    "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+}
+FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                         "Ankle boot"]
+DATASETS = ("digits", "fashion_mnist", "folder", "npz")
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+
+
+class DataError(ValueError):
+    """A dataset that cannot be used, with the fix in the message."""
+
+
+@dataclass
+class ImageData:
+    x: Tensor  # (N, C, H, W) float32 in [-1, 1]
+    y: Tensor | None  # (N,) long
+    num_classes: int
+    name: str
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+
+def fit_size(x: Tensor, size: int | None) -> Tensor:
+    """Pad (background -1, centred) when smaller, bilinear-resize when larger or not square."""
+    if size is None:
+        return x
+    H, W = x.shape[-2:]
+    if H <= size and W <= size:
+        top, left = (size - H) // 2, (size - W) // 2
+        return torch.nn.functional.pad(x, (left, size - W - left, top, size - H - top), value=-1.0)
+    return torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+
+
+def _check_finite(x: Tensor, where: str) -> None:
+    if not torch.isfinite(x).all():
+        raise DataError(f"{where} contains NaN or Inf values; clean the data before training")
+
+
+def load_digits(split: str = "train") -> ImageData:
+    from sklearn.datasets import load_digits as sk_digits
+
+    d = sk_digits()
+    x = torch.from_numpy(d.images).float()[:, None] / 16.0 * 2 - 1  # (1797, 1, 8, 8)
+    y = torch.from_numpy(d.target).long()
+    idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
+    cut = int(0.85 * len(x))
+    idx = idx[:cut] if split == "train" else idx[cut:]
+    return ImageData(x[idx], y[idx], 10, "digits")
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    raw = gzip.open(path, "rb").read() if path.suffix == ".gz" else path.read_bytes()
+    ndim = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims), raw
+
+
+def fashion_mnist_root() -> Path | None:
+    for root in [os.environ.get("KFLOW_DATA"), FASHION_MNIST_DEBIAN]:
+        if root:
+            for cand in (Path(root), Path(root) / "fashion-mnist", Path(root) / "fashion_mnist"):
+                if (cand / "train-images-idx3-ubyte.gz").exists() or (cand / "train-images-idx3-ubyte").exists():
+                    return cand
+    return None
+
+
+def download_fashion_mnist(dest: Path) -> Path:
+    """The official files, verified by sha256 of their content; a one-line error if offline."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name, sha in FASHION_MNIST_SHA256.items():
+        target = dest / f"{name}.gz"
+        if target.exists():
+            continue
+        try:
+            data = urllib.request.urlopen(FASHION_MNIST_URL + f"{name}.gz", timeout=20).read()
+        except OSError as e:
+            raise DataError(
+                f"Fashion-MNIST is not installed and cannot be downloaded ({e.__class__.__name__}); install the "
+                "Debian package dataset-fashion-mnist (apt-get install dataset-fashion-mnist) or put the four idx "
+                "files in a folder named by KFLOW_DATA"
+            ) from None
+        if hashlib.sha256(gzip.decompress(data)).hexdigest() != sha:
+            raise DataError(f"downloaded {name}.gz fails its checksum; delete {dest} and retry")
+        tmp = target.with_suffix(".part")
+        tmp.write_bytes(data)
+        tmp.replace(target)
+    return dest
+
+
+def load_fashion_mnist(split: str = "train", download: bool = True) -> ImageData:
+    root = fashion_mnist_root()
+    if root is None:
+        if not download:
+            raise DataError("Fashion-MNIST not found; apt-get install dataset-fashion-mnist, or set KFLOW_DATA "
+                            "to a folder with the idx files")
+        root = download_fashion_mnist(Path(os.environ.get("KFLOW_DATA", Path.home() / ".cache" / "kflow")) / "fashion-mnist")
+    prefix = "train" if split == "train" else "t10k"
+    files = []
+    for kind in ("images-idx3-ubyte", "labels-idx1-ubyte"):
+        p = root / f"{prefix}-{kind}.gz"
+        files.append(p if p.exists() else root / f"{prefix}-{kind}")
+    images, raw = _read_idx(files[0])
+    if hashlib.sha256(raw).hexdigest() != FASHION_MNIST_SHA256[f"{prefix}-images-idx3-ubyte"]:
+        raise DataError(f"{files[0]} does not match the official Fashion-MNIST checksum; reinstall it")
+    labels, _ = _read_idx(files[1])
+    x = torch.from_numpy(images.copy()).float()[:, None] / 127.5 - 1
+    return ImageData(x, torch.from_numpy(labels.astype(np.int64)), 10, "fashion_mnist")
+
+
+def load_npz(path: str | Path) -> ImageData:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path} does not exist; give the path of an .npz with an 'x' (or 'images') array")
+    with np.load(path, allow_pickle=False) as f:
+        key = next((k for k in ("x", "images", "samples") if k in f), None)
+        if key is None:
+            raise DataError(f"{path} has arrays {list(f.keys())} but no 'x' or 'images'; save the images under 'x'")
+        x = np.asarray(f[key])
+        y = next((np.asarray(f[k]) for k in ("y", "labels") if k in f), None)
+    if x.ndim == 3:
+        x = x[:, None]
+    if x.ndim != 4 or len(x) == 0:
+        raise DataError(f"{path}: images must be (N, C, H, W) or (N, H, W) with N > 0, got {x.shape}")
+    if x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):  # NHWC
+        x = x.transpose(0, 3, 1, 2)
+    xt = torch.from_numpy(x.astype(np.float32))
+    _check_finite(xt, str(path))
+    if x.dtype == np.uint8:
+        xt = xt / 127.5 - 1
+    elif xt.min() >= 0 and xt.max() <= 1:
+        xt = xt * 2 - 1
+    yt = None if y is None else torch.from_numpy(y.astype(np.int64)).reshape(-1)
+    if yt is not None and len(yt) != len(xt):
+        raise DataError(f"{path}: {len(yt)} labels for {len(xt)} images")
+    return ImageData(xt, yt, int(yt.max()) + 1 if yt is not None else 0, path.stem)
+
+
+def load_folder(path: str | Path, channels: int = 1) -> ImageData:
+    from PIL import Image
+
+    path = Path(path)
+    if not path.is_dir():
+        raise DataError(f"image folder {path} does not exist; check data.root")
+    files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise DataError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) found under {path}")
+    classes = sorted({p.parent.name for p in files}) if all(p.parent != path for p in files) else []
+    arrays, sizes = [], set()
+    for p in files:
+        try:
+            with Image.open(p) as im:
+                a = np.asarray(im.convert("L" if channels == 1 else "RGB"))
+        except OSError as e:
+            raise DataError(f"cannot read image {p} ({e}); remove or fix it") from None
+        sizes.add(a.shape[:2])
+        arrays.append(a)
+    if len(sizes) > 1:
+        raise DataError(f"images under {path} have mixed sizes {sorted(sizes)[:4]}; resize them to one size first")
+    x = np.stack(arrays)
+    x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)
+    y = torch.tensor([classes.index(p.parent.name) for p in files]) if classes else None
+    return ImageData(torch.from_numpy(x.copy()).float() / 127.5 - 1, y, len(classes), path.name)
+
+
+def load_dataset(name: str, split: str = "train", root: str | None = None, image_size: int | None = None,
+                 channels: int = 1, limit: int | None = None) -> ImageData:
+    if name == "digits":
+        data = load_digits(split)
+    elif name == "fashion_mnist":
+        data = load_fashion_mnist(split)
+    elif name == "npz":
+        if not root:
+            raise DataError("data.name=npz needs data.root=<file.npz>")
+        data = load_npz(root)
+    elif name == "folder":
+        if not root:
+            raise DataError("data.name=folder needs data.root=<image folder>")
+        data = load_folder(root, channels)
+    else:
+        raise DataError(f"unknown dataset {name!r}; use one of {', '.join(DATASETS)}")
+    if len(data) == 0:
+        raise DataError(f"dataset {name} ({split}) is empty")
+    if limit:
+        data = ImageData(data.x[:limit], None if data.y is None else data.y[:limit], data.num_classes, data.name)
+    _check_finite(data.x, f"dataset {name}")
+    return ImageData(fit_size(data.x, image_size).contiguous(), data.y, data.num_classes, data.name)

@@ -1,0 +1,15 @@
+"""Backbones sharing one interface: model(x, k, y=None) -> velocity, k in [0, 1]."""
+from __future__ import annotations
+
+from .dit import DiT, DiTConfig
+from .unet import UNet, UNetConfig
+
+__all__ = ["UNet", "UNetConfig", "DiT", "DiTConfig", "build_model"]
+
+
+def build_model(name: str, cfg):
+    if name == "unet":
+        return UNet(cfg)
+    if name == "dit":
+        return DiT(cfg)
+    raise ValueError(f"unknown model {name!r}; use 'unet' or 'dit'")

@@ -1,0 +1,47 @@
+"""Embeddings of the scale time k in [0, 1] and of class labels (with a reserved null class)."""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+
+def k_features(k: Tensor, dim: int, max_period: float = 10000.0) -> Tensor:
+    """Sinusoidal features of k (N,) -> (N, dim); k is scaled by 1000 so low frequencies resolve k."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=k.device, dtype=torch.float32) / half)
+    args = 1000.0 * k.float()[:, None] * freqs[None]
+    return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+
+
+class KEmbedding(nn.Module):
+    def __init__(self, dim: int, freq_dim: int = 128):
+        super().__init__()
+        self.freq_dim = freq_dim
+        self.mlp = nn.Sequential(nn.Linear(freq_dim, dim), nn.SiLU(), nn.Linear(dim, dim))
+
+    def forward(self, k: Tensor) -> Tensor:
+        return self.mlp(k_features(k, self.freq_dim))
+
+
+class ClassEmbedding(nn.Module):
+    """num_classes labels plus a null class (index num_classes) used when y is None or dropped."""
+
+    def __init__(self, num_classes: int, dim: int):
+        super().__init__()
+        self.num_classes = num_classes
+        self.table = nn.Embedding(num_classes + 1, dim)
+
+    def forward(self, y: Tensor | None, n: int, device) -> Tensor:
+        if y is None:
+            y = torch.full((n,), self.num_classes, device=device, dtype=torch.long)
+        elif (y < 0).any() or (y > self.num_classes).any():
+            raise ValueError(f"class labels must lie in 0..{self.num_classes - 1} (or {self.num_classes} = null); "
+                             f"got {int(y.min())}..{int(y.max())}")
+        return self.table(y)
+
+
+def broadcast_k(k, n: int, device) -> Tensor:
+    k = torch.as_tensor(k, device=device, dtype=torch.float32).reshape(-1)
+    return k.expand(n) if k.numel() == 1 else k

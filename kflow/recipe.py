@@ -1,0 +1,96 @@
+"""Turn a Config (and the training data) into the objects of a run: transform, path, model."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from .config import Config, ConfigError
+from .models import build_model
+from .path import KFlowPath
+from .transforms import FourierTransform, IdentityTransform, PCATransform, Transform, WaveletTransform
+
+
+def sample_shape(cfg: Config, x: torch.Tensor | None = None) -> tuple[int, int, int]:
+    if x is not None:
+        return tuple(x.shape[1:])
+    m = cfg.model.unet if cfg.model.name == "unet" else cfg.model.dit
+    return (m.in_channels, m.image_size, m.image_size)
+
+
+def make_transform(cfg: Config, shape, data: torch.Tensor | None = None, pca_path: str | Path | None = None) -> Transform:
+    t = cfg.transform
+    if t.name == "identity":
+        return IdentityTransform(shape)
+    if t.name == "fourier":
+        if t.edges is not None:
+            return FourierTransform(shape, edges=t.edges)
+        return FourierTransform(shape, num_bands=t.num_bands or 2, split=t.split)
+    if t.name == "wavelet":
+        return WaveletTransform(shape, t.wavelet, levels=t.levels, num_bands=t.num_bands)
+    if t.name == "pca":
+        if pca_path is not None and Path(pca_path).exists():
+            T = PCATransform.load(pca_path)
+            if tuple(T.shape) != tuple(shape):
+                raise ConfigError(f"PCA basis {pca_path} is for shape {T.shape}, the data has shape {tuple(shape)}; "
+                                  "delete it to refit")
+            return T
+        if data is None:
+            raise ConfigError("a PCA transform needs its basis file (pca.safetensors next to the checkpoint)")
+        return PCATransform.fit(data[: t.pca_samples].double(), num_bands=t.num_bands or 2, split=t.split)
+    raise ConfigError(f"transform.name={t.name!r} is unknown")
+
+
+def make_path(cfg: Config, transform: Transform, data: torch.Tensor | None = None) -> KFlowPath:
+    energy = None
+    if cfg.path.allocation == "energy":
+        if data is None:
+            raise ConfigError("path.allocation=energy needs the data (resolved weights are saved with each run)")
+        energy = transform.band_energy(data[:10000])
+    return KFlowPath(transform, bump=cfg.path.bump, allocation=cfg.path.allocation, order=cfg.path.order, energy=energy)
+
+
+def make_model(cfg: Config, shape, num_classes: int) -> torch.nn.Module:
+    m = cfg.model.unet if cfg.model.name == "unet" else cfg.model.dit
+    m.in_channels, m.image_size = shape[0], shape[1]
+    if shape[1] != shape[2]:
+        raise ConfigError(f"models take square images; got {shape[1]}x{shape[2]} (set data.image_size)")
+    m.num_classes = num_classes
+    return build_model(cfg.model.name, m)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class LoadedRun:
+    """A trained run ready for sampling: EMA model, path, config."""
+
+    def __init__(self, cfg: Config, model: torch.nn.Module, path: KFlowPath, num_classes: int, step: int):
+        self.cfg, self.model, self.path, self.num_classes, self.step = cfg, model, path, num_classes, step
+
+
+def load_run(checkpoint: str | Path, device="cpu", weights: str = "ema") -> LoadedRun:
+    """Rebuild model and path from a checkpoint (its config is stored inside it)."""
+    from .training.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, load_state
+
+    checkpoint = Path(checkpoint)
+    if checkpoint.is_dir():  # a run folder or its checkpoints folder
+        folder = checkpoint / "checkpoints" if (checkpoint / "checkpoints").is_dir() else checkpoint
+        found = latest_checkpoint(folder)
+        if found is None:
+            raise CheckpointError(f"no checkpoint found in {folder}; give a ckpt-*.safetensors file")
+        checkpoint = found
+    ck = load_checkpoint(checkpoint)
+    cfg = Config.from_dict(ck.meta["config"])
+    shape = tuple(ck.meta["shape"])
+    run_dir = checkpoint.parent.parent
+    transform = make_transform(cfg, shape, None, run_dir / "pca.safetensors")
+    path = make_path(cfg, transform)
+    model = make_model(cfg, shape, int(ck.meta["num_classes"]))
+    if weights not in ("ema", "model"):
+        raise ValueError(f"weights={weights!r}: use 'ema' or 'model'")
+    load_state(model, ck.state(weights), weights)
+    return LoadedRun(cfg, model.to(device).eval(), path, int(ck.meta["num_classes"]), int(ck.meta["step"]))

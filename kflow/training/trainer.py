@@ -1,0 +1,304 @@
+"""The training loop: flow matching on a K-Flow path with AdamW + warmup, clipping, EMA,
+atomic checkpoints and exact resume, DDP under torchrun.
+
+Determinism: everything random in a step (noise x_0, k, label dropout, flips, dropout) comes
+from seeds derived from (seed, step), and the data order from (seed, epoch). So a resumed run
+replays exactly the steps it missed, and each DDP rank draws the global batch's randomness and
+keeps its own slice: the same global batch semantics as one process.
+"""
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from ..config import Config
+from ..data import load_dataset
+from ..recipe import make_model, make_path, make_transform, pick_device
+from ..sampling.sampler import sample
+from .atomic import atomic_write_json
+from .checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint, load_optimizer, load_state, save_checkpoint
+from .loss import FlowMatchingLoss, draw_k
+
+
+class TrainingError(RuntimeError):
+    pass
+
+
+@dataclass
+class TrainResult:
+    step: int
+    loss: float  # mean loss over the last log window
+    images_per_s: float
+    checkpoint: Path | None
+    out_dir: Path
+
+
+def _seed(*parts: int) -> int:
+    h = 1469598103934665603
+    for p in parts:
+        h = ((h ^ (p & 0xFFFFFFFFFFFF)) * 1099511628211) % (1 << 63)
+    return h
+
+
+class Trainer:
+    def __init__(self, cfg: Config, resume: bool = False):
+        self.cfg = cfg
+        self.distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+        if self.distributed and not dist.is_initialized():
+            backend = "nccl" if torch.cuda.is_available() and cfg.train.device != "cpu" else "gloo"
+            dist.init_process_group(backend)
+        self.rank = dist.get_rank() if self.distributed else 0
+        self.world = dist.get_world_size() if self.distributed else 1
+        self.device = pick_device(cfg.train.device)
+        if self.device.type == "cuda" and self.distributed:
+            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+            torch.cuda.set_device(self.device)
+        if cfg.train.batch_size % self.world:
+            raise TrainingError(f"train.batch_size={cfg.train.batch_size} is not divisible by the {self.world} processes; "
+                                "choose a multiple")
+        self.out = Path(cfg.out_dir)
+        self.ckpt_dir = self.out / "checkpoints"
+        if self.rank == 0:
+            self.out.mkdir(parents=True, exist_ok=True)
+            if not os.access(self.out, os.W_OK):
+                raise TrainingError(f"cannot write to {self.out}; choose another out_dir")
+
+        d = cfg.data
+        self.data = load_dataset(d.name, "train", d.root, d.image_size, d.channels, d.limit)
+        shape = tuple(self.data.x.shape[1:])
+        pca_file = self.out / "pca.safetensors"
+        self.transform = make_transform(cfg, shape, self.data.x, pca_file if resume else None)
+        self.path = make_path(cfg, self.transform, self.data.x)
+        cfg.path.allocation = self.path.allocation  # resolved: 'energy' becomes explicit weights
+        self.loss_fn = FlowMatchingLoss(self.path, cfg.train.band_loss_weights)
+        torch.manual_seed(_seed(cfg.train.seed, -1))  # the initial weights depend on the seed alone
+        self.model = make_model(cfg, shape, self.data.num_classes).to(self.device)
+        self.ema = copy.deepcopy(self.model).requires_grad_(False)
+        t = cfg.train
+        fused = self.device.type == "cuda"
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=t.lr, betas=tuple(t.betas), weight_decay=t.weight_decay,
+                                     fused=fused or None)
+        self.step = 0
+        if resume:
+            ck = latest_checkpoint(self.ckpt_dir)
+            if ck is None:
+                if self.rank == 0:
+                    print(f"no checkpoint in {self.ckpt_dir}; starting from step 0")
+            else:
+                self._restore(ck)
+        self.net = self.model
+        if self.distributed:
+            self.net = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        if t.compile:
+            self.net = torch.compile(self.net)
+        self.amp = self.device.type == "cuda" and t.amp in ("auto", "bf16") or (t.amp == "bf16")
+        if self.rank == 0:
+            atomic_write_json(self.out / "config.json", cfg.to_dict())
+            if cfg.transform.name == "pca" and not pca_file.exists():
+                self.transform.save(pca_file)
+
+    # ---------------------------------------------------------------------------------------
+    def _restore(self, path: Path) -> None:
+        ck = load_checkpoint(path)
+        saved = ck.meta.get("config", {})
+        for section in ("transform", "path", "model"):
+            if section in saved and saved[section] != getattr(self.cfg, section).__dict__ and section != "model":
+                raise TrainingError(f"{path.name} was trained with {section}={saved[section]}, the config now says "
+                                    f"{getattr(self.cfg, section).__dict__}; resume with the run's own config.json")
+        load_state(self.model, ck.state("model"), "model")
+        load_state(self.ema, ck.state("ema"), "EMA")
+        load_optimizer(self.opt, ck.state("optim"), ck.meta["optimizer"])
+        torch.set_rng_state(ck.tensors["rng.cpu"])
+        self.step = int(ck.meta["step"])
+        if self.rank == 0:
+            print(f"resumed from {path} at step {self.step}")
+
+    def _indices(self, step: int) -> torch.Tensor:
+        """Dataset indices of the global batch of `step` (epoch permutations from the seed)."""
+        N, B = len(self.data), self.cfg.train.batch_size
+        start = step * B
+        out, filled = [], 0
+        while filled < B:
+            epoch, offset = divmod(start + filled, N)
+            perm = torch.randperm(N, generator=torch.Generator().manual_seed(_seed(self.cfg.train.seed, epoch)))
+            take = perm[offset : offset + B - filled]
+            out.append(take)
+            filled += len(take)
+        return torch.cat(out)
+
+    def _batch(self, step: int):
+        t = self.cfg.train
+        B = t.batch_size
+        g = torch.Generator().manual_seed(_seed(t.seed, step, 1))
+        idx = self._indices(step)
+        x_1 = self.data.x[idx]
+        if self.cfg.data.hflip:
+            flip = torch.rand(B, generator=g) < 0.5
+            x_1 = torch.where(flip[:, None, None, None], x_1.flip(-1), x_1)
+        x_0 = torch.randn(x_1.shape, generator=g)
+        k = draw_k(B, t.k_density, g)
+        y = None
+        if self.data.num_classes > 0 and self.data.y is not None:
+            y = self.data.y[idx].clone()
+            y[torch.rand(B, generator=g) < t.label_dropout] = self.data.num_classes  # null class
+        lo, hi = self.rank * B // self.world, (self.rank + 1) * B // self.world
+        dev = self.device
+        return (x_1[lo:hi].to(dev), x_0[lo:hi].to(dev), k[lo:hi].to(dev), None if y is None else y[lo:hi].to(dev))
+
+    def _lr(self, step: int) -> float:
+        t = self.cfg.train
+        return t.lr * min(1.0, (step + 1) / t.warmup) if t.warmup > 0 else t.lr
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        d = min(self.cfg.train.ema_decay, (1 + self.step) / (10 + self.step))
+        for e, p in zip(self.ema.parameters(), self.model.parameters()):
+            e.lerp_(p.detach(), 1 - d)
+        for e, b in zip(self.ema.buffers(), self.model.buffers()):
+            e.copy_(b)
+
+    def save(self) -> Path | None:
+        if self.rank != 0:
+            return None
+        path = self.ckpt_dir / f"ckpt-{self.step:08d}.safetensors"
+        epoch, offset = divmod(self.step * self.cfg.train.batch_size, len(self.data))
+        meta = {"step": self.step, "epoch": epoch, "position": offset, "config": self.cfg.to_dict(),
+                "num_classes": self.data.num_classes, "shape": list(self.transform.shape)}
+        save_checkpoint(path, self.model, self.ema, self.opt, meta)
+        for old in list_checkpoints(self.ckpt_dir)[: -self.cfg.train.keep_checkpoints]:
+            old.unlink(missing_ok=True)
+        return path
+
+    def sample_grid(self, name: str) -> Path | None:
+        if self.rank != 0:
+            return None
+        from ..viz.images import save_grid
+
+        s = self.cfg.sample
+        n = s.num_grid
+        y = torch.arange(n) % self.data.num_classes if self.data.num_classes else None
+        self.ema.eval()
+        out = sample(self.ema, self.path, n, solver=s.solver, steps=s.steps, grid=s.grid, project=s.project, y=y,
+                     seed=1234, device=self.device)
+        if not torch.isfinite(out.x).all():
+            print(f"warning: the samples at step {self.step} contain NaN/Inf; not writing {name}")
+            return None
+        return save_grid(out.x, self.out / "samples" / name)
+
+    # ---------------------------------------------------------------------------------------
+    def fit(self, until: int | None = None) -> TrainResult:
+        """Train to cfg.train.steps (or stop early at step `until` without a final save, as a
+        kill after the last checkpoint would)."""
+        t = self.cfg.train
+        end = t.steps if until is None else min(until, t.steps)
+        log_path = self.out / "log.csv"
+        new_log = not log_path.exists()
+        log = open(log_path, "a", newline="") if self.rank == 0 else None
+        writer = csv.writer(log) if log else None
+        if writer and new_log:
+            writer.writerow(["step", "loss", "lr", "steps_per_s", "images_per_s", "elapsed_s"])
+        bar = None
+        if self.rank == 0 and os.environ.get("KFLOW_PROGRESS", "1") != "0":
+            try:
+                from tqdm import tqdm
+
+                bar = tqdm(total=t.steps, initial=self.step, dynamic_ncols=True, mininterval=1.0)
+            except ImportError:
+                bar = None
+        t0 = time.time()
+        window, window_t, window_steps = [], time.time(), 0
+        last_ckpt = None
+        images_per_s = 0.0
+        self.model.train()
+        try:
+            while self.step < end:
+                torch.manual_seed(_seed(t.seed, self.step, 2, self.rank))  # dropout etc.
+                x_1, x_0, k, y = self._batch(self.step)
+                for group in self.opt.param_groups:
+                    group["lr"] = self._lr(self.step)
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+                    out = self.loss_fn(self.net, x_1, x_0, k, y)
+                self.opt.zero_grad(set_to_none=True)
+                out.loss.backward()
+                gnorm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip if t.grad_clip > 0 else math.inf)
+                bad = torch.stack([out.loss.detach(), gnorm.detach()]).isfinite().all().logical_not().float()
+                if self.distributed:
+                    dist.all_reduce(bad)
+                if bad.item() > 0:
+                    msg = (f"non-finite loss or gradient at step {self.step} (loss={out.loss.item():.4g}, "
+                           f"grad norm={gnorm.item():.4g})")
+                    if t.nonfinite == "stop":
+                        ck = latest_checkpoint(self.ckpt_dir)
+                        raise TrainingError(f"{msg}; stopped. Last good checkpoint: {ck or 'none'}. Lower train.lr or "
+                                            "check the data, or set train.nonfinite=skip")
+                    if self.rank == 0:
+                        print(f"warning: {msg}; step skipped")
+                    self.step += 1
+                    continue
+                self.opt.step()
+                self._update_ema()
+                self.step += 1
+                window.append(out.loss.detach())
+                window_steps += 1
+                if bar:
+                    bar.update(1)
+                if self.step % t.log_every == 0 or self.step == end:
+                    loss = torch.stack(window).mean()
+                    if self.distributed:
+                        dist.all_reduce(loss)
+                        loss /= self.world
+                    dt = time.time() - window_t
+                    sps = window_steps / max(dt, 1e-9)
+                    images_per_s = sps * t.batch_size
+                    if writer:
+                        writer.writerow([self.step, f"{loss.item():.6f}", f"{self._lr(self.step - 1):.3g}", f"{sps:.3f}",
+                                         f"{images_per_s:.1f}", f"{time.time() - t0:.1f}"])
+                        log.flush()
+                    if bar:
+                        bar.set_postfix(loss=f"{loss.item():.4f}", img_s=f"{images_per_s:.0f}")
+                    last_loss = loss.item()
+                    window, window_t, window_steps = [], time.time(), 0
+                if self.step % t.ckpt_every == 0 or self.step == t.steps:
+                    last_ckpt = self.save() or last_ckpt
+                if t.sample_every and self.step % t.sample_every == 0 and self.step != t.steps:
+                    self.sample_grid(f"step_{self.step:08d}.png")
+                    self.model.train()
+                if t.max_minutes is not None and time.time() - t0 > 60 * t.max_minutes:
+                    stop = torch.tensor(1.0)
+                else:
+                    stop = torch.tensor(0.0)
+                if self.distributed:
+                    dist.all_reduce(stop)
+                if stop.item() > 0:
+                    if self.rank == 0:
+                        print(f"\nstopping at step {self.step}: train.max_minutes={t.max_minutes} reached")
+                    last_ckpt = self.save() or last_ckpt
+                    break
+        finally:
+            if bar:
+                bar.close()
+            if log:
+                log.close()
+        if self.step == t.steps or (t.max_minutes is not None and until is None):
+            self.sample_grid("final.png")
+        loss_value = locals().get("last_loss", float("nan"))
+        return TrainResult(step=self.step, loss=loss_value, images_per_s=images_per_s, checkpoint=last_ckpt, out_dir=self.out)
+
+
+def train(cfg: Config, resume: bool = False) -> TrainResult:
+    trainer = Trainer(cfg, resume=resume)
+    try:
+        return trainer.fit()
+    finally:
+        if trainer.distributed and dist.is_initialized():
+            dist.destroy_process_group()

@@ -1,0 +1,40 @@
+"""Image grids as PNG (Pillow), images in [-1, 1]."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+def to_uint8(x: Tensor) -> np.ndarray:
+    """(N, C, H, W) in [-1, 1] -> (N, H, W, C) uint8."""
+    return ((x.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def tile(x: Tensor, nrow: int | None = None, pad: int = 1) -> np.ndarray:
+    """Tile (N, C, H, W) into one (rows*H, cols*W, C) uint8 array, row-major."""
+    imgs = to_uint8(x)
+    n, h, w, c = imgs.shape
+    nrow = nrow or math.ceil(math.sqrt(n))
+    ncol = math.ceil(n / nrow)
+    out = np.full((nrow * (h + pad) + pad, ncol * (w + pad) + pad, c), 255, dtype=np.uint8)
+    for i in range(n):
+        r, col = divmod(i, ncol)
+        out[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + col * (w + pad) : pad + col * (w + pad) + w] = imgs[i]
+    return out
+
+
+def save_grid(x: Tensor, path: str | Path, nrow: int | None = None, scale: int = 2) -> Path:
+    from PIL import Image
+
+    from ..training.atomic import atomic_write
+
+    arr = tile(x, nrow)
+    im = Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr)
+    if scale > 1:
+        im = im.resize((im.width * scale, im.height * scale), Image.NEAREST)
+    atomic_write(path, lambda tmp: im.save(tmp, format="PNG"))
+    return Path(path)

@@ -1,0 +1,75 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ROOT / "configs" / "digits_tiny.yaml"
+
+
+def kflow(*args, cwd=None):
+    env = dict(os.environ, KFLOW_PROGRESS="0")
+    return subprocess.run([sys.executable, "-m", "kflow.cli.main", *map(str, args)], capture_output=True, text=True,
+                          env=env, cwd=cwd, timeout=600)
+
+
+def test_train_then_sample_end_to_end(tmp_path):
+    run = tmp_path / "run"
+    r = kflow("train", TINY, f"out_dir={run}", "train.steps=20", "train.ckpt_every=10")
+    assert r.returncode == 0, r.stderr
+    assert "trained to step 20" in r.stdout
+    r = kflow("sample", run, "--n", 10, "--steps", 6, "--solver", "heun", "--out", tmp_path / "s")
+    assert r.returncode == 0, r.stderr
+    assert "NFE 12" in r.stdout
+    with np.load(tmp_path / "s" / "samples.npz") as f:
+        assert f["x"].shape == (10, 1, 8, 8) and f["x"].dtype == np.uint8
+    assert (tmp_path / "s" / "samples.png").stat().st_size > 0
+    # resume continues from the last checkpoint
+    r = kflow("train", run / "config.json", "train.steps=30", "--resume")
+    assert r.returncode == 0 and "resumed from" in r.stdout and "step 30" in r.stdout, r.stderr
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train.stepz=3"], "unknown config key train.stepz (did you mean train.steps?)"),
+        (["train.lr=fast"], "config key train.lr must be float"),
+        (["transform.name=wavelets"], "transform.name='wavelets' is not one of"),
+        (["data.name=npz", "data.root=/nonexistent.npz"], "does not exist"),
+        (["data.name=folder"], "data.name=folder needs data.root"),
+        (["train.batch_size=0"], "train.batch_size=0 is out of range"),
+    ],
+)
+def test_bad_config_gives_one_line_error(tmp_path, args, message):
+    r = kflow("train", TINY, f"out_dir={tmp_path}", *args)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], r.stderr
+
+
+def test_missing_fashion_mnist_is_one_line(tmp_path, monkeypatch):
+    # point KFLOW_DATA at an empty folder and hide the Debian path: download fails offline
+    code = ("import kflow.data.datasets as d, pathlib, sys; d.FASHION_MNIST_DEBIAN = pathlib.Path('/nonexistent'); "
+            "d.FASHION_MNIST_URL = 'http://127.0.0.1:9/'; from kflow.cli.main import main; "
+            f"sys.exit(main(['train', '{TINY}', 'data.name=fashion_mnist', 'out_dir={tmp_path}/r']))")
+    env = dict(os.environ, KFLOW_DATA=str(tmp_path / "empty"), KFLOW_PROGRESS="0")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 2
+    assert len(r.stderr.strip().splitlines()) == 1 and "dataset-fashion-mnist" in r.stderr
+
+
+def test_sample_from_missing_checkpoint(tmp_path):
+    r = kflow("sample", tmp_path / "nope.safetensors")
+    assert r.returncode == 2 and "does not exist" in r.stderr
+
+
+def test_pickle_checkpoint_is_refused(tmp_path):
+    import pickle
+
+    evil = tmp_path / "ckpt-00000001.safetensors"
+    evil.write_bytes(pickle.dumps({"x": 1}, protocol=2))
+    r = kflow("sample", evil)
+    assert r.returncode == 2 and "pickle" in r.stderr

@@ -1,0 +1,110 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from kflow.config import load_config
+from kflow.training import Trainer, TrainingError
+from kflow.training.checkpoint import CheckpointError, list_checkpoints, load_checkpoint
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ROOT / "configs" / "digits_tiny.yaml"
+
+
+@pytest.fixture(autouse=True)
+def _quiet(monkeypatch):
+    monkeypatch.setenv("KFLOW_PROGRESS", "0")
+
+
+def cfg(tmp_path, *overrides):
+    return load_config(TINY, [f"out_dir={tmp_path}", "train.device=cpu", *overrides])
+
+
+def test_training_lowers_the_loss(tmp_path):
+    tr = Trainer(cfg(tmp_path, "train.steps=60", "train.log_every=20", "train.ckpt_every=60"))
+    tr.fit()
+    rows = (tmp_path / "log.csv").read_text().splitlines()[1:]
+    losses = [float(r.split(",")[1]) for r in rows]
+    assert len(losses) == 3 and losses[-1] < 0.8 * losses[0]
+    assert (tmp_path / "samples" / "final.png").exists()
+    assert (tmp_path / "config.json").exists()
+
+
+def test_checkpoint_round_trip(tmp_path):
+    tr = Trainer(cfg(tmp_path, "train.steps=4", "train.ckpt_every=4"))
+    tr.fit()
+    ck = load_checkpoint(list_checkpoints(tmp_path / "checkpoints")[-1])
+    assert ck.meta["step"] == 4
+    for name, p in tr.model.state_dict().items():
+        assert torch.equal(ck.tensors[f"model.{name}"], p)
+    for name, p in tr.ema.state_dict().items():
+        assert torch.equal(ck.tensors[f"ema.{name}"], p)
+    tr2 = Trainer(cfg(tmp_path, "train.steps=4", "train.ckpt_every=4"), resume=True)
+    assert tr2.step == 4
+    s1, s2 = tr.opt.state_dict()["state"], tr2.opt.state_dict()["state"]
+    assert all(torch.equal(s1[i]["exp_avg_sq"], s2[i]["exp_avg_sq"]) for i in s1)
+
+
+@pytest.mark.parametrize("transform", ["wavelet", "pca"])
+def test_resume_is_bit_exact(tmp_path, transform):
+    over = ["train.steps=10", "train.ckpt_every=4", f"transform.name={transform}", "transform.num_bands=2"]
+    full = Trainer(cfg(tmp_path / "a", *over))
+    full.fit()
+    part = Trainer(cfg(tmp_path / "b", *over))
+    part.fit(until=7)  # dies after step 7; last checkpoint at step 4
+    assert [p.name for p in list_checkpoints(tmp_path / "b" / "checkpoints")][-1] == "ckpt-00000004.safetensors"
+    resumed = Trainer(cfg(tmp_path / "b", *over), resume=True)
+    assert resumed.step == 4
+    resumed.fit()
+    for (n, p), q in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(p, q), n
+    for p, q in zip(full.ema.state_dict().values(), resumed.ema.state_dict().values()):
+        assert torch.equal(p, q)
+
+
+def test_nonfinite_loss_stops_and_keeps_last_checkpoint(tmp_path):
+    tr = Trainer(cfg(tmp_path, "train.steps=8", "train.ckpt_every=3"))
+    tr.fit(until=3)
+    tr.data.x[:] = float("nan")  # poison the data after the first checkpoint
+    with pytest.raises(TrainingError, match="non-finite loss or gradient at step 3.*ckpt-00000003"):
+        tr.fit()
+    load_checkpoint(list_checkpoints(tmp_path / "checkpoints")[-1])  # still loads
+
+
+def test_resume_refuses_another_transform(tmp_path):
+    Trainer(cfg(tmp_path, "train.steps=2", "train.ckpt_every=2")).fit()
+    with pytest.raises(TrainingError, match="transform"):
+        Trainer(cfg(tmp_path, "train.steps=4", "transform.name=fourier"), resume=True)
+
+
+def test_corrupted_checkpoint_is_skipped_on_resume(tmp_path):
+    Trainer(cfg(tmp_path, "train.steps=4", "train.ckpt_every=2")).fit()
+    newest = list_checkpoints(tmp_path / "checkpoints")[-1]
+    newest.write_bytes(newest.read_bytes()[:1000])  # truncated
+    with pytest.raises(ValueError, match="truncated or corrupted"):
+        load_checkpoint(newest)
+    tr = Trainer(cfg(tmp_path, "train.steps=4"), resume=True)
+    assert tr.step == 2
+
+
+def test_ddp_two_gloo_processes_match_one_process(tmp_path):
+    dump = tmp_path / "dump"
+    dump.mkdir()
+    env = dict(os.environ, KFLOW_PROGRESS="0", OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           str(ROOT / "tests" / "training" / "ddp_worker.py"), str(tmp_path / "ddp"), str(dump), str(TINY)]
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    r0, r1 = load_file(dump / "rank0.safetensors"), load_file(dump / "rank1.safetensors")
+    assert all(torch.equal(r0[k], r1[k]) for k in r0)
+    # exactly one writer: two checkpoints (steps 3 and 6), no temp files
+    names = sorted(p.name for p in (tmp_path / "ddp" / "checkpoints").iterdir())
+    assert names == ["ckpt-00000003.safetensors", "ckpt-00000006.safetensors"]
+    single = Trainer(cfg(tmp_path / "single", "train.steps=6", "train.ckpt_every=3"))
+    single.fit()
+    for k, v in single.model.state_dict().items():
+        torch.testing.assert_close(r0[k], v, rtol=1e-4, atol=1e-5)
