@@ -20,7 +20,15 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q tests
 
+# Fashion-MNIST comes from Debian's dataset-fashion-mnist (installed here when we are root),
+# a KFLOW_DATA folder, or the official download (kflow tries it when neither is present).
+FMNIST := /usr/share/datasets/fashion-mnist
 demo: $(VENV)/.installed
+	@if [ ! -d $(FMNIST) ] && [ -z "$$KFLOW_DATA" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Fashion-MNIST (Debian package dataset-fashion-mnist)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 || \
+	  { apt-get update -q >/dev/null 2>&1; DEBIAN_FRONTEND=noninteractive apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1; } || \
+	  echo "could not install dataset-fashion-mnist; kflow will try the official download"; fi
 	$(BIN)/kflow demo $(DEMO_ARGS)
 
 bench: $(VENV)/.installed

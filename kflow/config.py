@@ -225,16 +225,34 @@ def apply_overrides(d: dict, overrides: list[str]) -> dict:
     return d
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
+def _merge(base: dict, top: dict) -> dict:
+    out = dict(base)
+    for key, value in top.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def read_config_file(path: str | Path, _seen: tuple = ()) -> dict:
+    """YAML or JSON; a top-level `base: other.yaml` (relative to this file) is merged underneath."""
     import yaml
 
-    d: dict = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist; see configs/ for examples")
-        try:
-            d = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist; see configs/ for examples")
+    if path.resolve() in _seen:
+        raise ConfigError(f"config {path} includes itself through 'base'")
+    try:
+        d = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(d, dict):
+        raise ConfigError(f"{path} must hold a mapping of config sections")
+    base = d.pop("base", None)
+    if base is not None:
+        d = _merge(read_config_file(path.parent / base, _seen + (path.resolve(),)), d)
+    return d
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
+    d = read_config_file(path) if path is not None else {}
     return Config.from_dict(apply_overrides(d, list(overrides)))

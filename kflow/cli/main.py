@@ -32,8 +32,15 @@ def _sample(args) -> None:
         if not 0 <= args.label < max(run.num_classes, 1) or run.num_classes == 0:
             raise ValueError(f"--label {args.label} does not fit this model ({run.num_classes} classes)")
         y = torch.full((args.n,), args.label, dtype=torch.long)
+    alloc = args.step_allocation
+    if alloc not in ("length", "equal"):
+        try:
+            alloc = [float(w) for w in alloc.split(",")]
+        except ValueError:
+            raise ValueError(f"--step-allocation {alloc!r}: use length, equal or comma-separated weights") from None
     out = sample(run.model, run.path, args.n, solver=args.solver, steps=args.steps, grid=args.grid,
-                 project=args.project, y=y, seed=args.seed, device=device, batch_size=args.batch_size)
+                 project=args.project, y=y, seed=args.seed, device=device, batch_size=args.batch_size,
+                 step_allocation=alloc)
     if not torch.isfinite(out.x).all():
         raise ValueError("the sampler produced NaN/Inf values; nothing written (try more steps or another solver)")
     outdir = Path(args.out)
@@ -73,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--solver", default="euler", choices=["euler", "heun", "midpoint", "rk4", "dopri5"])
     s.add_argument("--steps", type=int, default=50)
     s.add_argument("--grid", default="band", choices=["band", "uniform"])
+    s.add_argument("--step-allocation", default="length",
+                   help="band grid: steps per band by 'length' (of the band's k interval), 'equal', or weights like 1,2,4")
     s.add_argument("--project", action="store_true", help="keep only the active band of the velocity")
     s.add_argument("--label", type=int, default=None, help="class label (class-conditional models)")
     s.add_argument("--seed", type=int, default=0)

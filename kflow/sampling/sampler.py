@@ -21,9 +21,11 @@ class SampleOutput:
     band_states: Tensor | None  # (B + 1, N, *shape): x_k at k = kappa_0 .. kappa_B (band grid only)
 
 
-def make_grid(path, steps: int, grid: str = "band") -> Tensor:
+def make_grid(path, steps: int, grid: str = "band", step_allocation="length") -> Tensor:
+    """grid='band': boundaries on band edges, steps per band by `step_allocation` ('length',
+    'equal' or per-band weights); grid='uniform': equal steps in k."""
     if grid == "band":
-        return band_grid(path, steps)
+        return band_grid(path, steps, step_allocation)
     if grid == "uniform":
         return uniform_grid(steps)
     raise ValueError(f"unknown grid {grid!r}; use one of {', '.join(GRIDS)}")
@@ -32,7 +34,8 @@ def make_grid(path, steps: int, grid: str = "band") -> Tensor:
 @torch.no_grad()
 def sample(model, path, n: int, *, solver: str = "euler", steps: int = 50, grid: str = "band", project: bool = False,
            y: Tensor | None = None, seed: int = 0, x_0: Tensor | None = None, device=None, dtype=torch.float32,
-           batch_size: int = 500, record_bands: bool = False, velocity=None) -> SampleOutput:
+           batch_size: int = 500, record_bands: bool = False, velocity=None,
+           step_allocation="length") -> SampleOutput:
     """`velocity` (a callable (x, k) -> v built from the model, e.g. guidance) replaces ModelVelocity."""
     shape = tuple(path.transform.shape)
     device = device or next(model.parameters()).device
@@ -45,7 +48,7 @@ def sample(model, path, n: int, *, solver: str = "euler", steps: int = 50, grid:
     if solver == "dopri5":  # adaptive: the grid only marks restarts (band boundaries)
         ks = path.kappa.clone() if grid == "band" else torch.tensor([0.0, 1.0], dtype=torch.float64)
     else:
-        ks = make_grid(path, steps, grid)
+        ks = make_grid(path, steps, grid, step_allocation)
     kappa = path.kappa.tolist()
     marks = {i: kappa.index(kk) for i, kk in enumerate(ks[1:].tolist()) if kk in kappa}  # step -> boundary
     outs, states, nfe = [], [], 0
