@@ -27,6 +27,7 @@ class DataConfig:
     image_size: int | None = None  # pad / resize to this size; None keeps the native size
     channels: int = 1
     hflip: bool = False
+    labels: bool = True  # False: ignore class labels and train an unconditional model
     limit: int | None = None  # use only the first N images (tests, quick runs)
 
 

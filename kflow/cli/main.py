@@ -57,6 +57,12 @@ def _inspect(args) -> None:
     print(report)
 
 
+def _eval(args) -> None:
+    from .eval import run_eval
+
+    run_eval(args)
+
+
 def _demo(args) -> None:
     from ..demo import run_demo
 
@@ -99,6 +105,27 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--limit", type=int, default=10000)
     i.add_argument("--out", default="outputs/inspect")
     i.set_defaults(func=_inspect)
+
+    e = sub.add_parser("eval", help="train the feature classifier, or score samples (FD, precision, recall)")
+    esub = e.add_subparsers(dest="eval_cmd", required=True)
+    tc = esub.add_parser("train-classifier", help="train the dataset classifier whose features give FD")
+    tc.add_argument("--dataset", default="fashion_mnist")
+    tc.add_argument("--root", default=None)
+    tc.add_argument("--image-size", type=int, default=32)
+    tc.add_argument("--epochs", type=int, default=3)
+    tc.add_argument("--out", default="classifiers/fashion_mnist.safetensors")
+    sc = esub.add_parser("score", help="FD / precision / recall of a checkpoint's samples or of an .npz")
+    sc.add_argument("source", help="checkpoint, run folder, or .npz of uint8 samples (key x)")
+    sc.add_argument("--classifier", required=True, help="from `kflow eval train-classifier`")
+    sc.add_argument("--split", default="test")
+    sc.add_argument("--n", type=int, default=5000)
+    sc.add_argument("--solver", default="euler")
+    sc.add_argument("--steps", type=int, default=50)
+    sc.add_argument("--grid", default="band", choices=["band", "uniform"])
+    sc.add_argument("--seed", type=int, default=0)
+    sc.add_argument("--device", default="auto")
+    sc.add_argument("--json", default=None, help="also write the result here")
+    e.set_defaults(func=_eval)
 
     d = sub.add_parser("demo", help="train a wavelet K-Flow on Fashion-MNIST for a few minutes, write pictures")
     d.add_argument("--minutes", type=float, default=7.0, help="training wall time")

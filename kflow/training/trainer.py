@@ -21,7 +21,7 @@ import torch
 import torch.distributed as dist
 
 from ..config import Config
-from ..data import load_dataset
+from ..data import ImageData, load_dataset
 from ..recipe import make_model, make_path, make_transform, pick_device
 from ..sampling.sampler import sample
 from .atomic import atomic_write_json
@@ -74,6 +74,8 @@ class Trainer:
 
         d = cfg.data
         self.data = load_dataset(d.name, "train", d.root, d.image_size, d.channels, d.limit)
+        if not d.labels:
+            self.data = ImageData(self.data.x, None, 0, self.data.name)
         shape = tuple(self.data.x.shape[1:])
         pca_file = self.out / "pca.safetensors"
         self.transform = make_transform(cfg, shape, self.data.x, pca_file if resume else None)
@@ -207,6 +209,14 @@ class Trainer:
         writer = csv.writer(log) if log else None
         if writer and new_log:
             writer.writerow(["step", "loss", "lr", "steps_per_s", "images_per_s", "elapsed_s"])
+        tb = None
+        if self.rank == 0:
+            try:  # TensorBoard only when it is installed
+                from torch.utils.tensorboard import SummaryWriter
+
+                tb = SummaryWriter(str(self.out / "tensorboard"))
+            except ImportError:
+                tb = None
         bar = None
         if self.rank == 0 and os.environ.get("KFLOW_PROGRESS", "1") != "0":
             try:
@@ -264,6 +274,9 @@ class Trainer:
                         writer.writerow([self.step, f"{loss.item():.6f}", f"{self._lr(self.step - 1):.3g}", f"{sps:.3f}",
                                          f"{images_per_s:.1f}", f"{time.time() - t0:.1f}"])
                         log.flush()
+                    if tb:
+                        tb.add_scalar("loss", loss.item(), self.step)
+                        tb.add_scalar("images_per_s", images_per_s, self.step)
                     if bar:
                         bar.set_postfix(loss=f"{loss.item():.4f}", img_s=f"{images_per_s:.0f}")
                     last_loss = loss.item()
@@ -289,6 +302,8 @@ class Trainer:
                 bar.close()
             if log:
                 log.close()
+            if tb:
+                tb.close()
         if self.step == t.steps or (t.max_minutes is not None and until is None):
             self.sample_grid("final.png")
         loss_value = locals().get("last_loss", float("nan"))

@@ -73,3 +73,26 @@ def test_pickle_checkpoint_is_refused(tmp_path):
     evil.write_bytes(pickle.dumps({"x": 1}, protocol=2))
     r = kflow("sample", evil)
     assert r.returncode == 2 and "pickle" in r.stderr
+
+
+def test_eval_train_classifier_and_score_npz(tmp_path):
+    clf = tmp_path / "clf.safetensors"
+    r = kflow("eval", "train-classifier", "--dataset", "digits", "--image-size", 8, "--epochs", 1, "--out", clf)
+    assert r.returncode == 0 and "test accuracy" in r.stdout, r.stderr
+    # real test digits scored against the test split itself: FD ~ 0
+    from kflow.data import load_dataset
+
+    x = load_dataset("digits", "test").x
+    np.savez(tmp_path / "real.npz", x=((x + 1) * 127.5).round().numpy().astype(np.uint8))
+    env_cache = {"KFLOW_CACHE": str(tmp_path / "cache")}
+    env = dict(os.environ, KFLOW_PROGRESS="0", **env_cache)
+    r = subprocess.run([sys.executable, "-m", "kflow.cli.main", "eval", "score", str(tmp_path / "real.npz"),
+                        "--classifier", str(clf)], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    import json
+
+    row = json.loads(r.stdout.strip().splitlines()[-1])
+    assert row["fd"] < 1e-2 and row["precision"] > 0.9 and row["n_fake"] == len(x)
+    assert any((tmp_path / "cache" / "refstats").iterdir())  # reference features cached
+    r = kflow("eval", "score", tmp_path / "real.npz", "--classifier", tmp_path / "missing.safetensors")
+    assert r.returncode == 2 and "train-classifier" in r.stderr

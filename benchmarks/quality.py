@@ -1,0 +1,121 @@
+"""K-Flow vs flow matching at equal compute on Fashion-MNIST 32x32, side by side in one run.
+
+Every row trains the same backbone with the same batch, steps, learning rate, seed and data
+order (the configs differ only in `transform` / `path`), then samples at several NFE with the
+same noise and is scored in the features of the project's classifier against the test split.
+
+    python benchmarks/quality.py --profile cpu      # about an hour on 2 cores
+    python benchmarks/quality.py --profile gpu      # bigger model, more steps
+    python benchmarks/quality.py --rows fm,wavelet3 --steps 300 --n 1000   # a quick look
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from kflow.config import load_config
+from kflow.metrics import FeatureClassifier, reference_features, score_features, train_classifier
+from kflow.metrics.evaluate import format_table
+from kflow.recipe import load_run
+from kflow.sampling import sample
+from kflow.training import train
+
+ROOT = Path(__file__).resolve().parents[1]
+PROFILES = {
+    # small UNet so that 5000 samples x several NFE fit the hour on 2 CPU cores
+    "cpu": dict(steps=1500, batch=64, n=5000, nfe=[10, 20, 50], dopri5=False,
+                model=["model.unet.channels=16", "model.unet.channel_mult=[1,2,2]", "model.unet.num_res_blocks=1"],
+                rows="fm,wavelet2,wavelet3,fourier2,pca2"),
+    "gpu": dict(steps=20000, batch=128, n=10000, nfe=[10, 20, 50], dopri5=True, model=[],
+                rows="fm,fourier2,fourier3,wavelet2,wavelet3,pca2,pca3"),
+}
+# extra rows: a name -> (config, overrides) for the investigation of what helps K-Flow
+VARIANTS = {
+    "wavelet3_smooth": ("wavelet3", ["path.bump=smoothstep"]),
+    "wavelet3_energy": ("wavelet3", ["path.allocation=energy"]),
+    "wavelet2_smooth": ("wavelet2", ["path.bump=smoothstep"]),
+    "fourier2_smooth": ("fourier2", ["path.bump=smoothstep"]),
+    "haar3": ("wavelet3", ["transform.wavelet=haar"]),
+}
+
+
+def config_for(row: str, overrides: list[str]):
+    base, extra = VARIANTS.get(row, (row, []))
+    return load_config(ROOT / "configs" / f"fmnist_{base}.yaml", [*extra, *overrides])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--profile", default="cpu", choices=list(PROFILES))
+    ap.add_argument("--rows", default=None, help="comma-separated: fm, fourier2, wavelet3, pca2, ... or variants")
+    ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--n", type=int, default=None, help="samples per row and NFE")
+    ap.add_argument("--nfe", default=None, help="comma-separated Euler step counts")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--work", default="runs/quality", help="run folders (reused: finished trainings are skipped)")
+    ap.add_argument("--classifier", default="classifiers/fashion_mnist.safetensors")
+    ap.add_argument("--out", default=None, help="write markdown + JSON results here")
+    args = ap.parse_args()
+    prof = PROFILES[args.profile]
+    rows = (args.rows or prof["rows"]).split(",")
+    steps, n = args.steps or prof["steps"], args.n or prof["n"]
+    nfes = [int(v) for v in args.nfe.split(",")] if args.nfe else prof["nfe"]
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    os.environ.setdefault("KFLOW_PROGRESS", "0")
+    hw = torch.cuda.get_device_name() if device.type == "cuda" else f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
+
+    clf_path = Path(args.classifier)
+    if not clf_path.exists():
+        train_classifier("fashion_mnist", clf_path, epochs=3)
+    clf = FeatureClassifier.load(clf_path)
+    real, _ = reference_features(clf, clf_path, "fashion_mnist", "test")
+    print(f"classifier test accuracy {clf.info.test_accuracy:.4f}; reference: Fashion-MNIST test split ({len(real)})")
+
+    results = []
+    noise = torch.randn(n, 1, 32, 32, generator=torch.Generator().manual_seed(args.seed))  # same noise for every row
+    for row in rows:
+        over = [*prof["model"], f"train.steps={steps}", f"train.batch_size={prof['batch']}", f"train.seed={args.seed}",
+                f"out_dir={args.work}/{args.profile}-{steps}-{row}", "train.sample_every=0", f"train.ckpt_every={steps}"]
+        cfg = config_for(row, over)
+        t0 = time.time()
+        res = train(cfg, resume=True)
+        train_s = time.time() - t0
+        with open(Path(cfg.out_dir) / "log.csv") as f:
+            ips = [float(r["images_per_s"]) for r in csv.DictReader(f)]
+        images_per_s = sorted(ips)[len(ips) // 2] if ips else float("nan")
+        run = load_run(res.out_dir, device=device)
+        settings = [("euler", k) for k in nfes] + ([("dopri5", 0)] if prof["dopri5"] else [])
+        for solver, k in settings:
+            t1 = time.time()
+            out = sample(run.model, run.path, n, solver=solver, steps=max(k, 1), x_0=noise, device=device)
+            sc = score_features(clf.embed(out.x.clamp(-1, 1)), real)
+            r = dict(row=row, transform=cfg.transform.name, bands=run.path.num_bands, bump=cfg.path.bump,
+                     solver=solver, nfe=out.nfe, fd=sc.fd, precision=sc.precision, recall=sc.recall,
+                     train_images_per_s=images_per_s, n=n, sample_s=time.time() - t1, train_s=train_s, steps=steps)
+            results.append(r)
+            print(json.dumps(r), flush=True)
+    fm = {(r["solver"], r["nfe"]): r["fd"] for r in results if r["row"] == "fm"}
+    fm_nfe = {r["nfe"]: r["fd"] for r in results if r["row"] == "fm" and r["solver"] == "euler"}
+    for r in results:
+        r["fd_vs_fm"] = r["fd"] / fm[(r["solver"], r["nfe"])] if (r["solver"], r["nfe"]) in fm else float("nan")
+        r["fd_vs_fm_2x_nfe"] = r["fd"] / fm_nfe[2 * r["nfe"]] if 2 * r["nfe"] in fm_nfe else float("nan")
+    table = format_table(results, ["row", "solver", "nfe", "fd", "precision", "recall", "train_images_per_s",
+                                   "fd_vs_fm", "fd_vs_fm_2x_nfe"])
+    head = (f"hardware: {hw}; profile {args.profile}: {steps} steps x batch {prof['batch']}, {n} samples per row "
+            f"(noise seed {args.seed}, training seed {args.seed}), classifier test accuracy {clf.info.test_accuracy:.4f}")
+    print("\n" + head + "\n\n" + table)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).with_suffix(".md").write_text(head + "\n\n" + table + "\n")
+        Path(args.out).with_suffix(".json").write_text(json.dumps({"header": head, "rows": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

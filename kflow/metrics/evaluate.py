@@ -1,0 +1,107 @@
+"""FD / precision / recall of samples against a dataset split, in the features of a classifier,
+with the reference features cached per (dataset, split, classifier)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .classifier import FeatureClassifier
+from .frechet import FeatureStats, frechet_distance, precision_recall
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("KFLOW_CACHE", Path.home() / ".cache" / "kflow"))
+
+
+def classifier_digest(path: str | Path) -> str:
+    h = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return h[:16]
+
+
+def reference_features(classifier: FeatureClassifier, classifier_path: str | Path, dataset: str, split: str = "test",
+                       root: str | None = None, image_size: int | None = 32) -> tuple[Tensor, Tensor | None]:
+    """Features (and labels) of a real split; cached as safetensors under KFLOW_CACHE."""
+    from safetensors.torch import load_file, save_file
+
+    from ..data import load_dataset
+    from ..training.atomic import atomic_write
+
+    name = f"ref-{dataset}-{split}-{image_size}-{classifier_digest(classifier_path)}.safetensors"
+    path = cache_dir() / "refstats" / name
+    if path.exists():
+        d = load_file(path)
+        return d["features"], d.get("labels")
+    data = load_dataset(dataset, split, root, image_size)
+    feats = classifier.embed(data.x)
+    tensors = {"features": feats.contiguous()}
+    if data.y is not None:
+        tensors["labels"] = data.y.contiguous()
+    atomic_write(path, lambda tmp: save_file(tensors, str(tmp)))
+    return feats, data.y
+
+
+@dataclass
+class Scores:
+    fd: float
+    precision: float
+    recall: float
+    n_fake: int
+    n_real: int
+    k: int = 3
+
+    def row(self) -> dict:
+        return asdict(self)
+
+
+def score_features(fake: Tensor, real: Tensor, k: int = 3, pr_max: int = 10000) -> Scores:
+    fd = frechet_distance(FeatureStats.of(fake.numpy()), FeatureStats.of(real.numpy()))
+    g = torch.Generator().manual_seed(0)  # P/R on at most pr_max points each (O(N^2) distances)
+    fr = fake[torch.randperm(len(fake), generator=g)[:pr_max]]
+    rr = real[torch.randperm(len(real), generator=g)[:pr_max]]
+    pr = precision_recall(rr, fr, k)
+    return Scores(fd=fd, precision=pr.precision, recall=pr.recall, n_fake=len(fake), n_real=len(real), k=k)
+
+
+def per_class_fd(fake: Tensor, fake_labels: Tensor, real: Tensor, real_labels: Tensor) -> dict[int, float]:
+    out = {}
+    for c in sorted(set(fake_labels.tolist())):
+        f, r = fake[fake_labels == c], real[real_labels == c]
+        out[c] = frechet_distance(FeatureStats.of(f.numpy()), FeatureStats.of(r.numpy()))
+    return out
+
+
+def cdr(fd_dropped: dict[int, float], fd_full: dict[int, float]) -> float:
+    """Conditional discrimination ratio (NOTES.md): mean over classes of FD_dropped(c) / FD_full(c);
+    1 is ideal, larger means dropping the class late loses class identity."""
+    if set(fd_dropped) != set(fd_full) or not fd_full:
+        raise ValueError("CDR needs per-class FDs for the same classes in both settings")
+    return float(np.mean([fd_dropped[c] / fd_full[c] for c in fd_full]))
+
+
+def to_unit(x_uint8: np.ndarray) -> Tensor:
+    """Samples stored as uint8 (N, C, H, W) -> float in [-1, 1]."""
+    return torch.from_numpy(x_uint8.astype(np.float32)) / 127.5 - 1
+
+
+def format_table(rows: list[dict], keys: list[str]) -> str:
+    head = "| " + " | ".join(keys) + " |"
+    sep = "|" + "|".join("---" for _ in keys) + "|"
+    body = []
+    for r in rows:
+        cells = []
+        for k in keys:
+            v = r.get(k, "")
+            cells.append(f"{v:.4g}" if isinstance(v, float) else str(v))
+        body.append("| " + " | ".join(cells) + " |")
+    return "\n".join([head, sep, *body])
+
+
+def dumps(obj) -> str:
+    return json.dumps(obj, indent=2, sort_keys=True)
