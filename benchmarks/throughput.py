@@ -30,6 +30,8 @@ def main():
     ap.add_argument("--steps", type=int, default=10, help="training steps per row per round")
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--sampler-only", action="store_true", help="skip the training table")
+    ap.add_argument("--sampler-rows", default="fm,wavelet3,fourier3,pca3")
     args = ap.parse_args()
     os.environ["KFLOW_PROGRESS"] = "0"
     dev = torch.device(args.device)
@@ -44,7 +46,7 @@ def main():
             trainers[row] = Trainer(cfg)
             trainers[row].fit(until=2)  # warm-up
         times = {row: [] for row in ROWS}
-        for _ in range(args.rounds):
+        for _ in range(0 if args.sampler_only else args.rounds):
             for row, tr in trainers.items():
                 if dev.type == "cuda":
                     torch.cuda.synchronize()
@@ -53,17 +55,13 @@ def main():
                 if dev.type == "cuda":
                     torch.cuda.synchronize()
                 times[row].append(args.steps * args.batch / (time.perf_counter() - t))
-        fm = statistics.median(times["fm"])
-        print("\n| run | transform | train images/s (median of rounds) | vs FM |")
-        print("|---|---|---|---|")
-        for row in ROWS:
-            ips = statistics.median(times[row])
-            print(f"| fmnist_{row} | {trainers[row].cfg.transform.name} | {ips:.1f} | {ips / fm:.3f} |")
+        if not args.sampler_only:
+            print_training(times, trainers)
 
         # sampler overhead: 64 images, 50 Euler steps vs 50 bare forward passes
         print("\n| run | 50 forward passes s | sample(50 Euler steps) s | overhead |")
         print("|---|---|---|---|")
-        for row in ("fm", "wavelet3", "fourier3"):
+        for row in args.sampler_rows.split(","):
             tr = trainers[row]
             model = tr.ema.eval()
             x = torch.randn(64, *tr.transform.shape, device=dev)
@@ -86,6 +84,15 @@ def main():
                 res.setdefault(fn.__name__, []).append(time.perf_counter() - t)
             b, s = min(res["bare"]), min(res["sampled"])
             print(f"| fmnist_{row} | {b:.2f} | {s:.2f} | {100 * (s / b - 1):+.1f}% |")
+
+
+def print_training(times, trainers):
+    fm = statistics.median(times["fm"])
+    print("\n| run | transform | train images/s (median of rounds) | vs FM |")
+    print("|---|---|---|---|")
+    for row in ROWS:
+        ips = statistics.median(times[row])
+        print(f"| fmnist_{row} | {trainers[row].cfg.transform.name} | {ips:.1f} | {ips / fm:.3f} |")
 
 
 if __name__ == "__main__":

@@ -1,55 +1,41 @@
-"""Per-band energy of a dataset under each decomposition (the paper's Fig. 3), as JSON + PNG."""
+"""`kflow inspect data|path|strip`: the analyses of kflow.analysis written as JSON + PNG.
+
+data  - per-band energy and variance of a dataset for every decomposition, fine spectra, 1/f fit
+path  - spectral evolution along sampling and the projection ratio, FM and K-Flow on one axis
+strip - x_k at every band boundary and each band alone, for a few samples
+"""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import numpy as np
 import torch
 
+from .analysis import band_energy_curve, band_strip, band_table, estimate_curve, fine_spectra, projection_ratio, settle_k
+from .analysis.trajectory import trace
 from .data import load_dataset
-from .transforms import FourierTransform, PCATransform, WaveletTransform
+from .sampling.sampler import make_grid
+from .sampling.wrappers import ModelVelocity
 
 
-def band_table(x: torch.Tensor, num_bands: int = 3) -> dict:
-    """Energy and variance fraction per band for Fourier, wavelet (db6) and PCA with num_bands bands."""
-    shape = tuple(x.shape[1:])
-    transforms = {
-        "fourier": FourierTransform(shape, num_bands=num_bands),
-        "wavelet_db6": WaveletTransform(shape, "db6", num_bands=num_bands),
-        "pca": PCATransform.fit(x.double(), num_bands=num_bands),
-    }
-    out = {}
-    for name, T in transforms.items():
-        e, v = T.band_energy(x.double()), T.band_variance(x.double())
-        out[name] = {"band_sizes": T.band_sizes().tolist(), "energy_fraction": (e / e.sum()).tolist(),
-                     "variance_fraction": (v / v.sum()).tolist()}
-    return out
+def _write_json(path: Path, obj) -> None:
+    from .training.atomic import atomic_write
+
+    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(obj, indent=2)))
 
 
-def fine_spectra(x: torch.Tensor) -> dict:
-    """Finest per-scale curves: Fourier energy per integer radius, wavelet energy per level (coarse
-    to fine), PCA variance per component; each as energy per coefficient."""
-    shape = tuple(x.shape[1:])
-    xc = (x - x.mean(0, keepdim=True)).double()
-    H = shape[-1]
-    radii = list(range(1, H // 2 + 1))
-    F = FourierTransform(shape, edges=[r - 0.5 for r in radii])
-    W = WaveletTransform(shape, "db6")
-    P = PCATransform.fit(x.double(), num_bands=1)
-    res = {}
-    for name, T in (("fourier_radius", F), ("wavelet_level", W)):
-        v = T.band_variance(x.double()) / T.band_sizes().double()
-        res[name] = v.tolist()
-    res["pca_component"] = P.variance[: min(256, len(P.variance))].tolist()
-    # 1/f power law: variance per coefficient ~ r^-alpha
-    r = np.arange(1, len(res["fourier_radius"]))
-    vals = np.array(res["fourier_radius"][1:])
-    ok = vals > 0
-    slope = np.polyfit(np.log(r[ok]), np.log(vals[ok]), 1)[0]
-    res["fourier_powerlaw_slope"] = float(slope)
-    del xc
-    return res
+def _plot(fn, report, png: Path, lines: list[str]) -> None:
+    try:
+        from .viz import plots
+    except ImportError:  # pragma: no cover - matplotlib is the `plot` extra
+        lines.append("install matplotlib (pip install 'kflow[plot]') for the figure")
+        return
+    try:
+        getattr(plots, fn)(report, png)
+    except ImportError:
+        lines.append("install matplotlib (pip install 'kflow[plot]') for the figure")
+        return
+    lines.append(f"figure: {png}")
 
 
 def inspect_data(dataset: str, out: str | Path, root: str | None = None, image_size: int | None = 32,
@@ -59,44 +45,86 @@ def inspect_data(dataset: str, out: str | Path, root: str | None = None, image_s
     report = {"dataset": dataset, "images": len(x), "shape": list(x.shape[1:]), "bands": band_table(x, num_bands),
               "spectra": fine_spectra(x)}
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "band_energy.json").write_text(json.dumps(report, indent=2))
-    lines = [f"{dataset}: {len(x)} images of shape {tuple(x.shape[1:])}; per-band share of total variance "
+    _write_json(out / "band_energy.json", report)
+    lines = [f"{dataset}: {len(x)} images of shape {tuple(x.shape[1:])}; per-band share of energy / of variance "
              f"({num_bands} bands, band 0 = coarsest)"]
     for name, row in report["bands"].items():
-        shares = "  ".join(f"{v:6.1%}" for v in row["variance_fraction"])
-        lines.append(f"  {name:12s} sizes {row['band_sizes']}  variance {shares}")
+        e = "  ".join(f"{v:6.1%}" for v in row["energy_fraction"])
+        v = "  ".join(f"{v:6.1%}" for v in row["variance_fraction"])
+        lines.append(f"  {name:12s} sizes {row['band_sizes']}  energy {e}  variance {v}")
     lines.append(f"  radial Fourier spectrum: variance per coefficient ~ |f|^{report['spectra']['fourier_powerlaw_slope']:.2f}")
-    try:
-        png = _plot(report, out / "band_energy.png")
-        lines.append(f"wrote {out / 'band_energy.json'} and {png}")
-    except ImportError:
-        lines.append(f"wrote {out / 'band_energy.json'} (install matplotlib for the plot)")
+    lines.append(f"wrote {out / 'band_energy.json'}")
+    _plot("plot_data_spectra", report, out / "band_energy.png", lines)
     return "\n".join(lines)
 
 
-def _plot(report: dict, path: Path) -> Path:
-    import matplotlib
+def path_report(runs: dict, n: int = 128, steps: int = 100, seed: int = 0) -> dict:
+    """Trace every run (name -> LoadedRun) from the same noise and measure, in the decomposition of
+    the first K-Flow run, per-band energy of x_k and of the final-sample estimate relative to the
+    final sample, the projection ratio, and the k at which each band settles within 10%."""
+    kflow_runs = [r for r in runs.values() if r.path.num_bands > 1]
+    if not kflow_runs:
+        raise ValueError("give at least one K-Flow checkpoint: its decomposition measures the bands")
+    ref = kflow_runs[0].path
+    T = ref.transform
+    shape = tuple(T.shape)
+    x_0 = torch.randn(n, *shape, generator=torch.Generator().manual_seed(seed))
+    report = {"decomposition": f"{type(T).__name__} {T.config()}" if not hasattr(T, "basis") else "PCATransform",
+              "kappa": ref.kappa.tolist(), "n": n, "steps": steps, "seed": seed, "runs": {}}
+    for name, run in runs.items():
+        if tuple(run.path.transform.shape) != shape:
+            raise ValueError(f"run {name} makes samples of shape {tuple(run.path.transform.shape)}, not {shape}")
+        device = next(run.model.parameters()).device
+        grid = make_grid(run.path, steps, "band")
+        traj = trace(ModelVelocity(run.model, None), grid, x_0.to(device))
+        final = T.band_energy(traj.x[-1].double())
+        state = band_energy_curve(T, traj.x) / final
+        est = band_energy_curve(T, estimate_curve(run.path, traj)) / final
+        ratio = torch.stack([projection_ratio(x) for x in traj.x])
+        kk = traj.k
+        report["runs"][name] = {
+            "bands_of_path": run.path.num_bands, "k": kk.tolist(), "state": state.tolist(), "estimate": est.tolist(),
+            "projection_ratio": ratio.tolist(), "final_band_energy": final.tolist(),
+            "settle_k_state": [settle_k(kk, state[:, b]) for b in range(T.num_bands)],
+            "settle_k_estimate": [settle_k(kk[:-1], est[:, b]) for b in range(T.num_bands)],
+        }
+    return report
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    sp = report["spectra"]
-    fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
-    names = list(report["bands"])
-    B = len(report["bands"][names[0]]["variance_fraction"])
-    for j, name in enumerate(names):
-        axes[0].bar(np.arange(B) + (j - 1) * 0.27, report["bands"][name]["variance_fraction"], width=0.27, label=name)
-    axes[0].set(title="share of variance per band", xlabel="band (0 = coarsest)", xticks=range(B))
-    axes[0].legend(fontsize=8)
-    axes[1].loglog(range(1, len(sp["fourier_radius"]) + 1), sp["fourier_radius"], "o-", ms=3)
-    axes[1].set(title=f"Fourier: variance/coef vs |f| (slope {sp['fourier_powerlaw_slope']:.2f})", xlabel="|f|")
-    axes[2].semilogy(sp["wavelet_level"], "o-")
-    axes[2].set(title="wavelet db6: variance/coef per level", xlabel="0 = approximation, then coarse -> fine")
-    axes[3].loglog(range(1, len(sp["pca_component"]) + 1), sp["pca_component"])
-    axes[3].set(title="PCA: variance per component", xlabel="component")
-    fig.suptitle(f"{report['dataset']} ({report['images']} images)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+def inspect_path(checkpoints: list[str], out: str | Path, names: list[str] | None = None, n: int = 128,
+                 steps: int = 100, seed: int = 0, device="cpu") -> str:
+    from .recipe import load_run
+
+    names = names or [Path(c).parent.name if Path(c).is_file() else Path(c).name for c in checkpoints]
+    if len(names) != len(checkpoints) or len(set(names)) != len(names):
+        raise ValueError(f"--names must give one distinct name per checkpoint ({len(checkpoints)}); got {names}")
+    runs = {nm: load_run(c, device=device) for nm, c in zip(names, checkpoints)}
+    report = path_report(runs, n=n, steps=steps, seed=seed)
+    out = Path(out)
+    _write_json(out / "path.json", report)
+    lines = [f"measured in {report['decomposition']}; band boundaries k = "
+             + ", ".join(f"{v:.3f}" for v in report["kappa"]) + f"; {n} samples, seed {seed}, {steps} Euler steps",
+             "k at which each band's energy settles within 10% of the final sample's (band 0 = coarsest):"]
+    for name, r in report["runs"].items():
+        fmt = lambda v: "  ".join(f"{x:.3f}" for x in v)  # noqa: E731
+        lines.append(f"  {name:16s} estimate {fmt(r['settle_k_estimate'])}   state {fmt(r['settle_k_state'])}")
+    lines.append(f"wrote {out / 'path.json'}")
+    _plot("plot_spectral_evolution", report, out / "spectral_evolution.png", lines)
+    _plot("plot_projection_ratio", report, out / "projection_ratio.png", lines)
+    return "\n".join(lines)
+
+
+def inspect_strip(checkpoint: str, out: str | Path, n: int = 6, steps: int = 50, seed: int = 7, what: str = "all",
+                  device="cpu") -> str:
+    from .recipe import load_run
+    from .viz.images import save_grid
+
+    run = load_run(checkpoint, device=device)
+    y = torch.arange(n) % run.num_classes if run.num_classes else None
+    strip = band_strip(run.model, run.path, n=n, steps=steps, seed=seed, y=y, device=device)
+    images, columns = strip.grid(what)
+    out = Path(out)
+    png = save_grid(images, out / "strip.png", nrow=n, scale=3)
+    _write_json(out / "strip.json", {"checkpoint": str(checkpoint), "what": what, "n": n, "seed": seed,
+                                     "steps": steps, "kappa": strip.kappa.tolist(), "columns": columns})
+    return f"{n} samples x {len(columns)} columns (" + ", ".join(columns) + f") -> {png}"

@@ -51,10 +51,25 @@ def _sample(args) -> None:
 
 
 def _inspect(args) -> None:
-    from ..inspect import inspect_data
+    from .. import inspect as ins
+    from ..recipe import pick_device
 
-    report = inspect_data(args.dataset, args.out, root=args.root, image_size=args.image_size, limit=args.limit)
-    print(report)
+    if args.what == "data":
+        print(ins.inspect_data(args.dataset, args.out, root=args.root, image_size=args.image_size, limit=args.limit,
+                               num_bands=args.num_bands))
+        return
+    if not args.checkpoints:
+        raise ValueError(f"kflow inspect {args.what} needs a checkpoint or run folder (e.g. runs/fmnist_wavelet3)")
+    device = pick_device(args.device)
+    if args.what == "path":
+        names = args.names.split(",") if args.names else None
+        print(ins.inspect_path(args.checkpoints, args.out, names=names, n=args.n or 128, steps=args.steps or 100, seed=args.seed,
+                               device=device))
+    else:
+        if len(args.checkpoints) != 1:
+            raise ValueError("kflow inspect strip takes one checkpoint")
+        print(ins.inspect_strip(args.checkpoints[0], args.out, n=args.n or 6, steps=args.steps or 50, seed=args.seed,
+                                what=args.strip, device=device))
 
 
 def _eval(args) -> None:
@@ -97,12 +112,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="outputs/samples")
     s.set_defaults(func=_sample)
 
-    i = sub.add_parser("inspect", help="per-band energy of a dataset for every decomposition (PNG + JSON)")
-    i.add_argument("what", choices=["data"])
-    i.add_argument("--dataset", default="fashion_mnist")
-    i.add_argument("--root", default=None)
-    i.add_argument("--image-size", type=int, default=32)
-    i.add_argument("--limit", type=int, default=10000)
+    i = sub.add_parser("inspect", help="data: per-band spectra of a dataset; path: spectral evolution and projection "
+                       "ratio of checkpoints; strip: band-by-band pictures (PNG + JSON)")
+    i.add_argument("what", choices=["data", "path", "strip"])
+    i.add_argument("checkpoints", nargs="*", help="path/strip: checkpoints or run folders (path: FM and K-Flow runs)")
+    i.add_argument("--dataset", default="fashion_mnist", help="data")
+    i.add_argument("--root", default=None, help="data: dataset folder")
+    i.add_argument("--image-size", type=int, default=32, help="data")
+    i.add_argument("--limit", type=int, default=10000, help="data: images used")
+    i.add_argument("--num-bands", type=int, default=3, help="data: bands per decomposition")
+    i.add_argument("--names", default=None, help="path: comma-separated run names (default: folder names)")
+    i.add_argument("--n", type=int, default=None, help="path/strip: samples (default 128 / 6)")
+    i.add_argument("--steps", type=int, default=None, help="path/strip: Euler steps (default 100 / 50)")
+    i.add_argument("--seed", type=int, default=0)
+    i.add_argument("--strip", default="all", choices=["all", "states", "generated", "bands"], help="strip: columns")
+    i.add_argument("--device", default="auto")
     i.add_argument("--out", default="outputs/inspect")
     i.set_defaults(func=_inspect)
 

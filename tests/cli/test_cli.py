@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -96,3 +97,31 @@ def test_eval_train_classifier_and_score_npz(tmp_path):
     assert any((tmp_path / "cache" / "refstats").iterdir())  # reference features cached
     r = kflow("eval", "score", tmp_path / "real.npz", "--classifier", tmp_path / "missing.safetensors")
     assert r.returncode == 2 and "train-classifier" in r.stderr
+
+
+def test_inspect_data_path_and_strip(tmp_path):
+    runs = {}
+    for name, transform in (("fm", "transform.name=identity"), ("kflow", "transform.name=wavelet")):
+        runs[name] = tmp_path / name
+        r = kflow("train", TINY, f"out_dir={runs[name]}", transform, "train.steps=4", "train.ckpt_every=4")
+        assert r.returncode == 0, r.stderr
+    r = kflow("inspect", "path", runs["fm"], runs["kflow"], "--n", 16, "--steps", 9, "--out", tmp_path / "p")
+    assert r.returncode == 0, r.stderr
+    assert "settles within 10%" in r.stdout
+    rep = json.loads((tmp_path / "p" / "path.json").read_text())
+    assert set(rep["runs"]) == {"fm", "kflow"} and rep["n"] == 16
+    for run in rep["runs"].values():
+        assert len(run["k"]) == 10 and len(run["state"]) == 10 and len(run["estimate"]) == 9
+        assert run["state"][-1] == pytest.approx([1.0] * len(rep["kappa"][1:]))  # relative to the final sample
+    assert (tmp_path / "p" / "spectral_evolution.png").stat().st_size > 0
+    assert (tmp_path / "p" / "projection_ratio.png").stat().st_size > 0
+    r = kflow("inspect", "strip", runs["kflow"], "--n", 3, "--steps", 6, "--out", tmp_path / "s")
+    assert r.returncode == 0, r.stderr
+    cols = json.loads((tmp_path / "s" / "strip.json").read_text())["columns"]
+    assert cols[0].startswith("x_k, k=0.00") and cols[-1] == "band 2 alone"
+    r = kflow("inspect", "path", runs["fm"], "--out", tmp_path / "q")
+    assert r.returncode == 2 and "at least one K-Flow checkpoint" in r.stderr
+    r = kflow("inspect", "data", "--dataset", "digits", "--image-size", 8, "--limit", 300, "--num-bands", 2,
+              "--out", tmp_path / "d")
+    assert r.returncode == 0, r.stderr
+    assert "|f|^" in r.stdout and (tmp_path / "d" / "band_energy.png").stat().st_size > 0

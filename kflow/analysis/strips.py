@@ -1,0 +1,47 @@
+"""Band-by-band pictures of generation: for a few samples, x_k at every band boundary, what has
+been generated after each band, and each band's contribution to the final sample alone."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from ..sampling import sample
+
+
+@dataclass
+class BandStrip:
+    states: Tensor  # (B + 1, n, *shape): x_k at k = kappa_0 (noise) .. kappa_B (the sample)
+    generated: Tensor  # (B, n, *shape): after band position p, x_k filtered onto the finished bands
+    bands: Tensor  # (B, n, *shape): band b alone of the final sample (indexed by band, coarse first)
+    kappa: Tensor  # (B + 1,) band boundaries on the k axis
+
+    def grid(self, what: str = "all") -> tuple[Tensor, list[str]]:
+        """Images row-major (one row per sample) and the column titles. what: 'states' (x_k at each
+        band boundary), 'generated' (noise, then what is generated after each band), 'bands' (the
+        sample, then each band alone) or 'all' (states, then each band alone)."""
+        ks = [f"x_k, k={k:.2f}" for k in self.kappa.tolist()]
+        B = len(self.bands)
+        alone = [(self.bands[b], f"band {b} alone") for b in range(B)]
+        cols = {"states": list(zip(self.states, ks)),
+                "generated": [(self.states[0], ks[0])] + [(g, f"after band {p}") for p, g in enumerate(self.generated)],
+                "bands": [(self.states[-1], "sample")] + alone,
+                "all": list(zip(self.states, ks)) + alone}
+        if what not in cols:
+            raise ValueError(f"unknown strip {what!r}; use one of {', '.join(cols)}")
+        images = torch.stack([c for c, _ in cols[what]], 1)
+        return images.reshape(-1, *images.shape[2:]), [t for _, t in cols[what]]
+
+
+def band_strip(model, path, n: int = 8, steps: int = 50, seed: int = 7, y: Tensor | None = None, device=None) -> BandStrip:
+    out = sample(model, path, n, steps=steps, grid="band", seed=seed, record_bands=True, y=y, device=device)
+    B = path.num_bands
+    generated = []
+    for p in range(1, B + 1):
+        done = (path.position_of_band < p).to(out.x.dtype)  # per band: finished by boundary p
+        generated.append(path.transform.filter(out.band_states[p], done))
+    eye = torch.eye(B, dtype=out.x.dtype)
+    bands = [path.transform.filter(out.x, eye[b]) for b in range(B)]
+    return BandStrip(states=out.band_states, generated=torch.stack(generated), bands=torch.stack(bands),
+                     kappa=path.kappa.clone())
