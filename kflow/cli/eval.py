@@ -9,18 +9,19 @@ import torch
 
 
 def run_eval(args) -> None:
-    from ..metrics import FeatureClassifier, reference_features, score_features, train_classifier
+    from ..metrics import reference_features, score_features, train_classifier
     from ..metrics.evaluate import format_table, to_unit
 
     if args.eval_cmd == "train-classifier":
         m = train_classifier(args.dataset, args.out, epochs=args.epochs, image_size=args.image_size, root=args.root)
         print(f"classifier -> {args.out} (test accuracy {m.info.test_accuracy:.4f})")
         return
-    clf_path = Path(args.classifier)
-    if not clf_path.is_file():
-        raise FileNotFoundError(f"--classifier {clf_path} does not exist; train it with `kflow eval train-classifier`")
-    clf = FeatureClassifier.load(clf_path)
-    info = clf.info
+    if args.eval_cmd == "convert-inception":
+        from ..metrics.inception import convert_inception_weights
+
+        print(f"converted -> {convert_inception_weights(args.src, args.dst)}")
+        return
+    extractors = _extractors(args)
     source = Path(args.source)
     if source.suffix == ".npz":
         if not source.is_file():
@@ -38,16 +39,50 @@ def run_eval(args) -> None:
                      device=device)
         x = out.x
         what = f"{source} step {run.step}, {args.solver} NFE {out.nfe}, seed {args.seed}"
-    if tuple(x.shape[1:]) != (info.in_channels, info.image_size, info.image_size):
-        raise ValueError(f"samples of shape {tuple(x.shape[1:])} do not fit the classifier "
-                         f"({info.in_channels}, {info.image_size}, {info.image_size})")
     if not torch.isfinite(x).all():
         raise ValueError("the samples contain NaN/Inf; nothing to score")
-    real, _ = reference_features(clf, clf_path, info.dataset, args.split, image_size=info.image_size)
-    scores = score_features(clf.embed(x.clamp(-1, 1)), real)
-    row = dict(scores.row(), source=what, classifier_test_accuracy=info.test_accuracy, reference=f"{info.dataset}/{args.split}")
-    print(format_table([row], ["source", "fd", "precision", "recall", "n_fake", "n_real"]))
-    print(f"classifier test accuracy {info.test_accuracy:.4f}; reference {info.dataset}/{args.split}")
+    row = {"source": what}
+    for name, net, path, dataset, size in extractors:
+        if name == "classifier" and tuple(x.shape[1:]) != (net.info.in_channels, size, size):
+            raise ValueError(f"samples of shape {tuple(x.shape[1:])} do not fit the classifier "
+                             f"({net.info.in_channels}, {size}, {size})")
+        real, _ = reference_features(net, path, dataset, args.split, image_size=size or x.shape[-1])
+        sc = score_features(net.embed(x.clamp(-1, 1)), real)
+        if name == "classifier":
+            row.update(sc.row(), classifier_test_accuracy=net.info.test_accuracy)
+        else:
+            row["fid"] = sc.fd
+            if len(extractors) == 1:
+                row.update(precision=sc.precision, recall=sc.recall, n_fake=sc.n_fake, n_real=sc.n_real)
+            row.update(n_fake=sc.n_fake, n_real=sc.n_real)
+        row["reference"] = f"{dataset}/{args.split}"
+    keys = ["source"] + [k for k in ("fd", "fid", "precision", "recall", "n_fake", "n_real") if k in row]
+    print(format_table([row], keys))
+    if "classifier_test_accuracy" in row:
+        print(f"classifier test accuracy {row['classifier_test_accuracy']:.4f}; reference {row['reference']}")
     print(json.dumps(row))
     if args.json:
         Path(args.json).write_text(json.dumps(row, indent=2))
+
+
+def _extractors(args) -> list:
+    """(name, network, weights path, dataset, image size) for each feature space asked for."""
+    from ..metrics import FeatureClassifier
+
+    out, dataset = [], args.dataset
+    if args.classifier:
+        clf_path = Path(args.classifier)
+        if not clf_path.is_file():
+            raise FileNotFoundError(f"--classifier {clf_path} does not exist; train it with `kflow eval train-classifier`")
+        clf = FeatureClassifier.load(clf_path)
+        dataset = dataset or clf.info.dataset
+        out.append(("classifier", clf, clf_path, dataset, clf.info.image_size))
+    if args.inception:
+        from ..metrics.inception import InceptionFeatures
+
+        if dataset is None:
+            raise ValueError("--inception needs --dataset (or a --classifier, whose dataset is used)")
+        out.append(("inception", InceptionFeatures.load(args.inception), Path(args.inception), dataset, args.image_size))
+    if not out:
+        raise ValueError("give --classifier (from `kflow eval train-classifier`) and/or --inception (local FID weights)")
+    return out

@@ -27,20 +27,29 @@ def _sample(args) -> None:
 
     device = pick_device(args.device)
     run = load_run(args.checkpoint, device=device)
-    y = None
-    if args.label is not None:
-        if not 0 <= args.label < max(run.num_classes, 1) or run.num_classes == 0:
-            raise ValueError(f"--label {args.label} does not fit this model ({run.num_classes} classes)")
-        y = torch.full((args.n,), args.label, dtype=torch.long)
+    y = _labels(args.label, args.n, run.num_classes)
     alloc = args.step_allocation
     if alloc not in ("length", "equal"):
         try:
             alloc = [float(w) for w in alloc.split(",")]
         except ValueError:
             raise ValueError(f"--step-allocation {alloc!r}: use length, equal or comma-separated weights") from None
+    velocity = None
+    if args.guidance != 1.0 or args.keep_class_until < 1.0:
+        from ..steering import class_conditional
+
+        if y is None:
+            raise ValueError("--guidance / --keep-class-until need --label (a class or 'all') on a class-conditional model")
+        velocity = class_conditional(run.model, args.guidance, args.keep_class_until)
+    x_0 = None
+    if args.fix_bands or args.vary_bands:
+        from ..steering import split_noise
+
+        x_0 = split_noise(run.path.transform, args.n, fix_bands=_ints(args.fix_bands, "--fix-bands"),
+                          vary_bands=_ints(args.vary_bands, "--vary-bands"), seed=args.seed, shared_seed=args.shared_seed)
     out = sample(run.model, run.path, args.n, solver=args.solver, steps=args.steps, grid=args.grid,
                  project=args.project, y=y, seed=args.seed, device=device, batch_size=args.batch_size,
-                 step_allocation=alloc)
+                 step_allocation=alloc, velocity=velocity, x_0=x_0)
     if not torch.isfinite(out.x).all():
         raise ValueError("the sampler produced NaN/Inf values; nothing written (try more steps or another solver)")
     outdir = Path(args.out)
@@ -48,6 +57,34 @@ def _sample(args) -> None:
     arr = ((out.x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
     atomic_write(outdir / "samples.npz", lambda tmp: np.savez(open(tmp, "wb"), x=arr, seed=args.seed, nfe=out.nfe))
     print(f"{args.n} samples ({args.solver}, NFE {out.nfe}, seed {args.seed}) -> {grid} and {outdir / 'samples.npz'}")
+
+
+def _labels(label, n: int, num_classes: int):
+    """--label: a class index, 'all' (classes in turn), or None (unconditional / null class)."""
+    import torch
+
+    if label is None:
+        return None
+    if num_classes == 0:
+        raise ValueError("--label needs a class-conditional model; this one is unconditional (num_classes=0)")
+    if label == "all":
+        return torch.arange(n) % num_classes
+    try:
+        c = int(label)
+    except ValueError:
+        raise ValueError(f"--label {label!r}: give a class index or 'all'") from None
+    if not 0 <= c < num_classes:
+        raise ValueError(f"--label {c} does not fit this model: classes are 0..{num_classes - 1}")
+    return torch.full((n,), c, dtype=torch.long)
+
+
+def _ints(text, option: str):
+    if not text:
+        return None
+    try:
+        return [int(v) for v in text.split(",")]
+    except ValueError:
+        raise ValueError(f"{option} {text!r}: give comma-separated band indices like 0,1") from None
 
 
 def _inspect(args) -> None:
@@ -104,7 +141,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--step-allocation", default="length",
                    help="band grid: steps per band by 'length' (of the band's k interval), 'equal', or weights like 1,2,4")
     s.add_argument("--project", action="store_true", help="keep only the active band of the velocity")
-    s.add_argument("--label", type=int, default=None, help="class label (class-conditional models)")
+    s.add_argument("--label", default=None, help="class index, or 'all' for the classes in turn (class-conditional)")
+    s.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale (1 = conditional)")
+    s.add_argument("--keep-class-until", type=float, default=1.0,
+                   help="condition dropping: use the class only for k below this (the paper: 0.3)")
+    s.add_argument("--fix-bands", default=None, help="noise splitting: bands (e.g. 0) whose noise all samples share")
+    s.add_argument("--vary-bands", default=None, help="noise splitting: bands drawn per sample (the others shared)")
+    s.add_argument("--shared-seed", type=int, default=None, help="seed of the shared noise (default --seed)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--batch-size", type=int, default=500)
     s.add_argument("--grid-size", type=int, default=64, help="images in the PNG grid")
@@ -140,7 +183,11 @@ def build_parser() -> argparse.ArgumentParser:
     tc.add_argument("--out", default="classifiers/fashion_mnist.safetensors")
     sc = esub.add_parser("score", help="FD / precision / recall of a checkpoint's samples or of an .npz")
     sc.add_argument("source", help="checkpoint, run folder, or .npz of uint8 samples (key x)")
-    sc.add_argument("--classifier", required=True, help="from `kflow eval train-classifier`")
+    sc.add_argument("--classifier", default=None, help="from `kflow eval train-classifier`: FD, precision, recall")
+    sc.add_argument("--inception", default=None,
+                    help="local Inception-v3 FID weights (safetensors, pytorch-fid layout): adds FID")
+    sc.add_argument("--dataset", default=None, help="reference dataset (default: the classifier's)")
+    sc.add_argument("--image-size", type=int, default=None, help="reference image size (default: the samples')")
     sc.add_argument("--split", default="test")
     sc.add_argument("--n", type=int, default=5000)
     sc.add_argument("--solver", default="euler")
@@ -149,6 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--seed", type=int, default=0)
     sc.add_argument("--device", default="auto")
     sc.add_argument("--json", default=None, help="also write the result here")
+    ci = esub.add_parser("convert-inception", help="pytorch-fid .pth weights -> safetensors (loaded weights-only)")
+    ci.add_argument("src")
+    ci.add_argument("dst")
     e.set_defaults(func=_eval)
 
     d = sub.add_parser("demo", help="train a wavelet K-Flow on Fashion-MNIST for a few minutes, write pictures")

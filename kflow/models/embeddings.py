@@ -22,7 +22,8 @@ class KEmbedding(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(freq_dim, dim), nn.SiLU(), nn.Linear(dim, dim))
 
     def forward(self, k: Tensor) -> Tensor:
-        return self.mlp(k_features(k, self.freq_dim))
+        # features in float32 (stable under autocast), then the MLP's own dtype (float64 models in tests)
+        return self.mlp(k_features(k, self.freq_dim).to(self.mlp[0].weight.dtype))
 
 
 class ClassEmbedding(nn.Module):

@@ -125,3 +125,26 @@ def test_inspect_data_path_and_strip(tmp_path):
               "--out", tmp_path / "d")
     assert r.returncode == 0, r.stderr
     assert "|f|^" in r.stdout and (tmp_path / "d" / "band_energy.png").stat().st_size > 0
+
+
+def test_eval_inception_missing_weights_is_one_line(tmp_path):
+    np.savez(tmp_path / "s.npz", x=np.zeros((4, 1, 8, 8), np.uint8))
+    r = kflow("eval", "score", tmp_path / "s.npz", "--inception", tmp_path / "none.safetensors", "--dataset", "digits")
+    assert r.returncode == 2 and "--inception" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    r = kflow("eval", "score", tmp_path / "s.npz")
+    assert r.returncode == 2 and "--classifier" in r.stderr
+
+
+def test_sample_with_guidance_dropping_and_noise_splitting(tmp_path):
+    run = tmp_path / "run"
+    assert kflow("train", TINY, f"out_dir={run}", "train.steps=3", "train.label_dropout=0.2").returncode == 0
+    r = kflow("sample", run, "--n", 6, "--steps", 6, "--label", "all", "--guidance", 2, "--keep-class-until", 0.3,
+              "--fix-bands", "0", "--out", tmp_path / "s")
+    assert r.returncode == 0, r.stderr
+    assert "NFE 6" in r.stdout
+    r = kflow("sample", run, "--n", 2, "--guidance", 2, "--out", tmp_path / "t")
+    assert r.returncode == 2 and "--label" in r.stderr
+    r = kflow("sample", run, "--n", 2, "--fix-bands", "7", "--out", tmp_path / "t")
+    assert r.returncode == 2 and "do not fit this transform" in r.stderr
+    r = kflow("sample", run, "--n", 2, "--label", "10", "--out", tmp_path / "t")
+    assert r.returncode == 2 and "classes are 0..9" in r.stderr

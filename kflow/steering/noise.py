@@ -1,0 +1,43 @@
+"""Noise splitting: one shared draw of the noise on chosen bands, fresh noise on the others.
+
+Generation is deterministic given x_0, and in K-Flow each band of x_0 is the noise that band is
+generated from; sharing the noise of the coarse bands fixes the layout and varies the detail,
+sharing the fine bands does the converse (the paper's Fig. 9-11). The mix is exact in the
+transform's coefficients, so x_0 is still N(0, I).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+from ..transforms.base import Transform
+
+
+def band_mask(transform: Transform, fix_bands: Sequence[int] | None = None,
+              vary_bands: Sequence[int] | None = None) -> Tensor:
+    """(D,) bool: coefficients whose noise is shared. Give exactly one of fix_bands / vary_bands."""
+    B = transform.num_bands
+    if (fix_bands is None) == (vary_bands is None):
+        raise ValueError("give exactly one of fix_bands (shared noise) or vary_bands (fresh noise)")
+    chosen = list(fix_bands if fix_bands is not None else vary_bands)
+    bad = [b for b in chosen if not 0 <= int(b) < B]
+    if bad or not chosen:
+        raise ValueError(f"bands {chosen} do not fit this transform: it has bands 0..{B - 1} (0 = coarsest)")
+    fixed = torch.isin(transform.bands.cpu(), torch.tensor(chosen, dtype=torch.long))
+    return fixed if fix_bands is not None else ~fixed
+
+
+def split_noise(transform: Transform, n: int, fix_bands: Sequence[int] | None = None,
+                vary_bands: Sequence[int] | None = None, seed: int = 0, shared_seed: int | None = None,
+                dtype=torch.float32) -> Tensor:
+    """x_0 (n, *shape): coefficients on the fixed bands are one draw (from shared_seed, default seed)
+    shared by all n samples; the other coefficients are drawn per sample from seed."""
+    fixed = band_mask(transform, fix_bands, vary_bands)
+    D = transform.dim
+    shared = torch.randn(1, D, generator=torch.Generator().manual_seed(seed if shared_seed is None else shared_seed),
+                         dtype=torch.float64)
+    fresh = torch.randn(n, D, generator=torch.Generator().manual_seed(seed + 1), dtype=torch.float64)
+    c = torch.where(fixed, shared, fresh)
+    return transform.synthesize(c.to(transform.bands.device)).to(dtype).cpu()
