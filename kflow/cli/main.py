@@ -35,6 +35,8 @@ def _sample(args) -> None:
         except ValueError:
             raise ValueError(f"--step-allocation {alloc!r}: use length, equal or comma-separated weights") from None
     velocity = None
+    if not 0.0 <= args.keep_class_until <= 1.0:
+        raise ValueError(f"--keep-class-until {args.keep_class_until} must lie in [0, 1] (the fraction of k with the class)")
     if args.guidance != 1.0 or args.keep_class_until < 1.0:
         from ..steering import class_conditional
 

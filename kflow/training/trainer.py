@@ -71,6 +71,8 @@ class Trainer:
             self.out.mkdir(parents=True, exist_ok=True)
             if not os.access(self.out, os.W_OK):
                 raise TrainingError(f"cannot write to {self.out}; choose another out_dir")
+            for stale in self.ckpt_dir.glob(".ckpt-*.tmp"):  # left by a process killed while saving
+                stale.unlink(missing_ok=True)
 
         d = cfg.data
         self.data = load_dataset(d.name, "train", d.root, d.image_size, d.channels, d.limit)
@@ -176,7 +178,12 @@ class Trainer:
         epoch, offset = divmod(self.step * self.cfg.train.batch_size, len(self.data))
         meta = {"step": self.step, "epoch": epoch, "position": offset, "config": self.cfg.to_dict(),
                 "num_classes": self.data.num_classes, "shape": list(self.transform.shape)}
-        save_checkpoint(path, self.model, self.ema, self.opt, meta)
+        try:
+            save_checkpoint(path, self.model, self.ema, self.opt, meta)
+        except OSError as e:  # disk full, quota, permissions: the previous checkpoint is untouched
+            last = list_checkpoints(self.ckpt_dir)
+            raise TrainingError(f"could not write checkpoint {path.name} ({e.strerror or e}); free space or choose another "
+                                f"out_dir, then --resume from {last[-1].name if last else 'the start'}") from None
         for old in list_checkpoints(self.ckpt_dir)[: -self.cfg.train.keep_checkpoints]:
             old.unlink(missing_ok=True)
         return path

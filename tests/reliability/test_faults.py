@@ -1,0 +1,81 @@
+"""Faults while writing and sampling: disk full, no permission, non-finite samples."""
+import errno
+from pathlib import Path
+
+import pytest
+import torch
+
+from kflow.cli.main import main
+from kflow.training.checkpoint import list_checkpoints, load_checkpoint
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ROOT / "configs" / "digits_tiny.yaml"
+
+
+@pytest.fixture(autouse=True)
+def _quiet(monkeypatch):
+    monkeypatch.setenv("KFLOW_PROGRESS", "0")
+
+
+def test_disk_full_while_saving_keeps_the_last_checkpoint(tmp_path, capsys, monkeypatch):
+    import safetensors.torch as st
+
+    real, calls = st.save_file, {"n": 0}
+
+    def full_disk(tensors, filename, metadata=None):
+        calls["n"] += 1
+        if calls["n"] >= 2:  # the first checkpoint fits, the second hits a full disk half-way
+            Path(filename).write_bytes(b"\0" * 1000)
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(tensors, filename, metadata=metadata)
+
+    monkeypatch.setattr(st, "save_file", full_disk)
+    out = tmp_path / "r"
+    code = main(["train", str(TINY), f"out_dir={out}", "train.steps=6", "train.ckpt_every=3"])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 2 and "No space left on device" in err and "--resume from ckpt-00000003" in err, err
+    ckpts = list_checkpoints(out / "checkpoints")
+    assert [c.name for c in ckpts] == ["ckpt-00000003.safetensors"]
+    assert load_checkpoint(ckpts[0]).meta["step"] == 3
+    assert not list((out / "checkpoints").glob(".*.tmp"))  # the half-written temp file is gone
+    monkeypatch.setattr(st, "save_file", real)
+    assert main(["train", str(TINY), f"out_dir={out}", "train.steps=6", "train.ckpt_every=3", "--resume"]) == 0
+
+
+def test_no_write_permission(tmp_path, capsys, monkeypatch):
+    import os
+
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if mode == os.W_OK else real(p, mode))
+    code = main(["train", str(TINY), f"out_dir={tmp_path / 'r'}", "train.steps=2"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "cannot write to" in err and "choose another out_dir" in err
+
+
+def test_non_finite_samples_are_reported_not_written(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "r"
+    assert main(["train", str(TINY), f"out_dir={out}", "train.steps=2"]) == 0
+    import kflow.recipe as recipe
+
+    real = recipe.load_run
+
+    def poisoned(*a, **k):
+        run = real(*a, **k)
+        model = run.model
+
+        class NaNModel(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.inner = model
+
+            def forward(self, x, k, y=None):
+                return self.inner(x, k, y) * float("nan")
+
+        run.model = NaNModel()
+        return run
+
+    monkeypatch.setattr(recipe, "load_run", poisoned)
+    code = main(["sample", str(out), "--n", "4", "--steps", "3", "--out", str(tmp_path / "s")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "NaN/Inf" in err and "nothing written" in err
+    assert not (tmp_path / "s").exists() or not list((tmp_path / "s").iterdir())
