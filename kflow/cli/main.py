@@ -21,8 +21,7 @@ def _sample(args) -> None:
     import torch
 
     from ..recipe import load_run, pick_device
-    from ..sampling import sample
-    from ..training.atomic import atomic_write
+    from ..sampling.to_files import sample_to_folder
     from ..viz.images import save_grid
 
     device = pick_device(args.device)
@@ -49,16 +48,17 @@ def _sample(args) -> None:
 
         x_0 = split_noise(run.path.transform, args.n, fix_bands=_ints(args.fix_bands, "--fix-bands"),
                           vary_bands=_ints(args.vary_bands, "--vary-bands"), seed=args.seed, shared_seed=args.shared_seed)
-    out = sample(run.model, run.path, args.n, solver=args.solver, steps=args.steps, grid=args.grid,
-                 project=args.project, y=y, seed=args.seed, device=device, batch_size=args.batch_size,
-                 step_allocation=alloc, velocity=velocity, x_0=x_0)
-    if not torch.isfinite(out.x).all():
-        raise ValueError("the sampler produced NaN/Inf values; nothing written (try more steps or another solver)")
-    outdir = Path(args.out)
-    grid = save_grid(out.x[: args.grid_size], outdir / "samples.png")
-    arr = ((out.x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
-    atomic_write(outdir / "samples.npz", lambda tmp: np.savez(open(tmp, "wb"), x=arr, seed=args.seed, nfe=out.nfe))
-    print(f"{args.n} samples ({args.solver}, NFE {out.nfe}, seed {args.seed}) -> {grid} and {outdir / 'samples.npz'}")
+    settings = dict(checkpoint=str(Path(args.checkpoint).resolve()), step=run.step, solver=args.solver, steps=args.steps,
+                    grid=args.grid, project=args.project, label=args.label, guidance=args.guidance,
+                    keep_class_until=args.keep_class_until, fix_bands=args.fix_bands, vary_bands=args.vary_bands,
+                    shared_seed=args.shared_seed, step_allocation=args.step_allocation)
+    npz = sample_to_folder(run.model, run.path, args.n, args.out, settings, x_0=x_0, y=y, seed=args.seed,
+                           batch_size=args.batch_size, solver=args.solver, steps=args.steps, grid=args.grid,
+                           project=args.project, device=device, step_allocation=alloc, velocity=velocity)
+    with np.load(npz, allow_pickle=False) as f:
+        x, nfe = f["x"][: args.grid_size], int(f["nfe"])
+    grid = save_grid(torch.from_numpy(x).float() / 127.5 - 1, Path(args.out) / "samples.png")
+    print(f"{args.n} samples ({args.solver}, NFE {nfe}, seed {args.seed}) -> {grid} and {npz}")
 
 
 def _labels(label, n: int, num_classes: int):

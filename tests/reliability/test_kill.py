@@ -82,3 +82,36 @@ def test_twenty_kills_lose_nothing(tmp_path):
     for k in want:
         assert torch.equal(got[k], want[k]), k
     print(f"{kills} kills ({during_save} while a checkpoint was being written), {lives} processes")
+
+
+def test_killed_sampling_continues_where_it_stopped(tmp_path):
+    import numpy as np
+
+    env = dict(os.environ, KFLOW_PROGRESS="0")
+    run = tmp_path / "run"
+    subprocess.run([sys.executable, "-m", "kflow.cli.main", "train", str(TINY), f"out_dir={run}", "train.steps=2"],
+                   env=env, check=True, capture_output=True, timeout=600)
+
+    def sample_cmd(out):
+        return [sys.executable, "-m", "kflow.cli.main", "sample", str(run), "--n", "3000", "--batch-size", "100",
+                "--steps", "12", "--out", str(out)]
+
+    subprocess.run(sample_cmd(tmp_path / "ref"), env=env, check=True, capture_output=True, timeout=600)
+    out = tmp_path / "killed"
+    p = subprocess.Popen(sample_cmd(out), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    while p.poll() is None and len(list((out / "parts").glob("part-*.npz"))) < 3:
+        time.sleep(0.005)
+    p.kill()
+    p.wait()
+    parts = sorted((out / "parts").glob("part-*.npz"))
+    assert 3 <= len(parts) < 30 and not (out / "samples.npz").exists()
+    for part in parts:  # never a half-written part
+        with np.load(part) as f:
+            assert f["x"].shape == (100, 1, 8, 8)
+    r = subprocess.run(sample_cmd(out), env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and f"resumed: {len(parts)} finished part(s)" in r.stdout, r.stderr
+    with np.load(out / "samples.npz") as a, np.load(tmp_path / "ref" / "samples.npz") as b:
+        assert np.array_equal(a["x"], b["x"])
+    r = subprocess.run(sample_cmd(out)[:-2] + ["--seed", "5", "--out", str(out)], env=env, capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 2 and "another sampling job (differs in seed)" in r.stderr

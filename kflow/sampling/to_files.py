@@ -1,0 +1,67 @@
+"""Many samples to disk in resumable parts: each chunk of `batch_size` samples is written
+atomically as parts/part-NNNNN.npz; a rerun with the same settings skips finished parts, so an
+interrupted job continues where it stopped and ends with the same samples.npz as an
+uninterrupted one (the noise of all n samples is drawn up front from the seed)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..training.atomic import atomic_write, atomic_write_json
+from .sampler import sample
+
+
+def to_uint8(x: Tensor) -> np.ndarray:
+    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
+
+
+def sample_to_folder(model, path, n: int, out: str | Path, settings: dict, *, x_0: Tensor | None = None,
+                     y: Tensor | None = None, seed: int = 0, batch_size: int = 500, log=print, **sample_kw) -> Path:
+    """Write out/samples.npz (uint8 x, and y when given) through resumable parts. `settings` (JSON-able:
+    checkpoint, solver, steps, ...) must match the parts already in the folder."""
+    out = Path(out)
+    parts = out / "parts"
+    manifest = dict(settings, n=n, seed=seed, batch_size=batch_size)
+    mf = parts / "manifest.json"
+    if mf.exists():
+        old = json.loads(mf.read_text())
+        if old != json.loads(json.dumps(manifest)):
+            diff = sorted(k for k in set(old) | set(manifest) if old.get(k) != manifest.get(k))
+            raise ValueError(f"{out} holds parts of another sampling job (differs in {', '.join(diff)}); "
+                             "use another --out or delete its parts/ folder")
+    shape = tuple(path.transform.shape)
+    if x_0 is None:
+        x_0 = torch.randn(n, *shape, generator=torch.Generator().manual_seed(seed))
+    nfe, done = 0, 0
+    for i, start in enumerate(range(0, n, batch_size)):
+        part = parts / f"part-{i:05d}.npz"
+        if part.exists():
+            done += 1
+            continue
+        sl = slice(start, min(start + batch_size, n))
+        res = sample(model, path, sl.stop - sl.start, x_0=x_0[sl], y=None if y is None else y[sl], batch_size=batch_size,
+                     **sample_kw)
+        if not torch.isfinite(res.x).all():
+            raise ValueError(f"the sampler produced NaN/Inf values in samples {sl.start}..{sl.stop - 1}; "
+                             "nothing written for them (try more steps or another solver)")
+        nfe = res.nfe
+        arr = to_uint8(res.x)
+        if not mf.exists():  # written with the first part, so a failed job leaves nothing
+            atomic_write_json(mf, manifest)
+        atomic_write(part, lambda tmp, arr=arr: np.savez(open(tmp, "wb"), x=arr, nfe=nfe))
+    if done:
+        log(f"resumed: {done} finished part(s) of {batch_size} samples reused")
+    xs = []
+    for i in range((n + batch_size - 1) // batch_size):
+        with np.load(parts / f"part-{i:05d}.npz", allow_pickle=False) as f:
+            xs.append(f["x"])
+            nfe = int(f["nfe"])
+    arrays = dict(x=np.concatenate(xs), seed=seed, nfe=nfe)
+    if y is not None:
+        arrays["y"] = y.numpy()
+    atomic_write(out / "samples.npz", lambda tmp: np.savez(open(tmp, "wb"), **arrays))
+    return out / "samples.npz"
