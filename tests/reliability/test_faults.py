@@ -79,3 +79,15 @@ def test_non_finite_samples_are_reported_not_written(tmp_path, capsys, monkeypat
     err = capsys.readouterr().err.strip()
     assert code == 2 and "NaN/Inf" in err and "nothing written" in err
     assert not (tmp_path / "s").exists() or not list((tmp_path / "s").iterdir())
+
+
+def test_a_run_writes_only_inside_its_output_folder(tmp_path, monkeypatch):
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("KFLOW_CACHE", str(tmp_path / "cache"))
+    assert main(["train", str(TINY), "out_dir=runs/x", "train.steps=4", "train.ckpt_every=2", "train.sample_every=2"]) == 0
+    assert main(["sample", "runs/x", "--n", "4", "--steps", "3", "--out", "runs/x/samples_cli"]) == 0
+    written = sorted(str(p.relative_to(work)) for p in work.rglob("*") if p.is_file())
+    assert written and all(w.startswith("runs/x/") for w in written), written
+    assert not (tmp_path / "cache").exists()
