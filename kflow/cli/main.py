@@ -117,6 +117,18 @@ def _eval(args) -> None:
     run_eval(args)
 
 
+def _edit(args) -> None:
+    from .steer import run_edit
+
+    run_edit(args)
+
+
+def _restore(args) -> None:
+    from .steer import run_restore
+
+    run_restore(args)
+
+
 def _demo(args) -> None:
     from ..demo import run_demo
 
@@ -202,6 +214,35 @@ def build_parser() -> argparse.ArgumentParser:
     ci.add_argument("src")
     ci.add_argument("dst")
     e.set_defaults(func=_eval)
+
+    ed = sub.add_parser("edit", help="band editing of real images: recover their noise, redraw or swap bands, regenerate")
+    ed.add_argument("checkpoint")
+    ed.add_argument("images", help=".npz, image file, image folder, or NAME:SPLIT (e.g. fashion_mnist:test)")
+    ed.add_argument("--keep-bands", default="0", help="bands whose recovered noise is kept (default 0, the coarsest)")
+    ed.add_argument("--donor", default=None, help="images whose noise fills the other bands (a band swap)")
+    ed.add_argument("--n", type=int, default=8, help="at most this many images")
+    ed.add_argument("--label", default=None, help="class for conditional models (index or 'all')")
+    ed.add_argument("--steps", type=int, default=50)
+    ed.add_argument("--solver", default="rk4", choices=["euler", "heun", "midpoint", "rk4"])
+    ed.add_argument("--seed", type=int, default=0)
+    ed.add_argument("--device", default="auto")
+    ed.add_argument("--out", default="outputs/edit")
+    ed.set_defaults(func=_edit)
+
+    rs = sub.add_parser("restore", help="training-free restoration: super-resolution, deblurring, inpainting")
+    rs.add_argument("checkpoint")
+    rs.add_argument("images", help="clean images to degrade (.npz, image file, folder, NAME:SPLIT)")
+    rs.add_argument("--task", default="sr_box", choices=["sr_box", "sr_bicubic", "blur", "inpaint"])
+    rs.add_argument("--factor", type=int, default=2, help="super-resolution factor")
+    rs.add_argument("--sigma", type=float, default=1.0, help="blur std in pixels")
+    rs.add_argument("--noise", type=float, default=0.0, help="measurement noise std (images in [-1, 1])")
+    rs.add_argument("--degraded", action="store_true", help="the images are observations already (SR: low-res; blur)")
+    rs.add_argument("--n", type=int, default=8)
+    rs.add_argument("--steps", type=int, default=50)
+    rs.add_argument("--seed", type=int, default=0)
+    rs.add_argument("--device", default="auto")
+    rs.add_argument("--out", default="outputs/restore")
+    rs.set_defaults(func=_restore)
 
     d = sub.add_parser("demo", help="train a wavelet K-Flow on Fashion-MNIST for a few minutes, write pictures")
     d.add_argument("--minutes", type=float, default=7.0, help="training wall time")

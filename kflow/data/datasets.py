@@ -211,3 +211,36 @@ def load_dataset(name: str, split: str = "train", root: str | None = None, image
         data = ImageData(data.x[:limit], None if data.y is None else data.y[:limit], data.num_classes, data.name)
     _check_finite(data.x, f"dataset {name}")
     return ImageData(fit_size(data.x, image_size).contiguous(), data.y, data.num_classes, data.name)
+
+
+def load_images(source: str, shape, limit: int | None = None) -> Tensor:
+    """Images for editing/restoration, as (N, *shape) in [-1, 1]: an .npz, one image file, a folder
+    of images, or a dataset split written NAME:SPLIT (e.g. fashion_mnist:test); at most `limit`."""
+    from PIL import Image
+
+    C, H, _ = shape
+    p = Path(source)
+    if p.suffix == ".npz":
+        x = load_npz(p).x
+    elif p.is_dir():
+        x = load_folder(p, C).x
+    elif p.suffix.lower() in IMAGE_SUFFIXES:
+        if not p.is_file():
+            raise DataError(f"image {p} does not exist")
+        try:
+            with Image.open(p) as im:
+                a = np.asarray(im.convert("L" if C == 1 else "RGB"))
+        except OSError as e:
+            raise DataError(f"cannot read image {p} ({e})") from None
+        a = a[None, None] if a.ndim == 2 else a.transpose(2, 0, 1)[None]
+        x = torch.from_numpy(a.copy()).float() / 127.5 - 1
+    elif ":" in source and source.split(":")[0] in DATASETS:
+        name, split = source.split(":", 1)
+        x = load_dataset(name, split, image_size=H, limit=limit).x
+    else:
+        raise DataError(f"{source}: give an .npz, an image file, an image folder or NAME:SPLIT (e.g. fashion_mnist:test)")
+    x = x[:limit] if limit else x
+    if x.shape[1] != C:
+        raise DataError(f"{source} has {x.shape[1]} channel(s); the model takes {C}")
+    _check_finite(x, source)
+    return fit_size(x, H).contiguous()

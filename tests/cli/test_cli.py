@@ -148,3 +148,21 @@ def test_sample_with_guidance_dropping_and_noise_splitting(tmp_path):
     assert r.returncode == 2 and "do not fit this transform" in r.stderr
     r = kflow("sample", run, "--n", 2, "--label", "10", "--out", tmp_path / "t")
     assert r.returncode == 2 and "classes are 0..9" in r.stderr
+
+
+def test_edit_and_restore_from_images(tmp_path):
+    run = tmp_path / "run"
+    assert kflow("train", TINY, f"out_dir={run}", "train.steps=2", "data.labels=false").returncode == 0
+    r = kflow("edit", run, "digits:test", "--n", 3, "--steps", 6, "--keep-bands", "0", "--out", tmp_path / "e")
+    assert r.returncode == 0, r.stderr
+    assert "reconstruction" in r.stdout and "PSNR" in r.stdout
+    with np.load(tmp_path / "e" / "edit.npz") as f:
+        assert f["x"].shape == (3, 1, 8, 8) and f["x"].dtype == np.uint8
+    r = kflow("restore", run, "digits:test", "--task", "sr_box", "--n", 3, "--steps", 6, "--out", tmp_path / "r")
+    assert r.returncode == 0, r.stderr
+    assert "PSNR restored" in r.stdout and (tmp_path / "r" / "restore.png").stat().st_size > 0
+    np.savez(tmp_path / "low.npz", x=np.zeros((2, 1, 4, 4), np.uint8))
+    r = kflow("restore", run, tmp_path / "low.npz", "--degraded", "--steps", 4, "--out", tmp_path / "r2")
+    assert r.returncode == 0, r.stderr
+    r = kflow("edit", run, tmp_path / "nothing.xyz", "--out", tmp_path / "e2")
+    assert r.returncode == 2 and "NAME:SPLIT" in r.stderr
