@@ -4,7 +4,7 @@ Every row trains the same backbone with the same batch, steps, learning rate, se
 order (the configs differ only in `transform` / `path`), then samples at several NFE with the
 same noise and is scored in the features of the project's classifier against the test split.
 
-    python benchmarks/quality.py --profile cpu      # about an hour on 2 cores
+    python benchmarks/quality.py --profile cpu      # about 2.5 hours on 2 cores; rerun to continue
     python benchmarks/quality.py --profile gpu      # bigger model, more steps
     python benchmarks/quality.py --rows fm,wavelet3 --steps 300 --n 1000   # a quick look
 """
@@ -29,8 +29,9 @@ from kflow.training import train
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILES = {
-    # small UNet so that 5000 samples x several NFE fit the hour on 2 CPU cores
-    "cpu": dict(steps=1500, batch=64, n=5000, nfe=[10, 20, 50], dopri5=False,
+    # small UNet; per row about 10 min of training and 3 min per 10 NFE of sampling 5000 images on 2
+    # CPU cores. Trained runs and finished (row, NFE) cells are reused, so an interrupted run continues.
+    "cpu": dict(steps=1500, batch=64, n=5000, nfe=[10, 20], dopri5=False,
                 model=["model.unet.channels=16", "model.unet.channel_mult=[1,2,2]", "model.unet.num_res_blocks=1"],
                 rows="fm,wavelet2,wavelet3,fourier2,pca2"),
     "gpu": dict(steps=20000, batch=128, n=10000, nfe=[10, 20, 50], dopri5=True, model=[],
@@ -93,12 +94,17 @@ def main():
         run = load_run(res.out_dir, device=device)
         settings = [("euler", k) for k in nfes] + ([("dopri5", 0)] if prof["dopri5"] else [])
         for solver, k in settings:
-            t1 = time.time()
-            out = sample(run.model, run.path, n, solver=solver, steps=max(k, 1), x_0=noise, device=device)
-            sc = score_features(clf.embed(out.x.clamp(-1, 1)), real)
-            r = dict(row=row, transform=cfg.transform.name, bands=run.path.num_bands, bump=cfg.path.bump,
-                     solver=solver, nfe=out.nfe, fd=sc.fd, precision=sc.precision, recall=sc.recall,
-                     train_images_per_s=images_per_s, n=n, sample_s=time.time() - t1, train_s=train_s, steps=steps)
+            done = Path(cfg.out_dir) / f"quality-{solver}-{k}-n{n}-seed{args.seed}.json"  # finished cells are reused
+            if done.exists():
+                r = json.loads(done.read_text())
+            else:
+                t1 = time.time()
+                out = sample(run.model, run.path, n, solver=solver, steps=max(k, 1), x_0=noise, device=device)
+                sc = score_features(clf.embed(out.x.clamp(-1, 1)), real)
+                r = dict(row=row, transform=cfg.transform.name, bands=run.path.num_bands, bump=cfg.path.bump,
+                         solver=solver, nfe=out.nfe, fd=sc.fd, precision=sc.precision, recall=sc.recall,
+                         train_images_per_s=images_per_s, n=n, sample_s=time.time() - t1, train_s=train_s, steps=steps)
+                done.write_text(json.dumps(r))
             results.append(r)
             print(json.dumps(r), flush=True)
     fm = {(r["solver"], r["nfe"]): r["fd"] for r in results if r["row"] == "fm"}
