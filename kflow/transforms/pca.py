@@ -75,6 +75,40 @@ class PCATransform(Transform):
     def synthesize(self, c: Tensor) -> Tensor:
         return (c @ self._U(c).T).reshape(len(c), *self.shape)
 
+    def filter_many(self, x: Tensor, weights: Sequence[Tensor]) -> list[Tensor]:
+        """Per-band weights skip the zero bands: the basis is dense (D x D), so a matmul over only
+        the columns a sample needs is where the time goes. Samples are grouped by the contiguous
+        range of bands any weight touches (on the path: bands up to the active one), and each
+        weight is synthesised from its own band range (dx_k: the active band alone)."""
+        self.check_input(x)
+        B, N = self.num_bands, x.shape[0]
+        if not all(w.shape[-1] == B and B != self.dim and w.dim() <= 2 for w in weights):
+            return super().filter_many(x, weights)
+        W = [w.to(x.dtype).expand(N, B) for w in weights]
+        nz = torch.stack([w != 0 for w in W])  # (J, N, B)
+        any_nz = nz.any(0)
+        ar = torch.arange(B, device=x.device)
+        lo = torch.where(any_nz, ar, B).min(1).values  # first band used per sample (B: none)
+        hi = torch.where(any_nz, ar, -1).max(1).values
+        start = torch.tensor([0, *self.sizes], device="cpu").cumsum(0).tolist()  # column range of each band
+        X, U = x.reshape(N, -1), self._U(x)
+        outs = [torch.zeros_like(X) for _ in W]
+        for key in torch.unique(lo * B + hi).tolist():
+            a, b = divmod(key, B)
+            if a >= B:  # every weight zero for these samples
+                continue
+            idx = torch.nonzero((lo == a) & (hi == b)).flatten()
+            c = X[idx] @ U[:, start[a] : start[b + 1]]  # coefficients of bands a..b only
+            for j, w in enumerate(W):
+                used = nz[j][idx].any(0).nonzero().flatten()
+                if len(used) == 0:
+                    continue
+                ja, jb = used.min().item(), used.max().item()
+                cj = c[:, start[ja] - start[a] : start[jb + 1] - start[a]]
+                wj = w[idx][:, ja : jb + 1].repeat_interleave(torch.tensor(self.sizes[ja : jb + 1], device=x.device), dim=1)
+                outs[j][idx] = (cj * wj) @ U[:, start[ja] : start[jb + 1]].T
+        return [o.reshape(x.shape) for o in outs]
+
     # ---- files: safetensors for the tensors, JSON for the rest ---------------------------------
     def save(self, path: str | Path) -> None:
         from safetensors.torch import save_file

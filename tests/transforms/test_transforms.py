@@ -191,3 +191,20 @@ def test_pca_load_refuses_pickle(tmp_path):
     p.write_bytes(pickle.dumps({"basis": 1}, protocol=4))
     with pytest.raises(ValueError, match="pickle"):
         PCATransform.load(p)
+
+
+def test_pca_band_skipping_filter_equals_the_dense_one():
+    from kflow.transforms.base import Transform
+
+    x = torch.randn(300, 1, 8, 8, dtype=torch.float64).cumsum(-1)
+    T = PCATransform.fit(x, num_bands=3)
+    batch = torch.randn(40, 1, 8, 8, dtype=torch.float64)
+    g = torch.Generator().manual_seed(0)
+    w1 = torch.rand(40, 3, generator=g, dtype=torch.float64)
+    w1[torch.rand(40, 3, generator=g) < 0.4] = 0  # arbitrary zero patterns, also all-zero rows
+    w2 = torch.zeros(40, 3, dtype=torch.float64)
+    w2[torch.arange(40), torch.randint(0, 3, (40,), generator=g)] = 2.0  # one band per sample, like dx_k
+    fast = T.filter_many(batch, [w1, w2, torch.tensor([1.0, 0.0, 0.5], dtype=torch.float64)])
+    dense = Transform.filter_many(T, batch, [w1, w2, torch.tensor([1.0, 0.0, 0.5], dtype=torch.float64)])
+    for a, b in zip(fast, dense):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
