@@ -58,6 +58,12 @@ def inspect_data(dataset: str, out: str | Path, root: str | None = None, image_s
     return "\n".join(lines)
 
 
+def describe(T) -> str:
+    """'wavelet db6, 3 bands', 'fourier, 2 bands', 'pca, 2 bands'."""
+    c = T.config()
+    return f"{c.get('name', type(T).__name__)}{' ' + c['wavelet'] if 'wavelet' in c else ''}, {T.num_bands} bands"
+
+
 def path_report(runs: dict, n: int = 128, steps: int = 100, seed: int = 0) -> dict:
     """Trace every run (name -> LoadedRun) from the same noise and measure, in the decomposition of
     the first K-Flow run, per-band energy of x_k and of the final-sample estimate relative to the
@@ -69,7 +75,7 @@ def path_report(runs: dict, n: int = 128, steps: int = 100, seed: int = 0) -> di
     T = ref.transform
     shape = tuple(T.shape)
     x_0 = torch.randn(n, *shape, generator=torch.Generator().manual_seed(seed))
-    report = {"decomposition": f"{type(T).__name__} {T.config()}" if not hasattr(T, "basis") else "PCATransform",
+    report = {"decomposition": describe(T),
               "kappa": ref.kappa.tolist(), "n": n, "steps": steps, "seed": seed, "runs": {}}
     for name, run in runs.items():
         if tuple(run.path.transform.shape) != shape:

@@ -73,11 +73,11 @@ def plot_spectral_evolution(report: dict, path) -> Path:
             ax.axvline(kb, color="grey", ls="--", lw=0.8)
         ax.axhline(1, color="k", lw=0.5)
         ax.set(title=f"{title}: band energy / final", xlabel="k", yscale="log" if key == "state" else "linear")
-        if key == "estimate":
+        if key == "estimate":  # spikes where the network blends two bands (band starts) are cut at 1.6
             ax.set_ylim(-0.05, 1.6)
     axes[1].legend(fontsize=7, ncol=2)
-    fig.suptitle(f"spectral evolution, measured in {report['decomposition']} ({report['n']} samples, seed "
-                 f"{report['seed']}, {report['steps']} Euler steps)")
+    fig.suptitle(f"per-band energy along sampling, bands of {report['decomposition']} ({report['n']} samples, "
+                 f"seed {report['seed']}, {report['steps']} Euler steps; dashed: band boundaries)")
     fig.tight_layout()
     return _save(fig, path)
 
