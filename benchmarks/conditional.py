@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -24,9 +22,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quality import PROFILES, config_for  # noqa: E402  (the same rows, backbone and budget)
+from quality import PROFILES, config_for, report, setup  # noqa: E402  (the same rows, backbone and budget)
 
-from kflow.metrics import FeatureClassifier, cdr, per_class_fd, reference_features, score_features, train_classifier  # noqa: E402
+from kflow.metrics import cdr, per_class_fd, score_features  # noqa: E402
 from kflow.metrics.evaluate import format_table  # noqa: E402
 from kflow.recipe import load_run  # noqa: E402
 from kflow.sampling import sample  # noqa: E402
@@ -50,15 +48,7 @@ def main():
     args = ap.parse_args()
     prof = PROFILES[args.profile]
     steps = args.steps or prof["steps"]
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    os.environ.setdefault("KFLOW_PROGRESS", "0")
-    hw = torch.cuda.get_device_name() if device.type == "cuda" else f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
-
-    clf_path = Path(args.classifier)
-    if not clf_path.exists():
-        train_classifier("fashion_mnist", clf_path, epochs=3)
-    clf = FeatureClassifier.load(clf_path)
-    real, real_y = reference_features(clf, clf_path, "fashion_mnist", "test")
+    device, hw, clf, real, real_y = setup(args.classifier)
     classes = sorted(set(real_y.tolist()))
     y = torch.arange(len(classes)).repeat_interleave(args.per_class)  # (N,) every class, same order in every row
     noise = torch.randn(len(y), 1, 32, 32, generator=torch.Generator().manual_seed(args.seed))
@@ -105,11 +95,7 @@ def main():
     head = (f"hardware: {hw}; profile {args.profile}: {steps} steps x batch {prof['batch']}, label dropout 0.1; "
             f"{args.per_class} samples per class x {len(classes)} classes per setting, Euler NFE {args.nfe}, "
             f"guidance {args.guidance}, noise seed {args.seed}; classifier test accuracy {clf.info.test_accuracy:.4f}")
-    print("\n" + head + "\n\n" + table)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).with_suffix(".md").write_text(head + "\n\n" + table + "\n")
-        Path(args.out).with_suffix(".json").write_text(json.dumps({"header": head, "rows": results}, indent=2))
+    report(head, table, results, args.out)
 
 
 if __name__ == "__main__":

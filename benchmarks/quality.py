@@ -68,15 +68,7 @@ def main():
     rows = (args.rows or prof["rows"]).split(",")
     steps, n = args.steps or prof["steps"], args.n or prof["n"]
     nfes = [int(v) for v in args.nfe.split(",")] if args.nfe else prof["nfe"]
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    os.environ.setdefault("KFLOW_PROGRESS", "0")
-    hw = torch.cuda.get_device_name() if device.type == "cuda" else f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
-
-    clf_path = Path(args.classifier)
-    if not clf_path.exists():
-        train_classifier("fashion_mnist", clf_path, epochs=3)
-    clf = FeatureClassifier.load(clf_path)
-    real, _ = reference_features(clf, clf_path, "fashion_mnist", "test")
+    device, hw, clf, real, _ = setup(args.classifier)
     print(f"classifier test accuracy {clf.info.test_accuracy:.4f}; reference: Fashion-MNIST test split ({len(real)})")
 
     results = []
@@ -116,11 +108,29 @@ def main():
                                    "fd_vs_fm", "fd_vs_fm_2x_nfe"])
     head = (f"hardware: {hw}; profile {args.profile}: {steps} steps x batch {prof['batch']}, {n} samples per row "
             f"(noise seed {args.seed}, training seed {args.seed}), classifier test accuracy {clf.info.test_accuracy:.4f}")
+    report(head, table, results, args.out)
+
+
+def setup(classifier: str):
+    """Device, a hardware line, the classifier (trained when missing) and the test split's features/labels."""
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    os.environ.setdefault("KFLOW_PROGRESS", "0")
+    hw = torch.cuda.get_device_name() if device.type == "cuda" else f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
+    clf_path = Path(classifier)
+    if not clf_path.exists():
+        train_classifier("fashion_mnist", clf_path, epochs=3)
+    clf = FeatureClassifier.load(clf_path)
+    real, real_y = reference_features(clf, clf_path, "fashion_mnist", "test")
+    return device, hw, clf, real, real_y
+
+
+def report(head: str, table: str, rows: list[dict], out: str | None) -> None:
+    """Print the header and table; with `out`, also write them as markdown + JSON (out.md, out.json)."""
     print("\n" + head + "\n\n" + table)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).with_suffix(".md").write_text(head + "\n\n" + table + "\n")
-        Path(args.out).with_suffix(".json").write_text(json.dumps({"header": head, "rows": results}, indent=2))
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).with_suffix(".md").write_text(head + "\n\n" + table + "\n")
+        Path(out).with_suffix(".json").write_text(json.dumps({"header": head, "rows": rows}, indent=2))
 
 
 if __name__ == "__main__":
