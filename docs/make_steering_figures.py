@@ -81,7 +81,7 @@ def main():
         res = {"classical": baseline(y, A), "FM": restore(fm.model, fm.path, y, A, steps=20).x,
                "K-Flow": restore(kf.model, kf.path, y, A, steps=20).x}
         grids += [test, shown, *res.values()]
-        facts[f"restore_{task}_{kw}"] = {k: psnr(v.clamp(-1, 1), test).mean().item() for k, v in res.items()}
+        facts[f"restore_psnr_db_{task}_{next(iter(kw.values()))}"] = {k: psnr(v.clamp(-1, 1), test).mean().item() for k, v in res.items()}
     save_grid(torch.cat(grids), out / "restoration.png", nrow=len(grids))
 
     # class conditioning: one sample per class, full class / dropped after k = 0.3 / guidance 2
