@@ -45,13 +45,25 @@ def main():
     os.environ.setdefault("KFLOW_PROGRESS", "0")
     x = load_dataset("fashion_mnist", "test", image_size=32).x[: args.n]
     runs = {"K-Flow": load_run(args.kflow), "FM": load_run(args.fm)}
+    # each finished (task, noise) row is appended to <out>.rows.jsonl and reused on a rerun, so a
+    # killed run loses at most the row in progress
+    cache = Path(args.out).with_suffix(".rows.jsonl") if args.out else None
+    done = {}
+    if cache and cache.exists():
+        for line in cache.read_text().splitlines():
+            r = json.loads(line)
+            if r.get("n") == args.n and r.get("steps") == args.steps:
+                done[(r["task"], r["noise"])] = r
     rows = []
     for sigma_y in [float(v) for v in args.noise.split(",")]:
         for task, kw in TASKS:
             A = make_degradation(task, tuple(x.shape[1:]), sigma_y=sigma_y, **kw)
             y = A(x, seed=1)
             label = task + (f" x{kw['factor']}" if "factor" in kw else f" sigma {kw['sigma']}" if "sigma" in kw else "")
-            row = {"task": label, "noise": sigma_y}
+            if (label, sigma_y) in done:
+                rows.append(done[(label, sigma_y)])
+                continue
+            row = {"task": label, "noise": sigma_y, "n": args.n, "steps": args.steps}
             b = baseline(y, A)
             row["baseline_psnr"], row["baseline_ssim"] = psnr(b, x).mean().item(), ssim(b, x).mean()
             for name, run in runs.items():
@@ -60,7 +72,11 @@ def main():
                 row[f"{name}_psnr"], row[f"{name}_ssim"] = psnr(out.x.clamp(-1, 1), x).mean().item(), ssim(out.x, x).mean()
                 row["nfe"], row[f"{name}_s"] = out.nfe, time.time() - t
             rows.append(row)
-            print(json.dumps(row), flush=True)
+            print(json.dumps(row, default=float), flush=True)
+            if cache:
+                cache.parent.mkdir(parents=True, exist_ok=True)
+                with cache.open("a") as f:
+                    f.write(json.dumps(row, default=float) + "\n")
     keys = ["task", "noise", "baseline_psnr", "FM_psnr", "K-Flow_psnr", "baseline_ssim", "FM_ssim", "K-Flow_ssim", "nfe"]
     head = (f"{args.n} Fashion-MNIST test images (32x32, [-1, 1]); K-Flow {args.kflow} vs FM {args.fm}; Euler-type "
             f"steps {args.steps}; noise seed 1, sampling seed 0; baselines: bicubic (SR), Wiener (blur), zero fill (inpaint)")
