@@ -22,7 +22,7 @@ class ConfigError(ValueError):
 
 @dataclass
 class DataConfig:
-    name: str = "digits"  # digits | fashion_mnist | folder | npz
+    name: str = "digits"  # digits | fashion_mnist | folder | npz | latents (root = a `kflow data encode` folder)
     root: str | None = None
     image_size: int | None = None  # pad / resize to this size; None keeps the native size
     channels: int = 1
@@ -114,7 +114,7 @@ class Config:
 
 
 CHOICES = {
-    "data.name": ("digits", "fashion_mnist", "folder", "npz"),
+    "data.name": ("digits", "fashion_mnist", "folder", "npz", "latents"),
     "transform.name": ("identity", "fourier", "wavelet", "pca"),
     "transform.split": ("dyadic", "count"),
     "path.bump": ("linear", "cosine", "smoothstep"),

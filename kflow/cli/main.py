@@ -48,13 +48,19 @@ def _sample(args) -> None:
 
         x_0 = split_noise(run.path.transform, args.n, fix_bands=_ints(args.fix_bands, "--fix-bands"),
                           vary_bands=_ints(args.vary_bands, "--vary-bands"), seed=args.seed, shared_seed=args.shared_seed)
+    decode = None
+    if run.cfg.data.name == "latents":  # a latent model: decode with the encoding's VAE
+        from ..data.latents import LatentDecoder
+
+        decode = LatentDecoder(run.cfg.data.root, args.vae, device=device)
     settings = dict(checkpoint=str(Path(args.checkpoint).resolve()), step=run.step, solver=args.solver, steps=args.steps,
                     grid=args.grid, project=args.project, label=args.label, guidance=args.guidance,
                     keep_class_until=args.keep_class_until, fix_bands=args.fix_bands, vary_bands=args.vary_bands,
                     shared_seed=args.shared_seed, step_allocation=args.step_allocation)
     npz = sample_to_folder(run.model, run.path, args.n, args.out, settings, x_0=x_0, y=y, seed=args.seed,
                            batch_size=args.batch_size, solver=args.solver, steps=args.steps, grid=args.grid,
-                           project=args.project, device=device, step_allocation=alloc, velocity=velocity)
+                           project=args.project, device=device, step_allocation=alloc, velocity=velocity,
+                           decode=decode)
     with np.load(npz, allow_pickle=False) as f:
         x, nfe = f["x"][: args.grid_size], int(f["nfe"])
     grid = save_grid(torch.from_numpy(x).float() / 127.5 - 1, Path(args.out) / "samples.png")
@@ -165,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--batch-size", type=int, default=500)
     s.add_argument("--grid-size", type=int, default=64, help="images in the PNG grid")
+    s.add_argument("--vae", default=None, help="latent models: VAE folder (default: the one the latents were encoded with)")
     s.add_argument("--device", default="auto")
     s.add_argument("--out", default="outputs/samples")
     s.set_defaults(func=_sample)
@@ -243,6 +250,10 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("--device", default="auto")
     rs.add_argument("--out", default="outputs/restore")
     rs.set_defaults(func=_restore)
+
+    from .data import add_parser as add_data_parser
+
+    add_data_parser(sub)
 
     d = sub.add_parser("demo", help="train a wavelet K-Flow on Fashion-MNIST for a few minutes, write pictures")
     d.add_argument("--minutes", type=float, default=7.0, help="training wall time")

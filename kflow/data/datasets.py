@@ -28,7 +28,7 @@ FASHION_MNIST_SHA256 = {
 }
 FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                          "Ankle boot"]
-DATASETS = ("digits", "fashion_mnist", "folder", "npz")
+DATASETS = ("digits", "fashion_mnist", "folder", "npz", "latents")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
@@ -203,6 +203,16 @@ def load_dataset(name: str, split: str = "train", root: str | None = None, image
         if not root:
             raise DataError("data.name=folder needs data.root=<image folder>")
         data = load_folder(root, channels)
+    elif name == "latents":  # scaled VAE latents from `kflow data encode`: no padding or resizing
+        from .latents import load_latents
+
+        if not root:
+            raise DataError("data.name=latents needs data.root=<folder written by kflow data encode>")
+        data = load_latents(root)
+        if image_size not in (None, data.x.shape[-1]):
+            raise DataError(f"data.image_size={image_size} but the latents are {data.x.shape[-1]}x{data.x.shape[-1]}; "
+                            "leave data.image_size unset for latents")
+        image_size = None
     else:
         raise DataError(f"unknown dataset {name!r}; use one of {', '.join(DATASETS)}")
     if len(data) == 0:

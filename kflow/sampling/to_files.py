@@ -1,11 +1,13 @@
 """Many samples to disk in resumable parts: each chunk of `batch_size` samples is written
 atomically as parts/part-NNNNN.npz; a rerun with the same settings skips finished parts, so an
 interrupted job continues where it stopped and ends with the same samples.npz as an
-uninterrupted one (the noise of all n samples is drawn up front from the seed)."""
+uninterrupted one (the noise of all n samples is drawn up front from the seed). For latent
+models, `decode` maps the generated latents to images; the parts keep both (z and x)."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -20,7 +22,8 @@ def to_uint8(x: Tensor) -> np.ndarray:
 
 
 def sample_to_folder(model, path, n: int, out: str | Path, settings: dict, *, x_0: Tensor | None = None,
-                     y: Tensor | None = None, seed: int = 0, batch_size: int = 500, log=print, **sample_kw) -> Path:
+                     y: Tensor | None = None, seed: int = 0, batch_size: int = 500, log=print,
+                     decode: Callable[[Tensor], Tensor] | None = None, **sample_kw) -> Path:
     """Write out/samples.npz (uint8 x, and y when given) through resumable parts. `settings` (JSON-able:
     checkpoint, solver, steps, ...) must match the parts already in the folder."""
     out = Path(out)
@@ -49,18 +52,23 @@ def sample_to_folder(model, path, n: int, out: str | Path, settings: dict, *, x_
             raise ValueError(f"the sampler produced NaN/Inf values in samples {sl.start}..{sl.stop - 1}; "
                              "nothing written for them (try more steps or another solver)")
         nfe = res.nfe
-        arr = to_uint8(res.x)
+        arrays = {"x": to_uint8(res.x if decode is None else decode(res.x)), "nfe": nfe}
+        if decode is not None:
+            arrays["z"] = res.x.float().numpy()
         if not mf.exists():  # written with the first part, so a failed job leaves nothing
             atomic_write_json(mf, manifest)
-        atomic_write(part, lambda tmp, arr=arr: np.savez(open(tmp, "wb"), x=arr, nfe=nfe))
+        atomic_write(part, lambda tmp, a=arrays: np.savez(open(tmp, "wb"), **a))
     if done:
         log(f"resumed: {done} finished part(s) of {batch_size} samples reused")
-    xs = []
+    xs, zs = [], []
     for i in range((n + batch_size - 1) // batch_size):
         with np.load(parts / f"part-{i:05d}.npz", allow_pickle=False) as f:
             xs.append(f["x"])
+            zs.append(f["z"] if "z" in f else None)
             nfe = int(f["nfe"])
     arrays = dict(x=np.concatenate(xs), seed=seed, nfe=nfe)
+    if decode is not None:
+        arrays["z"] = np.concatenate(zs)
     if y is not None:
         arrays["y"] = y.numpy()
     atomic_write(out / "samples.npz", lambda tmp: np.savez(open(tmp, "wb"), **arrays))

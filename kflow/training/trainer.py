@@ -202,7 +202,12 @@ class Trainer:
         if not torch.isfinite(out.x).all():
             print(f"warning: the samples at step {self.step} contain NaN/Inf; not writing {name}")
             return None
-        return save_grid(out.x, self.out / "samples" / name)
+        x = out.x
+        if self.cfg.data.name == "latents":  # show images, not latents
+            from ..data.latents import LatentDecoder
+
+            x = LatentDecoder(self.cfg.data.root, device=self.device)(x)
+        return save_grid(x, self.out / "samples" / name)
 
     # ---------------------------------------------------------------------------------------
     def fit(self, until: int | None = None) -> TrainResult:

@@ -1,0 +1,38 @@
+"""`kflow data encode`: a dataset -> scaled VAE latents (safetensors shards + manifest)."""
+from __future__ import annotations
+
+
+def run_data(args) -> None:
+    from ..data import load_dataset
+    from ..data.latents import encode_dataset
+
+    data = load_dataset(args.dataset, args.split, args.root, args.image_size, args.channels, args.limit)
+    source = dict(name=args.dataset, split=args.split, root=args.root, image_size=args.image_size, limit=args.limit)
+    info = encode_dataset(data, args.vae, args.out, store=args.store, scale=args.scale, batch_size=args.batch_size,
+                          shard_size=args.shard_size, seed=args.seed, device=args.device, source=source)
+    m = info.manifest
+    print(f"{m['n']} images -> latents {tuple(m['latent_shape'])} (scale {m['scale']:g}, store {m['store']}) in "
+          f"{info.num_shards} shard(s) under {info.folder}; train with data.name=latents data.root={info.folder}")
+
+
+def add_parser(sub) -> None:
+    d = sub.add_parser("data", help="prepare datasets: encode images to VAE latents")
+    dsub = d.add_subparsers(dest="data_cmd", required=True)
+    e = dsub.add_parser("encode", help="encode a dataset once with a local diffusers AutoencoderKL (resumable; torchrun "
+                        "splits the shards over GPUs)")
+    e.add_argument("--vae", required=True, help="local AutoencoderKL folder (config.json + *.safetensors)")
+    e.add_argument("--dataset", default="fashion_mnist", help="digits | fashion_mnist | folder | npz")
+    e.add_argument("--root", default=None, help="image folder or .npz for folder / npz")
+    e.add_argument("--split", default="train")
+    e.add_argument("--image-size", type=int, default=None, help="pad / resize images to this size first")
+    e.add_argument("--channels", type=int, default=3, help="folder datasets: 1 (grey) or 3 (RGB)")
+    e.add_argument("--limit", type=int, default=None, help="encode only the first N images")
+    e.add_argument("--store", default="mean_std", choices=["mean_std", "mean", "sample"],
+                   help="mean_std: scaled mean and std; mean; sample: one scaled draw (seeded)")
+    e.add_argument("--scale", type=float, default=None, help="latent scale (default: the VAE's scaling_factor)")
+    e.add_argument("--batch-size", type=int, default=64)
+    e.add_argument("--shard-size", type=int, default=4096, help="latents per shard (the unit of resumption)")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--device", default="auto")
+    e.add_argument("--out", required=True, help="latent folder to write (or resume)")
+    d.set_defaults(func=run_data)
