@@ -88,6 +88,8 @@ class SampleConfig:
     grid: str = "band"  # band | uniform
     project: bool = False
     num_grid: int = 64  # images in the sample grid PNGs
+    guidance: float = 1.0  # classifier-free guidance scale for class-conditional grids (1 = conditional)
+    keep_class_until: float = 1.0  # condition dropping: the class is used only for k below this
 
 
 @dataclass
@@ -145,6 +147,8 @@ def validate(cfg: Config) -> None:
         ("train.ckpt_every", t.ckpt_every, t.ckpt_every >= 1), ("train.log_every", t.log_every, t.log_every >= 1),
         ("train.keep_checkpoints", t.keep_checkpoints, t.keep_checkpoints >= 1),
         ("sample.steps", cfg.sample.steps, cfg.sample.steps >= 1),
+        ("sample.guidance", cfg.sample.guidance, cfg.sample.guidance >= 0),
+        ("sample.keep_class_until", cfg.sample.keep_class_until, 0 <= cfg.sample.keep_class_until <= 1),
         ("data.image_size", cfg.data.image_size, cfg.data.image_size is None or cfg.data.image_size >= 2),
         ("data.channels", cfg.data.channels, cfg.data.channels in (1, 3)),
     ]:

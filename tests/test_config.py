@@ -42,3 +42,35 @@ def test_base_include_and_cycles(tmp_path):
 def test_bad_values_name_the_key(override, match):
     with pytest.raises(ConfigError, match=match.replace("(", r"\(").replace("[", r"\[")):
         load_config(None, [override])
+
+
+PAPER = ["fm", "wavelet", "fourier", "pca"]
+
+
+@pytest.mark.parametrize("dataset", ["celebahq256", "imagenet256"])
+def test_paper_configs_build_dit_l2_and_differ_only_in_transform(dataset):
+    """configs/paper: DiT-L/2 on (4, 32, 32) latents (458M parameters as published; the MoE
+    variant adds experts), FM and K-Flow differing only in the transform."""
+    import torch
+
+    from kflow.recipe import make_model
+
+    cfgs = {n: load_config(f"configs/paper/{dataset}_{n}.yaml") for n in PAPER + ["wavelet_moe"]}
+    dicts = {n: c.to_dict() for n, c in cfgs.items()}
+    for d in dicts.values():
+        d.pop("transform"), d.pop("out_dir")
+    assert all(dicts[n] == dicts["fm"] for n in PAPER)
+    assert cfgs["wavelet_moe"].model.dit.num_experts == 8
+    conditional = dataset == "imagenet256"
+    assert cfgs["fm"].data.labels == conditional and cfgs["fm"].sample.guidance == (1.5 if conditional else 1.0)
+    with torch.device("meta"):
+        dense = make_model(cfgs["fm"], (4, 32, 32), 1000 if conditional else 0)
+        moe = make_model(cfgs["wavelet_moe"], (4, 32, 32), 1000 if conditional else 0)
+    params = sum(p.numel() for p in dense.parameters())
+    assert 455e6 < params < 462e6, params
+    assert sum(p.numel() for p in moe.parameters()) > 3 * params
+
+
+def test_sample_guidance_range():
+    with pytest.raises(ConfigError, match="sample.keep_class_until=1.5 is out of range"):
+        load_config(None, ["sample.keep_class_until=1.5"])

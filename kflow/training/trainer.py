@@ -197,8 +197,13 @@ class Trainer:
         n = s.num_grid
         y = torch.arange(n) % self.data.num_classes if self.data.num_classes else None
         self.ema.eval()
+        velocity = None
+        if y is not None and (s.guidance != 1.0 or s.keep_class_until < 1.0):
+            from ..steering import class_conditional
+
+            velocity = class_conditional(self.ema, s.guidance, s.keep_class_until)
         out = sample(self.ema, self.path, n, solver=s.solver, steps=s.steps, grid=s.grid, project=s.project, y=y,
-                     seed=1234, device=self.device)
+                     seed=1234, device=self.device, velocity=velocity)
         if not torch.isfinite(out.x).all():
             print(f"warning: the samples at step {self.step} contain NaN/Inf; not writing {name}")
             return None

@@ -108,3 +108,21 @@ def test_ddp_two_gloo_processes_match_one_process(tmp_path):
     single.fit()
     for k, v in single.model.state_dict().items():
         torch.testing.assert_close(r0[k], v, rtol=1e-4, atol=1e-5)
+
+
+def test_sample_grid_uses_the_configured_guidance(tmp_path, monkeypatch):
+    """sample.guidance / sample.keep_class_until reach the grid as a ClassConditional wrapper."""
+    import kflow.steering.guidance as guidance
+
+    seen = []
+    original = guidance.ClassConditional.__init__
+
+    def spy(self, model, y, scale=1.0, keep_until=1.0):
+        seen.append((scale, keep_until, len(y)))
+        original(self, model, y, scale, keep_until)
+
+    monkeypatch.setattr(guidance.ClassConditional, "__init__", spy)
+    tr = Trainer(cfg(tmp_path, "train.steps=2", "train.ckpt_every=2", "sample.guidance=1.5",
+                     "sample.keep_class_until=0.3", "sample.steps=3"))
+    tr.fit()
+    assert seen == [(1.5, 0.3, 16)] and (tmp_path / "samples" / "final.png").exists()
