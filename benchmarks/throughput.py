@@ -1,8 +1,14 @@
-"""Training throughput (images/s) of the default Fashion-MNIST UNet for FM and each K-Flow
-transform, measured side by side in one run with the real Trainer (interleaved rounds, so drift
-of the machine hits every row alike), plus the sampler's overhead over bare forward passes.
+"""Training and sampling throughput, FM vs each K-Flow transform, side by side in one run.
 
-    python benchmarks/throughput.py [--rounds 3] [--steps 10] [--batch 128] [--device cpu]
+The real Trainer for every row, interleaved rounds (drift of the machine hits every row alike),
+median images/s. Backbones: the Fashion-MNIST UNet on its configs (1 x 32 x 32), or a DiT size on
+(4, 32, 32) latents (random latents: the content does not change the cost). On CUDA the table adds
+model FLOPs utilisation: FLOPs of one training forward + backward counted with
+torch.utils.flop_counter, times images/s, over the device's dense bf16 peak.
+
+    python benchmarks/throughput.py                                   # UNet, CPU or GPU
+    python benchmarks/throughput.py --backbone dit-B --batch 256 --compile   # on a GPU
+    python benchmarks/throughput.py --sampler-only                    # sampler overhead only
 """
 from __future__ import annotations
 
@@ -14,6 +20,7 @@ import time
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
+import numpy as np
 import torch
 
 from kflow.config import load_config
@@ -21,78 +28,149 @@ from kflow.sampling import sample
 from kflow.training import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
-ROWS = ["fm", "fourier2", "fourier3", "wavelet2", "wavelet3", "pca2", "pca3"]
+UNET_ROWS = ["fm", "fourier2", "fourier3", "wavelet2", "wavelet3", "pca2", "pca3"]
+DIT_ROWS = ["fm", "fourier3", "wavelet3", "pca2"]
+# dense bf16 tensor-core peaks (FLOP/s) from the vendors' data sheets, matched on the device name
+PEAKS = {"H200": 989.4e12, "H100 PCIe": 756e12, "H100": 989.4e12, "A100": 312e12, "L40S": 362e12, "A10G": 70e12}
+
+
+def sync(dev):
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def peak_flops(dev, override_tflops):
+    if override_tflops:
+        return override_tflops * 1e12
+    if dev.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name()
+    return next((v for k, v in PEAKS.items() if k in name), None)
+
+
+def train_flops_per_image(tr: Trainer, batch: int) -> float:
+    """FLOPs of one forward + backward of the network on a batch, per image (counted, not estimated)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.randn(batch, *tr.transform.shape, device=tr.device)
+    k = torch.rand(batch, device=tr.device)
+    with FlopCounterMode(display=False) as fc, torch.autocast(tr.device.type, torch.bfloat16, enabled=tr.amp):
+        tr.model(x, k).float().pow(2).mean().backward()
+    tr.model.zero_grad(set_to_none=True)
+    return fc.get_total_flops() / batch
+
+
+def make_trainers(args, tmp) -> dict:
+    overrides = [f"train.batch_size={args.batch}", f"train.device={args.device}", "train.ckpt_every=1000000",
+                 "train.log_every=1000000", "train.steps=1000000", f"train.compile={str(args.compile).lower()}"]
+    if args.backbone == "unet":
+        rows = UNET_ROWS
+        extra = []
+    else:  # DiT on (4, 32, 32) latents
+        rows = DIT_ROWS
+        npz = Path(tmp) / "latents.npz"
+        np.savez(npz, x=np.random.default_rng(0).standard_normal((max(4 * args.batch, 2048), 4, 32, 32)).astype(np.float32))
+        size = args.backbone.split("-")[1]
+        extra = ["data.name=npz", f"data.root={npz}", "data.image_size=null", "data.labels=false", "model.name=dit",
+                 f"model.dit.size={size}", "model.dit.patch_size=2", f"model.dit.num_experts={args.experts}",
+                 "transform.pca_samples=2048"]
+    trainers = {}
+    for row in rows:
+        cfg = load_config(ROOT / "configs" / f"fmnist_{row}.yaml", [f"out_dir={tmp}/{row}", *overrides, *extra])
+        trainers[row] = Trainer(cfg)
+        trainers[row].fit(until=3)  # warm-up (and compilation)
+    return trainers
 
 
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--backbone", default="unet", help="unet (Fashion-MNIST configs) or dit-XS/S/B/L on 4x32x32 latents")
+    ap.add_argument("--experts", type=int, default=0, help="DiT: mixture of experts with this many expert MLPs")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=10, help="training steps per row per round")
     ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--sample-n", type=int, default=64, help="images per sampling measurement (50 Euler steps)")
+    ap.add_argument("--peak-tflops", type=float, default=None, help="device peak for MFU when not in the built-in table")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--sampler-only", action="store_true", help="skip the training table")
-    ap.add_argument("--sampler-rows", default="fm,wavelet3,fourier3,pca3")
+    ap.add_argument("--sampler-only", action="store_true", help="only the sampler-overhead table")
     args = ap.parse_args()
+    if args.backbone != "unet" and args.backbone.split("-")[-1] not in ("XS", "S", "B", "L"):
+        raise SystemExit(f"--backbone {args.backbone!r}: use unet or dit-XS, dit-S, dit-B, dit-L")
     os.environ["KFLOW_PROGRESS"] = "0"
     dev = torch.device(args.device)
     name = torch.cuda.get_device_name() if dev.type == "cuda" else platform.processor() or platform.machine()
-    print(f"device: {dev} ({name}), torch {torch.__version__}, threads {torch.get_num_threads()}, batch {args.batch}")
+    print(f"device: {dev} ({name}), torch {torch.__version__}, threads {torch.get_num_threads()}, "
+          f"backbone {args.backbone}{f' MoE {args.experts}' if args.experts else ''}, batch {args.batch}, "
+          f"compile {args.compile}")
     with TemporaryDirectory() as tmp:
-        trainers = {}
-        for row in ROWS:
-            cfg = load_config(ROOT / "configs" / f"fmnist_{row}.yaml",
-                              [f"out_dir={tmp}/{row}", f"train.batch_size={args.batch}", f"train.device={args.device}",
-                               "train.ckpt_every=1000000", "train.log_every=1000000", "train.steps=1000000"])
-            trainers[row] = Trainer(cfg)
-            trainers[row].fit(until=2)  # warm-up
-        times = {row: [] for row in ROWS}
-        for _ in range(0 if args.sampler_only else args.rounds):
-            for row, tr in trainers.items():
-                if dev.type == "cuda":
-                    torch.cuda.synchronize()
-                t = time.perf_counter()
-                tr.fit(until=tr.step + args.steps)
-                if dev.type == "cuda":
-                    torch.cuda.synchronize()
-                times[row].append(args.steps * args.batch / (time.perf_counter() - t))
+        trainers = make_trainers(args, tmp)
         if not args.sampler_only:
-            print_training(times, trainers)
+            training_table(args, trainers, dev)
+        sampler_table(args, trainers, dev)
 
-        # sampler overhead: 64 images, 50 Euler steps vs 50 bare forward passes
-        print("\n| run | 50 forward passes s | sample(50 Euler steps) s | overhead |")
-        print("|---|---|---|---|")
-        for row in args.sampler_rows.split(","):
-            tr = trainers[row]
+
+def training_table(args, trainers, dev):
+    train_ips = {row: [] for row in trainers}
+    sample_ips = {row: [] for row in trainers}
+    for _ in range(args.rounds):
+        for row, tr in trainers.items():
+            sync(dev)
+            t = time.perf_counter()
+            tr.fit(until=tr.step + args.steps)
+            sync(dev)
+            train_ips[row].append(args.steps * args.batch / (time.perf_counter() - t))
             model = tr.ema.eval()
-            x = torch.randn(64, *tr.transform.shape, device=dev)
-            k = torch.full((64,), 0.5, device=dev)
+            t = time.perf_counter()
+            with torch.autocast(dev.type, torch.bfloat16, enabled=tr.amp):
+                sample(model, tr.path, args.sample_n, steps=50, device=dev, batch_size=args.sample_n)
+            sync(dev)
+            sample_ips[row].append(args.sample_n / (time.perf_counter() - t))
+    peak = peak_flops(dev, args.peak_tflops)
+    fm = statistics.median(train_ips["fm"])
+    params = sum(p.numel() for p in trainers["fm"].model.parameters())
+    print(f"\n{args.backbone}: {params / 1e6:.1f}M parameters; median of {args.rounds} rounds of {args.steps} steps")
+    print("\n| run | transform | train images/s | vs FM | sample images/s (50 Euler) | vs FM |"
+          + (" train TFLOP/s | MFU |" if peak else ""))
+    print("|---|---|---|---|---|---|" + ("---|---|" if peak else ""))
+    sfm = statistics.median(sample_ips["fm"])
+    for row, tr in trainers.items():
+        ips, sps = statistics.median(train_ips[row]), statistics.median(sample_ips[row])
+        line = f"| {row} | {tr.cfg.transform.name} | {ips:.1f} | {ips / fm:.3f} | {sps:.1f} | {sps / sfm:.3f} |"
+        if peak:
+            achieved = train_flops_per_image(tr, min(args.batch, 64)) * ips
+            line += f" {achieved / 1e12:.1f} | {100 * achieved / peak:.1f}% |"
+        print(line)
+    if dev.type == "cuda" and not peak:
+        print("MFU: this GPU's peak is not in the table; pass --peak-tflops")
 
-            def bare():
-                with torch.no_grad():
-                    for _ in range(50):
-                        model(x, k)
 
-            def sampled():
-                sample(model, tr.path, 64, steps=50, device=dev)
-
-            res = {}
-            for fn in (bare, sampled, bare, sampled):
-                t = time.perf_counter()
-                fn()
-                if dev.type == "cuda":
-                    torch.cuda.synchronize()
-                res.setdefault(fn.__name__, []).append(time.perf_counter() - t)
-            b, s = min(res["bare"]), min(res["sampled"])
-            print(f"| fmnist_{row} | {b:.2f} | {s:.2f} | {100 * (s / b - 1):+.1f}% |")
-
-
-def print_training(times, trainers):
-    fm = statistics.median(times["fm"])
-    print("\n| run | transform | train images/s (median of rounds) | vs FM |")
+def sampler_table(args, trainers, dev):
+    """sample() (band grid, 50 Euler steps) against 50 bare forward passes of the same network."""
+    print("\n| run | 50 forward passes s | sample(50 Euler steps) s | overhead |")
     print("|---|---|---|---|")
-    for row in ROWS:
-        ips = statistics.median(times[row])
-        print(f"| fmnist_{row} | {trainers[row].cfg.transform.name} | {ips:.1f} | {ips / fm:.3f} |")
+    for row, tr in trainers.items():
+        model = tr.ema.eval()
+        x = torch.randn(args.sample_n, *tr.transform.shape, device=dev)
+        k = torch.full((args.sample_n,), 0.5, device=dev)
+
+        def bare():
+            with torch.no_grad():
+                for _ in range(50):
+                    model(x, k)
+
+        def sampled():
+            sample(model, tr.path, args.sample_n, steps=50, device=dev, batch_size=args.sample_n)
+
+        res = {}
+        for fn in (bare, sampled, bare, sampled):
+            sync(dev)
+            t = time.perf_counter()
+            fn()
+            sync(dev)
+            res.setdefault(fn.__name__, []).append(time.perf_counter() - t)
+        b, s = min(res["bare"]), min(res["sampled"])
+        print(f"| {row} | {b:.2f} | {s:.2f} | {100 * (s / b - 1):+.1f}% |")
 
 
 if __name__ == "__main__":
