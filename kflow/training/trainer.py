@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from torch import Tensor
 
 from ..config import Config
 from ..data import ImageData, load_dataset
@@ -166,10 +167,19 @@ class Trainer:
     @torch.no_grad()
     def _update_ema(self) -> None:
         d = min(self.cfg.train.ema_decay, (1 + self.step) / (10 + self.step))
-        for e, p in zip(self.ema.parameters(), self.model.parameters()):
-            e.lerp_(p.detach(), 1 - d)
+        torch._foreach_lerp_(list(self.ema.parameters()), [p.detach() for p in self.model.parameters()], 1 - d)
         for e, b in zip(self.ema.buffers(), self.model.buffers()):
             e.copy_(b)
+
+    def _check_finite(self, first_bad: Tensor) -> None:
+        """Stop (keeping the last good checkpoint) if any step since the last check was non-finite."""
+        flag = first_bad.clone()
+        if self.distributed:
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        if flag.item() >= 0:
+            ck = latest_checkpoint(self.ckpt_dir)
+            raise TrainingError(f"non-finite loss or gradient at step {flag.item()}; stopped. Last good checkpoint: "
+                                f"{ck or 'none'}. Lower train.lr or check the data, or set train.nonfinite=skip")
 
     def save(self) -> Path | None:
         if self.rank != 0:
@@ -247,6 +257,7 @@ class Trainer:
         last_ckpt = None
         images_per_s = 0.0
         self.model.train()
+        first_bad = torch.tensor(-1, device=self.device)  # step of the first non-finite loss/gradient
         try:
             while self.step < end:
                 torch.manual_seed(_seed(t.seed, self.step, 2, self.rank))  # dropout etc.
@@ -258,20 +269,19 @@ class Trainer:
                 self.opt.zero_grad(set_to_none=True)
                 out.loss.backward()
                 gnorm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip if t.grad_clip > 0 else math.inf)
-                bad = torch.stack([out.loss.detach(), gnorm.detach()]).isfinite().all().logical_not().float()
-                if self.distributed:
-                    dist.all_reduce(bad)
-                if bad.item() > 0:
-                    msg = (f"non-finite loss or gradient at step {self.step} (loss={out.loss.item():.4g}, "
-                           f"grad norm={gnorm.item():.4g})")
-                    if t.nonfinite == "stop":
-                        ck = latest_checkpoint(self.ckpt_dir)
-                        raise TrainingError(f"{msg}; stopped. Last good checkpoint: {ck or 'none'}. Lower train.lr or "
-                                            "check the data, or set train.nonfinite=skip")
-                    if self.rank == 0:
-                        print(f"warning: {msg}; step skipped")
-                    self.step += 1
-                    continue
+                bad = torch.stack([out.loss.detach(), gnorm.detach()]).isfinite().all().logical_not()
+                if t.nonfinite == "skip":  # deciding per step needs the flag on the host: one sync per step
+                    bad = bad.float()
+                    if self.distributed:
+                        dist.all_reduce(bad)
+                    if bad.item() > 0:
+                        if self.rank == 0:
+                            print(f"warning: non-finite loss or gradient at step {self.step} (loss={out.loss.item():.4g}, "
+                                  f"grad norm={gnorm.item():.4g}); step skipped")
+                        self.step += 1
+                        continue
+                else:  # stop: remember the first bad step on the device, look at it only before logs and saves
+                    first_bad = torch.where(bad & (first_bad < 0), self.step, first_bad)
                 self.opt.step()
                 self._update_ema()
                 self.step += 1
@@ -279,7 +289,10 @@ class Trainer:
                 window_steps += 1
                 if bar:
                     bar.update(1)
-                if self.step % t.log_every == 0 or self.step == end:
+                at_log = self.step % t.log_every == 0 or self.step == end
+                if t.nonfinite == "stop" and (at_log or self.step % t.ckpt_every == 0 or self.step == t.steps):
+                    self._check_finite(first_bad)
+                if at_log:
                     loss = torch.stack(window).mean()
                     if self.distributed:
                         dist.all_reduce(loss)
@@ -303,11 +316,10 @@ class Trainer:
                 if t.sample_every and self.step % t.sample_every == 0 and self.step != t.steps:
                     self.sample_grid(f"step_{self.step:08d}.png")
                     self.model.train()
-                if t.max_minutes is not None and time.time() - t0 > 60 * t.max_minutes:
-                    stop = torch.tensor(1.0)
-                else:
-                    stop = torch.tensor(0.0)
-                if self.distributed:
+                if t.max_minutes is None or not at_log:  # the wall-time check runs with the logs: no sync
+                    continue
+                stop = torch.tensor(float(time.time() - t0 > 60 * t.max_minutes), device=self.device)
+                if self.distributed:  # all ranks stop at the same step
                     dist.all_reduce(stop)
                 if stop.item() > 0:
                     if self.rank == 0:

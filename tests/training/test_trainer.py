@@ -126,3 +126,23 @@ def test_sample_grid_uses_the_configured_guidance(tmp_path, monkeypatch):
                      "sample.keep_class_until=0.3", "sample.steps=3"))
     tr.fit()
     assert seen == [(1.5, 0.3, 16)] and (tmp_path / "samples" / "final.png").exists()
+
+
+def test_nonfinite_skip_leaves_the_weights_of_that_step_untouched(tmp_path, capsys):
+    """train.nonfinite=skip: a step with a NaN loss changes nothing, later steps go on."""
+    tr = Trainer(cfg(tmp_path, "train.steps=4", "train.ckpt_every=4", "train.nonfinite=skip"))
+    tr.fit(until=2)
+    before = {k: v.clone() for k, v in tr.model.state_dict().items()}
+    loss_fn = tr.loss_fn
+
+    def poisoned(*a):
+        out = loss_fn(*a)
+        out.loss = out.loss * float("nan") if tr.step == 2 else out.loss
+        return out
+
+    tr.loss_fn = poisoned
+    tr.fit(until=3)
+    assert "non-finite loss or gradient at step 2" in capsys.readouterr().out
+    assert all(torch.equal(v, tr.model.state_dict()[k]) for k, v in before.items())
+    tr.fit()
+    assert tr.step == 4 and all(torch.isfinite(p).all() for p in tr.model.parameters())
