@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from .base import Transform
 from .fourier import FourierTransform
+from .graph import GraphTransform
 from .identity import IdentityTransform
 from .pca import PCATransform
 from .wavelet import WaveletTransform
 
-__all__ = ["Transform", "FourierTransform", "WaveletTransform", "PCATransform", "IdentityTransform", "build_transform"]
+__all__ = ["Transform", "FourierTransform", "GraphTransform", "WaveletTransform", "PCATransform", "IdentityTransform", "build_transform"]
 
 
 def build_transform(cfg: dict, pca_path=None) -> Transform:
@@ -29,4 +30,6 @@ def build_transform(cfg: dict, pca_path=None) -> Transform:
             raise ValueError(f"PCA basis {pca_path} has shape {t.shape} / bands {t.sizes}, but the config expects "
                              f"{tuple(shape)} / {cfg.get('band_sizes')}; use the basis saved with this run")
         return t
+    if name == "graph":
+        raise ValueError("a graph transform is rebuilt from its graph (GraphTransform(weights, ...)), not from a config")
     raise ValueError(f"unknown transform {name!r}; use identity, fourier, wavelet or pca")
