@@ -1,8 +1,9 @@
-"""`kflow data encode`: a dataset -> scaled VAE latents (safetensors shards + manifest)."""
+"""`kflow data encode`: a dataset -> scaled VAE latents (safetensors shards + manifest).
+`kflow data molecules`: 17-molecule crystal clusters (safetensors per split + manifest)."""
 from __future__ import annotations
 
 
-def run_data(args) -> None:
+def run_encode(args) -> None:
     from ..data import load_dataset
     from ..data.latents import encode_dataset
 
@@ -15,8 +16,23 @@ def run_data(args) -> None:
           f"{info.num_shards} shard(s) under {info.folder}; train with data.name=latents data.root={info.folder}")
 
 
+def run_molecules(args) -> None:
+    from ..molecules.crystals import build_clusters, read_crystals, save_clusters
+
+    crystals = read_crystals()
+    splits, skipped = build_clusters(crystals, centres=args.centres, rotations=args.rotations, seed=args.seed)
+    info = dict(source="pyxtal database/test.db + database/mech.db", crystals=len(crystals), centres=args.centres,
+                rotations=args.rotations, seed=args.seed, skipped=skipped)
+    save_clusters(args.out, splits, info)
+    print(f"{len(crystals)} crystals, {len(skipped)} skipped ({', '.join(sorted(set(skipped.values())))})")
+    for split, clusters in splits.items():
+        print(f"{split}: {len(clusters)} clusters of 17 molecules from {len({c.name for c in clusters})} crystals, "
+              f"{len({c.smiles for c in clusters})} distinct molecules")
+    print(f"written to {args.out}")
+
+
 def add_parser(sub) -> None:
-    d = sub.add_parser("data", help="prepare datasets: encode images to VAE latents")
+    d = sub.add_parser("data", help="prepare datasets: encode images to VAE latents, cut molecular clusters")
     dsub = d.add_subparsers(dest="data_cmd", required=True)
     e = dsub.add_parser("encode", help="encode a dataset once with a local diffusers AutoencoderKL (resumable; torchrun "
                         "splits the shards over GPUs)")
@@ -35,4 +51,10 @@ def add_parser(sub) -> None:
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--device", default="auto")
     e.add_argument("--out", required=True, help="latent folder to write (or resume)")
-    d.set_defaults(func=run_data)
+    e.set_defaults(func=run_encode)
+    m = dsub.add_parser("molecules", help="17-molecule clusters cut from the crystals pyxtal ships (split by molecule)")
+    m.add_argument("--centres", type=int, default=4, help="centre molecules per crystal")
+    m.add_argument("--rotations", type=int, default=4, help="random global rotations per cluster")
+    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--out", default="data/molecules")
+    m.set_defaults(func=run_molecules)

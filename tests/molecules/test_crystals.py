@@ -1,0 +1,86 @@
+"""Cutting 17-molecule clusters from crystals: hand-made cells with known answers, then the real
+pyxtal crystals when pyxtal and ase are installed."""
+import numpy as np
+import pytest
+
+pytest.importorskip("ase")
+
+from kflow.molecules.crystals import (Crystal, build_clusters, cut_clusters, load_clusters, loose_start,  # noqa: E402
+                                      save_clusters, split_of, whole_molecules)
+
+
+def diatomic_crystal(a=6.0):
+    """A cubic cell with one H2 molecule whose atoms sit on opposite faces (bonded across the boundary)."""
+    return Crystal("H2", "[H][H]", np.array([1, 1]), np.array([[0.2, 1.0, 1.0], [a - 0.2, 1.0, 1.0]]), np.eye(3) * a)
+
+
+def test_molecules_come_out_whole_across_the_boundary():
+    mols = whole_molecules(diatomic_crystal())
+    assert len(mols) == 1
+    pos, idx = mols[0]
+    assert idx.tolist() == [0, 1]
+    assert np.linalg.norm(pos[0] - pos[1]) == pytest.approx(0.4)
+
+
+def test_cluster_of_a_cubic_lattice():
+    """Centre + 6 face neighbours at a + the first 10 of the 12 edge neighbours at a*sqrt(2)."""
+    a = 6.0
+    (nums, pos), = cut_clusters(diatomic_crystal(a), centres=1)
+    assert nums.shape == (17, 2) and pos.shape == (17, 2, 3)
+    d = np.sort(np.linalg.norm(pos.mean(1) - pos[0].mean(0), axis=1))
+    np.testing.assert_allclose(d, [0] + [a] * 6 + [a * np.sqrt(2)] * 10, atol=1e-9)
+    # every copy is the same rigid molecule
+    np.testing.assert_allclose(np.linalg.norm(pos[:, 0] - pos[:, 1], axis=1), 0.4, atol=1e-9)
+
+
+def test_skips_mixed_crystals_and_networks():
+    a = 6.0
+    mixed = Crystal("mix", "x", np.array([1, 1, 8]), np.array([[0.2, 1, 1], [a - 0.2, 1, 1], [3, 3, 3]]), np.eye(3) * a)
+    assert cut_clusters(mixed) == "2 kinds of molecule"
+    chain = Crystal("chain", "x", np.array([6]), np.array([[0.0, 0, 0]]), np.diag([1.4, 8, 8]))  # C bonded to its own image
+    assert cut_clusters(chain) == "bonded network does not split into molecules"
+
+
+def test_loose_start_is_a_rigid_motion_per_molecule():
+    (nums, pos), = cut_clusters(diatomic_crystal(), centres=1)
+    start = loose_start(pos, np.random.default_rng(0))
+    for m in range(17):
+        d0 = np.linalg.norm(pos[m, 0] - pos[m, 1])
+        assert np.linalg.norm(start[m, 0] - start[m, 1]) == pytest.approx(d0)
+    cent = start.mean(1)
+    gaps = np.linalg.norm(cent[:, None] - cent[None], axis=-1) + np.eye(17) * 1e9
+    assert gaps.min() >= 0.8 * 6.0 - 1e-9
+
+
+def test_split_is_by_molecule():
+    assert split_of("CCO") == split_of("CCO")
+    assert {split_of(f"C{'C' * i}O") for i in range(60)} == {"train", "val", "test"}
+
+
+def test_real_crystals_build_and_cache(tmp_path):
+    import importlib.util
+
+    if importlib.util.find_spec("pyxtal") is None:  # only its data files are read; pyxtal is never imported
+        pytest.skip("pyxtal is not installed (make test installs it)")
+    from kflow.molecules.crystals import read_crystals
+
+    crystals = read_crystals()
+    assert len(crystals) >= 140
+    splits, skipped = build_clusters(crystals[:40], centres=2, rotations=1, log=lambda *_: None)
+    total = sum(len(v) for v in splits.values())
+    assert total >= 40 and len(skipped) < 20
+    smiles = {s: {c.smiles for c in v} for s, v in splits.items()}
+    assert not (smiles["train"] & smiles["test"]) and not (smiles["train"] & smiles["val"])
+    for c in splits["train"][:10]:
+        # all 17 copies have the same atoms, intramolecular distances are those of the crystal
+        assert len({tuple(sorted(n)) for n in c.numbers}) == 1
+        for m in (0, 16):
+            dt = np.linalg.norm(c.target[m][:, None] - c.target[m][None], axis=-1)
+            ds = np.linalg.norm(c.start[m][:, None] - c.start[m][None], axis=-1)
+            np.testing.assert_allclose(ds, dt, atol=1e-9)
+        assert np.abs(c.target.reshape(-1, 3).mean(0)).max() < 1e-9  # centred
+    save_clusters(tmp_path, splits, {"seed": 0})
+    back = load_clusters(tmp_path, "train")
+    assert len(back) == len(splits["train"])
+    np.testing.assert_array_equal(back[3].target, splits["train"][3].target)
+    np.testing.assert_array_equal(back[3].numbers, splits["train"][3].numbers)
