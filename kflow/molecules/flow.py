@@ -1,0 +1,110 @@
+"""Assembly flows: move 17 rigid molecules from their loose start to the crystal packing.
+
+State: per molecule a 6-vector u = [t - t_0, log(R_0^T R)], the translation from the start and
+the rotation vector relative to the start orientation (body frame). u = 0 is the start, u_1 =
+[t_1 - t_0, log(R_0^T R_1)] the crystal, and the straight line u_k = k u_1 is linear in
+translation and the geodesic on SO(3) in rotation: that one-band path is rigid flow matching
+(the AssembleFlow-style baseline). K-Flow takes the same u as a signal on the graph of the 17
+molecules (Gaussian weights of the start centres' distances, known at sampling time) and runs the
+K-Flow path over its graph-frequency bands: collective motions first, then finer relative ones.
+Both are KFlowPath + FlowMatchingLoss + the sampler's solvers; only the transform differs.
+
+The network sees the atoms at the current state and predicts world-frame translational and
+angular velocities; the rotational part of du/dk is taken as R_0^T omega (invariant to a global
+rotation, as u's rotational part is), so the model is equivariant and its targets exact.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from ..path import KFlowPath
+from ..transforms import IdentityTransform
+from ..transforms.graph import GraphTransform, gaussian_weights
+from .crystals import Cluster
+from .rigid import RigidState, inertial_frame, so3_exp, so3_log
+
+FLOWS = ("rigid_fm", "kflow")
+
+
+def kabsch(local: Tensor, x: Tensor, mask: Tensor) -> Tensor:
+    """Rotation R (..., 3, 3) minimising |R local - (x - mean)| over the atoms in mask."""
+    w = mask[..., None].to(x.dtype)
+    xc = x - (x * w).sum(-2, keepdim=True) / w.sum(-2, keepdim=True).clamp_min(1)
+    H = (local * w).transpose(-1, -2) @ (xc * w)  # (..., 3, 3)
+    U, _, Vh = torch.linalg.svd(H)
+    d = torch.sign(torch.linalg.det(Vh.transpose(-1, -2) @ U.transpose(-1, -2)))
+    D = torch.diag_embed(torch.stack([torch.ones_like(d), torch.ones_like(d), d], -1))
+    return Vh.transpose(-1, -2) @ D @ U.transpose(-1, -2)
+
+
+@dataclass
+class AssemblyBatch:
+    numbers: Tensor  # (N, M, A) long, 0 = padding
+    local: Tensor  # (N, M, A, 3) atoms in each molecule's inertial frame (crystal conformation)
+    t0: Tensor  # (N, M, 3) start translations
+    R0: Tensor  # (N, M, 3, 3) start rotations
+    u1: Tensor  # (N, M, 6) the crystal as displacement from the start
+    target: Tensor  # (N, M, A, 3) crystal atoms
+
+    def state(self, u: Tensor) -> RigidState:
+        return RigidState(self.t0 + u[..., :3], self.R0 @ so3_exp(u[..., 3:]))
+
+    def atoms(self, u: Tensor) -> Tensor:
+        return self.state(u).atoms(self.local) * (self.numbers > 0)[..., None]
+
+    def to(self, device) -> "AssemblyBatch":
+        return AssemblyBatch(*(getattr(self, f).to(device) for f in self.__dataclass_fields__))
+
+
+def make_batch(clusters: list[Cluster], dtype=torch.float32) -> AssemblyBatch:
+    """Pad molecules to the largest atom count; poses from inertial frames (target) and Kabsch (start)."""
+    A = max(c.numbers.shape[1] for c in clusters)
+    N, M = len(clusters), clusters[0].numbers.shape[0]
+    numbers = torch.zeros(N, M, A, dtype=torch.long)
+    target = torch.zeros(N, M, A, 3, dtype=torch.float64)
+    start = torch.zeros(N, M, A, 3, dtype=torch.float64)
+    for i, c in enumerate(clusters):
+        a = c.numbers.shape[1]
+        numbers[i, :, :a] = torch.from_numpy(c.numbers)
+        target[i, :, :a] = torch.from_numpy(c.target)
+        start[i, :, :a] = torch.from_numpy(c.start)
+    mask = numbers > 0
+    w = mask[..., None].double()
+    t1 = (target * w).sum(2) / w.sum(2)
+    _, R1 = inertial_frame(torch.where(mask[..., None], target, t1[:, :, None]))  # padding at the centre: no effect
+    local = torch.einsum("nmji,nmaj->nmai", R1, target - t1[:, :, None]) * w
+    t0 = (start * w).sum(2) / w.sum(2)
+    R0 = kabsch(local, start, mask)
+    u1 = torch.cat([t1 - t0, so3_log(R0.transpose(-1, -2) @ R1)], -1)
+    return AssemblyBatch(numbers, local.to(dtype), t0.to(dtype), R0.to(dtype), u1.to(dtype), target.to(dtype))
+
+
+def assembly_path(batch: AssemblyBatch, flow: str, num_bands: int = 3, bump: str = "linear") -> KFlowPath:
+    """rigid_fm: one band (identity); kflow: graph-frequency bands of the start cluster."""
+    M = batch.t0.shape[1]
+    if flow == "rigid_fm":
+        return KFlowPath(IdentityTransform((M, 6)), bump="linear")
+    if flow == "kflow":
+        T = GraphTransform(gaussian_weights(batch.t0.double()), features=6, num_bands=num_bands)
+        return KFlowPath(T, bump=bump)
+    raise ValueError(f"unknown assembly flow {flow!r}; use one of {', '.join(FLOWS)}")
+
+
+class BoundAssembly:
+    """The network bound to a batch's molecules: the model(x, k, y=None) the loss and solvers call,
+    with x = u (N, M, 6)."""
+
+    def __init__(self, net, batch: AssemblyBatch):
+        self.net, self.batch = net, batch
+
+    def __call__(self, u: Tensor, k: Tensor, y=None) -> Tensor:
+        b = self.batch
+        v_t, omega = self.net(b.atoms(u).to(u.dtype), b.numbers, k.to(u.dtype).expand(u.shape[0]))
+        dr = torch.einsum("nmji,nmj->nmi", b.R0.to(u.dtype), omega)  # R_0^T omega
+        return torch.cat([v_t, dr], -1)
+
+    def parameters(self):
+        return self.net.parameters()
