@@ -1,7 +1,7 @@
 """An E(3)-equivariant network over atoms, pooled per molecule, predicting rigid-body velocities.
 
-Atom level: EGNN layers (Satorras et al. 2021) on a radius graph (edges within `cutoff`, and
-every pair inside one molecule), messages from invariant features and squared distances, with an
+Atom level: EGNN layers (Satorras et al. 2021) on a radius graph (edges within `cutoff`, each
+flagged as inside one molecule or between two), messages from invariant features and squared distances, with an
 equivariant coordinate channel. Molecule level: the atom features and coordinate updates are pooled
 per molecule, then one fully connected EGNN layer over the molecules' centres mixes the cluster.
 Outputs per molecule: a translational velocity (a vector: it rotates with the input) and an angular
@@ -23,7 +23,7 @@ from ..models.embeddings import KEmbedding
 class AssemblyNetConfig:
     hidden: int = 64
     layers: int = 3
-    cutoff: float = 5.0  # Angstrom, inter-molecular edges
+    cutoff: float = 4.0  # Angstrom, radius graph
     num_types: int = 100  # atomic numbers 1..99 (0 = padding)
 
 
@@ -63,7 +63,7 @@ class AssemblyNet(nn.Module):
         """Radius graph over the atoms of each cluster; x (N, P, 3), mol (P,), mask (N, P)."""
         d = torch.cdist(x, x)  # (N, P, P)
         same = (mol[:, None] == mol[None, :])[None]
-        keep = ((d < self.cfg.cutoff) | same) & mask[:, :, None] & mask[:, None, :]
+        keep = (d < self.cfg.cutoff) & mask[:, :, None] & mask[:, None, :]
         keep &= ~torch.eye(x.shape[1], dtype=torch.bool, device=x.device)[None]
         n, i, j = keep.nonzero(as_tuple=True)
         P = x.shape[1]
