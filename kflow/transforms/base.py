@@ -55,6 +55,14 @@ class Transform:
             self.bands = self.bands.to(device)
         return self.bands
 
+    def _basis_like(self, like: Tensor) -> Tensor:
+        """self.basis (dense-basis transforms: PCA, graph) in like's dtype and device, cached."""
+        cache = self.__dict__.setdefault("_cache", {})
+        key = (like.dtype, like.device)
+        if key not in cache:
+            cache[key] = self.basis.to(device=like.device, dtype=like.dtype)
+        return cache[key]
+
     def check_input(self, x: Tensor) -> None:
         if tuple(x.shape[1:]) != tuple(self.shape):
             raise ValueError(
@@ -144,3 +152,21 @@ def check_num_bands(num_bands, limit: int, what: str) -> int:
     if not isinstance(num_bands, int) or isinstance(num_bands, bool) or not 1 <= num_bands <= limit:
         raise ValueError(f"{what}: num_bands={num_bands!r} is not possible; choose an integer in 1..{limit}")
     return num_bands
+
+
+def split_sizes(n: int, num_bands: int, split: str, what: str) -> list[int]:
+    """Sizes of `num_bands` groups of n ordered components: dyadic (like wavelet levels, the last
+    group holding 3/4 of them) or equal counts."""
+    check_num_bands(num_bands, n, what)
+    if split == "dyadic":
+        return dyadic_sizes(n, num_bands)
+    if split == "count":
+        return [n // num_bands + (b < n % num_bands) for b in range(num_bands)]
+    raise ValueError(f"{what}: split={split!r} is unknown; use one of {SPLITS}")
+
+
+def fix_signs(U: Tensor) -> Tensor:
+    """Eigenvectors (columns of U, (..., D, D)) with a deterministic sign: the largest-magnitude
+    entry of each is positive."""
+    idx = U.abs().argmax(-2, keepdim=True)
+    return U * torch.sign(torch.gather(U, -2, idx))

@@ -19,7 +19,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from .base import SPLITS, Transform, check_num_bands, dyadic_sizes
+from .base import Transform, fix_signs, split_sizes
 
 
 def laplacian(weights: Tensor, normalized: bool = False) -> Tensor:
@@ -53,17 +53,9 @@ class GraphTransform(Transform):
             raise ValueError("GraphTransform: weights must be symmetric and non-negative")
         V = weights.shape[-1]
         evals, U = torch.linalg.eigh(laplacian(weights.double(), normalized))  # ascending frequency
-        # deterministic sign: the largest-magnitude entry of each eigenvector is positive
-        idx = U.abs().argmax(-2, keepdim=True)
-        U = U * torch.sign(torch.gather(U, -2, idx))
+        U = fix_signs(U)
         if band_sizes is None:
-            check_num_bands(num_bands, V, "GraphTransform")
-            if split == "dyadic":
-                band_sizes = dyadic_sizes(V, num_bands)
-            elif split == "count":
-                band_sizes = [V // num_bands + (b < V % num_bands) for b in range(num_bands)]
-            else:
-                raise ValueError(f"GraphTransform: split={split!r} is unknown; use one of {SPLITS}")
+            band_sizes = split_sizes(V, num_bands, split, "GraphTransform")
         if sum(band_sizes) != V or min(band_sizes) < 1:
             raise ValueError(f"GraphTransform band sizes {list(band_sizes)} must be positive and sum to V={V}")
         self.shape = (V, int(features))
@@ -82,10 +74,7 @@ class GraphTransform(Transform):
         if self.batched and like.shape[0] != self.basis.shape[0]:
             raise ValueError(f"this GraphTransform holds {self.basis.shape[0]} per-sample graphs but got a batch of "
                              f"{like.shape[0]}; build it from the graphs of this batch")
-        key = (like.dtype, like.device)
-        if key not in self._cache:
-            self._cache[key] = self.basis.to(device=like.device, dtype=like.dtype)
-        return self._cache[key]
+        return self._basis_like(like)
 
     def analyze(self, x: Tensor) -> Tensor:
         self.check_input(x)

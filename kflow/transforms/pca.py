@@ -15,7 +15,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from .base import SPLITS, Transform, check_num_bands, dyadic_sizes
+from .base import Transform, fix_signs, split_sizes
 
 
 class PCATransform(Transform):
@@ -49,24 +49,12 @@ class PCATransform(Transform):
         cov = Xc.T @ Xc / (len(X) - 1)
         evals, evecs = torch.linalg.eigh(cov)  # ascending
         evals, evecs = evals.flip(0).clamp_min(0), evecs.flip(1)
-        # deterministic sign: the largest-magnitude entry of each component is positive
-        idx = evecs.abs().argmax(0)
-        evecs = evecs * torch.sign(evecs[idx, torch.arange(D)])
+        evecs = fix_signs(evecs)
         if band_sizes is None:
-            check_num_bands(num_bands, D, "PCATransform")
-            if split == "dyadic":
-                band_sizes = dyadic_sizes(D, num_bands)
-            elif split == "count":
-                band_sizes = [D // num_bands + (b < D % num_bands) for b in range(num_bands)]
-            else:
-                raise ValueError(f"PCATransform: split={split!r} is unknown; use one of {SPLITS}")
+            band_sizes = split_sizes(D, num_bands, split, "PCATransform")
         return cls(evecs.contiguous(), evals.contiguous(), shape, band_sizes)
 
-    def _U(self, like: Tensor) -> Tensor:
-        key = (like.dtype, like.device)
-        if key not in self._cache:
-            self._cache[key] = self.basis.to(device=like.device, dtype=like.dtype)
-        return self._cache[key]
+    _U = Transform._basis_like
 
     def analyze(self, x: Tensor) -> Tensor:
         self.check_input(x)
