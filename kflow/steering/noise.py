@@ -1,8 +1,9 @@
 """Noise splitting: one shared draw of the noise on chosen bands, fresh noise on the others.
 
 Generation is deterministic given x_0, and in K-Flow each band of x_0 is the noise that band is
-generated from; sharing the noise of the coarse bands fixes the layout and varies the detail,
-sharing the fine bands does the converse (the paper's Fig. 9-11). The mix is exact in the
+generated from. The band generated first decides most of the sample: with low_to_high order,
+sharing the coarse bands' noise fixes the layout and leaves the detail partly free; with
+high_to_low, sharing the fine bands' noise fixes nearly everything (measured in docs/steering.md). The mix is exact in the
 transform's coefficients, so x_0 is still N(0, I).
 """
 from __future__ import annotations
