@@ -44,6 +44,12 @@ VARIANTS = {
     "wavelet2_smooth": ("wavelet2", ["path.bump=smoothstep"]),
     "fourier2_smooth": ("fourier2", ["path.bump=smoothstep"]),
     "haar3": ("wavelet3", ["transform.wavelet=haar"]),
+    # k (and so training samples and sampling steps) in proportion to band energy, with the loss
+    # reweighted so the short bands' 1/dk-scaled targets do not swamp the gradient
+    "wavelet3_energy_iw": ("wavelet3", ["path.allocation=energy", "train.band_loss_weights=interval"]),
+    "wavelet2_energy_iw": ("wavelet2", ["path.allocation=energy", "train.band_loss_weights=interval"]),
+    # between uniform and energy: sqrt of the db6 band energies of the training split (0.898, 0.059, 0.043)
+    "wavelet3_sqrt_iw": ("wavelet3", ["path.allocation=[0.948,0.243,0.208]", "train.band_loss_weights=interval"]),
 }
 
 

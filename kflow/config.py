@@ -68,7 +68,7 @@ class TrainConfig:
     ema_decay: float = 0.999
     seed: int = 0
     k_density: str = "uniform"  # uniform | logit_normal
-    band_loss_weights: list[float] | None = None  # per-band loss weights (None: all 1)
+    band_loss_weights: Union[str, list[float], None] = None  # None (all 1) | interval | per-band weights
     label_dropout: float = 0.1  # class-conditional models: probability of the null class
     ckpt_every: int = 500
     keep_checkpoints: int = 2
@@ -138,6 +138,8 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"{key}={value!r} is not one of {', '.join(options)}")
     if isinstance(cfg.path.allocation, str) and cfg.path.allocation not in ("uniform", "energy"):
         raise ConfigError(f"path.allocation={cfg.path.allocation!r}: use uniform, energy or a list of per-band weights")
+    if isinstance(cfg.train.band_loss_weights, str) and cfg.train.band_loss_weights != "interval":
+        raise ConfigError(f"train.band_loss_weights={cfg.train.band_loss_weights!r}: use interval or a list of per-band weights")
     t = cfg.train
     for key, value, ok in [
         ("train.steps", t.steps, t.steps >= 1), ("train.batch_size", t.batch_size, t.batch_size >= 1),

@@ -27,11 +27,24 @@ class LossOutput:
     band: Tensor  # (N,) active band of each sample
 
 
-class FlowMatchingLoss:
-    """Callable loss. band_weights scale each sample's error by the weight of its active band."""
+def interval_weights(path: KFlowPath) -> Tensor:
+    """(B,) per-band weights (B * dk_b)^2, dk_b the band's k-interval. The target on band b scales as
+    1 / dk_b, so with unequal intervals (allocation='energy') a band squeezed into 4% of k would carry
+    ~600x the loss of one spread over 90%; these weights undo that (all 1 for uniform allocation)."""
+    dk = path.band_intervals()[:, 1] - path.band_intervals()[:, 0]
+    return (path.num_bands * dk).pow(2).float()
 
-    def __init__(self, path: KFlowPath, band_weights: Sequence[float] | None = None):
+
+class FlowMatchingLoss:
+    """Callable loss. band_weights scale each sample's error by the weight of its active band:
+    None (all 1), 'interval' (see interval_weights) or one number per band."""
+
+    def __init__(self, path: KFlowPath, band_weights: Sequence[float] | str | None = None):
         self.path = path
+        if isinstance(band_weights, str):
+            if band_weights != "interval":
+                raise ValueError(f"band_loss_weights={band_weights!r}: use 'interval' or one weight per band")
+            band_weights = interval_weights(path)
         if band_weights is not None and len(band_weights) != path.num_bands:
             raise ValueError(f"band_loss_weights has {len(band_weights)} entries for {path.num_bands} bands")
         self.band_weights = None if band_weights is None else torch.as_tensor(band_weights, dtype=torch.float32)

@@ -1,0 +1,102 @@
+"""How should a trained K-Flow model be sampled? Sampling-only variants on the runs benchmarks/quality.py
+trained (no retraining): step allocation per band, projection onto the active band, solver.
+
+    python benchmarks/sampling_variants.py --rows fm,wavelet3 --nfe 10,20 --n 2000 \
+        --variants "euler;euler alloc=0.8,0.1,0.1;euler project" --out docs/results/sampling_variants_cpu
+
+A variant is a solver name followed by options: `alloc=w0,w1,..` (steps per band in proportion to
+these weights, indexed by band; default: in proportion to each band's k-interval), `project` (keep
+only the active band of the velocity). NFE counts velocity evaluations (a heun step costs two).
+Every (row, variant, NFE) cell is cached in the run folder, so a rerun continues.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from quality import report, setup  # noqa: E402
+
+from kflow.metrics import score_features  # noqa: E402
+from kflow.metrics.evaluate import format_table  # noqa: E402
+from kflow.recipe import load_run  # noqa: E402
+from kflow.sampling import sample  # noqa: E402
+
+EVALS_PER_STEP = {"euler": 1, "midpoint": 2, "heun": 2, "rk4": 4}
+
+
+def parse_variant(text: str) -> dict:
+    """'heun alloc=0.8,0.1,0.1 project' -> dict(solver='heun', alloc=[...], project=True)."""
+    words = text.split()
+    if not words or words[0] not in EVALS_PER_STEP:
+        raise ValueError(f"variant {text!r} must start with a solver: {', '.join(EVALS_PER_STEP)}")
+    v = dict(solver=words[0], alloc="length", project=False)
+    for w in words[1:]:
+        if w == "project":
+            v["project"] = True
+        elif w.startswith("alloc="):
+            v["alloc"] = [float(s) for s in w[len("alloc="):].split(",")]
+        else:
+            raise ValueError(f"unknown option {w!r} in variant {text!r}; use alloc=w0,w1,... or project")
+    return v
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", default="fm,wavelet2,wavelet3,fourier2,pca2")
+    ap.add_argument("--variants", default="euler", help="';'-separated, e.g. 'euler;euler project;heun'")
+    ap.add_argument("--nfe", default="10,20")
+    ap.add_argument("--n", type=int, default=2000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--work", default="runs/quality/cpu-1500-", help="run folder prefix; the row name is appended")
+    ap.add_argument("--classifier", default="classifiers/fashion_mnist.safetensors")
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    os.environ.setdefault("KFLOW_PROGRESS", "0")
+    device, hw, clf, real, _ = setup(args.classifier)
+    nfes = [int(v) for v in args.nfe.split(",")]
+    variants = [s.strip() for s in args.variants.split(";") if s.strip()]
+    noise = torch.randn(args.n, 1, 32, 32, generator=torch.Generator().manual_seed(args.seed))
+    results = []
+    for row in args.rows.split(","):
+        folder = Path(args.work + row)
+        if not (folder / "config.json").exists():
+            raise SystemExit(f"no trained run at {folder}; train it first with benchmarks/quality.py --rows {row}")
+        run = load_run(folder, device=device)
+        for text in variants if row != "fm" else ["euler"]:  # FM has one band: only the plain reference
+            v = parse_variant(text)
+            if v["alloc"] != "length" and len(v["alloc"]) != run.path.num_bands:
+                continue  # allocation written for another number of bands
+            for nfe in nfes:
+                steps = nfe // EVALS_PER_STEP[v["solver"]]
+                cell = folder / f"variant-{text.replace(' ', '_')}-nfe{nfe}-n{args.n}-seed{args.seed}.json"
+                if cell.exists():
+                    r = json.loads(cell.read_text())
+                else:
+                    t = time.time()
+                    out = sample(run.model, run.path, args.n, solver=v["solver"], steps=steps, x_0=noise,
+                                 project=v["project"], step_allocation=v["alloc"], device=device)
+                    sc = score_features(clf.embed(out.x.clamp(-1, 1)), real)
+                    r = dict(row=row, variant=text, nfe=out.nfe, fd=sc.fd, precision=sc.precision, recall=sc.recall,
+                             n=args.n, sample_s=time.time() - t)
+                    cell.write_text(json.dumps(r))
+                results.append(r)
+                print(json.dumps(r), flush=True)
+    fm = {r["nfe"]: r["fd"] for r in results if r["row"] == "fm"}
+    for r in results:
+        r["fd_vs_fm"] = r["fd"] / fm[r["nfe"]] if r["nfe"] in fm else float("nan")
+        r["fd_vs_fm_2x_nfe"] = r["fd"] / fm[2 * r["nfe"]] if 2 * r["nfe"] in fm else float("nan")
+    table = format_table(results, ["row", "variant", "nfe", "fd", "precision", "recall", "fd_vs_fm", "fd_vs_fm_2x_nfe"])
+    head = (f"hardware: {hw}; runs {args.work}<row>; {args.n} samples per cell (noise seed {args.seed}); "
+            f"classifier test accuracy {clf.info.test_accuracy:.4f}; reference: test split")
+    report(head, table, results, args.out)
+
+
+if __name__ == "__main__":
+    main()

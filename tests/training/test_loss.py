@@ -1,0 +1,61 @@
+"""FlowMatchingLoss: per-band weights, including 'interval' (undo the 1/dk scale of each band's target)."""
+import pytest
+import torch
+
+from kflow import FourierTransform, KFlowPath
+from kflow.config import ConfigError, load_config
+from kflow.training.loss import FlowMatchingLoss, interval_weights
+
+SHAPE = (1, 8, 8)
+
+
+class Zero(torch.nn.Module):
+    def forward(self, x, k, y=None):
+        return torch.zeros_like(x)
+
+
+def test_interval_weights_are_one_for_uniform_allocation():
+    path = KFlowPath(FourierTransform(SHAPE, num_bands=3))
+    assert torch.allclose(interval_weights(path), torch.ones(3))
+
+
+@pytest.mark.parametrize("order", ["low_to_high", "high_to_low"])
+def test_interval_weights_make_the_loss_independent_of_the_allocation(order):
+    """With a zero model the loss is the mean of |dx_k|^2. Interval weights turn it into the mean of
+    |B mu' (x_1 - x_0) on the active band|^2: the same number for any allocation (linear bump)."""
+    x_1, x_0 = torch.randn(4000, *SHAPE, dtype=torch.float64), torch.randn(4000, *SHAPE, dtype=torch.float64)
+    k = torch.rand(4000, dtype=torch.float64)
+    t = FourierTransform(SHAPE, num_bands=2)
+    uneven = KFlowPath(t, allocation=[0.9, 0.1], order=order)
+    even = KFlowPath(t, order=order)
+    w = interval_weights(uneven)
+    dk = torch.tensor([0.9, 0.1])
+    assert torch.allclose(w, (2 * dk) ** 2)
+    out_u = FlowMatchingLoss(uneven, "interval")(Zero(), x_1, x_0, k)
+    out_e = FlowMatchingLoss(even)(Zero(), x_1, x_0, k)
+    for b in range(2):
+        wu = (out_u.per_sample[out_u.band == b] * w[b]).mean()
+        we = out_e.per_sample[out_e.band == b].mean()
+        assert abs(wu / we - 1) < 0.1  # Monte Carlo over x_0, x_1; unweighted the ratio is (0.5 / dk)^2
+    unweighted = FlowMatchingLoss(uneven)(Zero(), x_1, x_0, k)
+    assert not torch.isclose(unweighted.loss.double(), out_u.loss.double(), rtol=0.5)
+
+
+def test_explicit_weights_scale_each_band():
+    path = KFlowPath(FourierTransform(SHAPE, num_bands=2))
+    x_1, x_0, k = torch.randn(64, *SHAPE), torch.randn(64, *SHAPE), torch.rand(64)
+    plain = FlowMatchingLoss(path)(Zero(), x_1, x_0, k)
+    weighted = FlowMatchingLoss(path, [2.0, 0.5])(Zero(), x_1, x_0, k)
+    expect = (plain.per_sample * torch.tensor([2.0, 0.5])[plain.band]).mean()
+    assert torch.allclose(weighted.loss, expect)
+
+
+def test_bad_weights_are_refused():
+    path = KFlowPath(FourierTransform(SHAPE, num_bands=2))
+    with pytest.raises(ValueError, match="interval"):
+        FlowMatchingLoss(path, "energy")
+    with pytest.raises(ValueError, match="3 entries for 2 bands"):
+        FlowMatchingLoss(path, [1.0, 1.0, 1.0])
+    with pytest.raises(ConfigError, match="band_loss_weights"):
+        load_config("configs/fmnist_wavelet3.yaml", ["train.band_loss_weights=energy"])
+    assert load_config("configs/fmnist_wavelet3.yaml", ["train.band_loss_weights=interval"]).train.band_loss_weights == "interval"
