@@ -20,9 +20,39 @@ import torch
 from kflow.metrics.evaluate import format_table
 from kflow.molecules.crystals import build_clusters, load_clusters, read_crystals, save_clusters
 from kflow.molecules.flow import make_batch
+from kflow.molecules.rigid import RigidState
 from kflow.molecules.metrics import score_assemblies
 from kflow.molecules.model import AssemblyNetConfig
 from kflow.molecules.train import AssemblyConfig, evaluate_assembly, train_assembly
+
+
+def random_rotations(shape, generator) -> torch.Tensor:
+    """Haar-uniform rotations (*shape, 3, 3): QR of a Gaussian matrix, signs fixed, det +1."""
+    q, r = torch.linalg.qr(torch.randn(*shape, 3, 3, generator=generator, dtype=torch.float64))
+    q = q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1))[..., None, :]
+    return q * torch.where(torch.linalg.det(q) < 0, -1.0, 1.0)[..., None, None]
+
+
+def reference_rows(test, samples: int, seed: int) -> list[dict]:
+    """The trivial references: start clusters unchanged, and each molecule at its true centre with a
+    random orientation (best of `samples` draws, like the models)."""
+    rows = []
+    for name in ("start (no model)", "true centres, random rotations"):
+        scores, n = [], 0
+        g = torch.Generator().manual_seed(seed)
+        for c in test:
+            b = make_batch([c])
+            if name.startswith("start"):
+                s = score_assemblies(b.atoms(torch.zeros_like(b.u1)), b.target)
+            else:
+                t1 = b.t0 + b.u1[..., :3]
+                draws = [RigidState(t1, random_rotations(t1.shape[:-1], g).to(t1.dtype)).atoms(b.local) for _ in range(samples)]
+                s = score_assemblies(torch.stack(draws), b.target)
+            scores.append(s)
+        rows.append({"flow": name, **{k: sum(getattr(s, f) for s in scores) / len(scores) for k, f in
+                     [("pm_atom", "pm_atom"), ("pm_center", "pm_center"), ("collision", "collision_rate"),
+                      ("separation", "separation_rate")]}, "train_s": 0.0})
+    return rows
 
 
 def main():
@@ -39,6 +69,7 @@ def main():
     ap.add_argument("--max-atoms", type=int, default=30, help="keep molecules of at most this many atoms (CPU budget)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--references-only", action="store_true", help="print the trivial reference rows and stop")
     args = ap.parse_args()
     torch.set_num_threads(max(torch.get_num_threads(), 1))
     if not (Path(args.data) / "manifest.json").exists():
@@ -47,13 +78,11 @@ def main():
     small = lambda cs: [c for c in cs if c.numbers.shape[1] <= args.max_atoms]  # noqa: E731
     train, test = small(load_clusters(args.data, "train")), small(load_clusters(args.data, "test"))[: args.test_limit]
     net_cfg = AssemblyNetConfig(hidden=args.hidden, layers=args.layers)
-    rows = []
-    start_b = [make_batch([c]) for c in test]
-    floor = [score_assemblies(b.atoms(torch.zeros_like(b.u1)), b.target) for b in start_b]
-    rows.append({"flow": "start (no model)", "pm_atom": sum(s.pm_atom for s in floor) / len(floor),
-                 "pm_center": sum(s.pm_center for s in floor) / len(floor),
-                 "collision": sum(s.collision_rate for s in floor) / len(floor),
-                 "separation": sum(s.separation_rate for s in floor) / len(floor), "train_s": 0.0})
+    rows = reference_rows(test, args.samples, args.seed)
+    for r in rows:
+        print(json.dumps(r), flush=True)
+    if args.references_only:
+        return
     for flow in ("rigid_fm", "kflow"):
         cfg = AssemblyConfig(flow=flow, num_bands=args.bands, steps=args.steps, batch_size=args.batch, seed=args.seed,
                              net=net_cfg)
