@@ -6,7 +6,8 @@ trained (no retraining): step allocation per band, projection onto the active ba
 
 A variant is a solver name followed by options: `alloc=w0,w1,..` (steps per band in proportion to
 these weights, indexed by band; default: in proportion to each band's k-interval), `project` (keep
-only the active band of the velocity). NFE counts velocity evaluations (a heun step costs two).
+only the active band of the velocity), `nudge=f` (on a band boundary, evaluate the velocity f of
+the new band's k-interval inside it: kflow.sampling.wrappers.BoundaryNudge). NFE counts velocity evaluations (a heun step costs two).
 Every (row, variant, NFE) cell is cached in the run folder, so a rerun continues.
 """
 from __future__ import annotations
@@ -27,6 +28,7 @@ from kflow.metrics import score_features  # noqa: E402
 from kflow.metrics.evaluate import format_table  # noqa: E402
 from kflow.recipe import load_run  # noqa: E402
 from kflow.sampling import sample  # noqa: E402
+from kflow.sampling.wrappers import BoundaryNudge, ModelVelocity  # noqa: E402
 
 EVALS_PER_STEP = {"euler": 1, "midpoint": 2, "heun": 2, "rk4": 4}
 
@@ -36,14 +38,16 @@ def parse_variant(text: str) -> dict:
     words = text.split()
     if not words or words[0] not in EVALS_PER_STEP:
         raise ValueError(f"variant {text!r} must start with a solver: {', '.join(EVALS_PER_STEP)}")
-    v = dict(solver=words[0], alloc="length", project=False)
+    v = dict(solver=words[0], alloc="length", project=False, nudge=0.0)
     for w in words[1:]:
         if w == "project":
             v["project"] = True
+        elif w.startswith("nudge="):
+            v["nudge"] = float(w[len("nudge="):])
         elif w.startswith("alloc="):
             v["alloc"] = [float(s) for s in w[len("alloc="):].split(",")]
         else:
-            raise ValueError(f"unknown option {w!r} in variant {text!r}; use alloc=w0,w1,... or project")
+            raise ValueError(f"unknown option {w!r} in variant {text!r}; use alloc=w0,w1,..., nudge=f or project")
     return v
 
 
@@ -80,8 +84,11 @@ def main():
                     r = json.loads(cell.read_text())
                 else:
                     t = time.time()
+                    velocity = None
+                    if v["nudge"]:
+                        velocity = lambda y, m=run.model, p=run.path, f=v["nudge"]: BoundaryNudge(ModelVelocity(m, y), p, f)  # noqa: E731
                     out = sample(run.model, run.path, args.n, solver=v["solver"], steps=steps, x_0=noise,
-                                 project=v["project"], step_allocation=v["alloc"], device=device)
+                                 project=v["project"], step_allocation=v["alloc"], device=device, velocity=velocity)
                     sc = score_features(clf.embed(out.x.clamp(-1, 1)), real)
                     r = dict(row=row, variant=text, nfe=out.nfe, fd=sc.fd, precision=sc.precision, recall=sc.recall,
                              n=args.n, sample_s=time.time() - t)

@@ -23,3 +23,25 @@ class ProjectedVelocity:
 
     def __call__(self, x: Tensor, k: Tensor) -> Tensor:
         return self.path.project(self.velocity(x, k), k)
+
+
+class BoundaryNudge:
+    """Evaluate the velocity a little inside the band when k sits exactly on a band boundary.
+
+    x_k is continuous across a boundary but the target velocity jumps there (band p stops, band
+    p + 1 starts), and a network with a smooth k-embedding answers with a blend of the two. Every
+    band-aware grid starts a step on each boundary, so Euler would use that blend. Shifting the
+    evaluation point by `fraction` of the new band's k-interval asks for the new band's velocity."""
+
+    def __init__(self, velocity, path, fraction: float = 0.05):
+        if not 0 < fraction < 1:
+            raise ValueError(f"nudge fraction {fraction} must be in (0, 1)")
+        self.velocity, self.path, self.fraction = velocity, path, fraction
+
+    def __call__(self, x: Tensor, k: Tensor) -> Tensor:
+        kappa = self.path.kappa.to(device=k.device, dtype=k.dtype)
+        start = kappa[1:-1]  # interior boundaries (k = 0 has no previous band to blend with)
+        on = (k[:, None] - start[None, :]).abs() < 1e-6  # (N, B - 1)
+        width = (kappa[2:] - kappa[1:-1])[None, :]
+        shift = (on * width * self.fraction).sum(1)
+        return self.velocity(x, k + shift)
