@@ -4,9 +4,9 @@ import torch
 
 from kflow import FourierTransform, KFlowPath
 from kflow.sampling.wrappers import BoundaryNudge
+
+
 def test_boundary_nudge_moves_only_interior_boundaries():
-
-
     path = KFlowPath(FourierTransform((1, 8, 8), num_bands=3), allocation=[0.5, 0.3, 0.2])
     seen = []
     nudge = BoundaryNudge(lambda x, k: seen.append(k) or x, path, 0.1)
