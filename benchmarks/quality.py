@@ -50,6 +50,9 @@ VARIANTS = {
     "wavelet2_energy_iw": ("wavelet2", ["path.allocation=energy", "train.band_loss_weights=interval"]),
     # between uniform and energy: sqrt of the db6 band energies of the training split (0.898, 0.059, 0.043)
     "wavelet3_sqrt_iw": ("wavelet3", ["path.allocation=[0.948,0.243,0.208]", "train.band_loss_weights=interval"]),
+    # the network also sees which band is active (a one-hot next to the sinusoids of k)
+    "wavelet3_band": ("wavelet3", ["model.k_embedding=band"]),
+    "wavelet2_band": ("wavelet2", ["model.k_embedding=band"]),
 }
 
 

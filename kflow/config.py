@@ -52,6 +52,7 @@ class PathConfig:
 @dataclass
 class ModelConfig:
     name: str = "unet"  # unet | dit
+    k_embedding: str = "k"  # k (sinusoids of k) | band (also a one-hot of the band position)
     unet: UNetConfig = field(default_factory=UNetConfig)
     dit: DiTConfig = field(default_factory=DiTConfig)
 
@@ -122,6 +123,7 @@ CHOICES = {
     "path.bump": ("linear", "cosine", "smoothstep"),
     "path.order": ("low_to_high", "high_to_low"),
     "model.name": ("unet", "dit"),
+    "model.k_embedding": ("k", "band"),
     "train.k_density": ("uniform", "logit_normal"),
     "train.amp": ("auto", "bf16", "none"),
     "train.nonfinite": ("stop", "skip"),

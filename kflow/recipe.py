@@ -50,8 +50,13 @@ def make_path(cfg: Config, transform: Transform, data: torch.Tensor | None = Non
     return KFlowPath(transform, bump=cfg.path.bump, allocation=cfg.path.allocation, order=cfg.path.order, energy=energy)
 
 
-def make_model(cfg: Config, shape, num_classes: int) -> torch.nn.Module:
+def make_model(cfg: Config, shape, num_classes: int, path: KFlowPath | None = None) -> torch.nn.Module:
+    """With model.k_embedding=band the path's boundaries go into the model config (saved with it)."""
     m = cfg.model.unet if cfg.model.name == "unet" else cfg.model.dit
+    if cfg.model.k_embedding == "band" and path is not None:
+        m.band_edges = path.kappa[1:-1].tolist()
+    elif cfg.model.k_embedding == "k":
+        m.band_edges = []
     m.in_channels, m.image_size = shape[0], shape[1]
     if shape[1] != shape[2]:
         raise ConfigError(f"models take square images; got {shape[1]}x{shape[2]} (set data.image_size)")
@@ -89,7 +94,7 @@ def load_run(checkpoint: str | Path, device="cpu", weights: str = "ema") -> Load
     run_dir = checkpoint.parent.parent
     transform = make_transform(cfg, shape, None, run_dir / "pca.safetensors")
     path = make_path(cfg, transform)
-    model = make_model(cfg, shape, int(ck.meta["num_classes"]))
+    model = make_model(cfg, shape, int(ck.meta["num_classes"]), path)
     if weights not in ("ema", "model"):
         raise ValueError(f"weights={weights!r}: use 'ema' or 'model'")
     load_state(model, ck.state(weights), weights)

@@ -3,7 +3,7 @@ and an optional mixture-of-experts feed-forward (top-k routing over expert MLPs)
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +25,7 @@ class DiTConfig:
     num_experts: int = 0  # 0: dense MLP; > 1: mixture of experts
     experts_per_token: int = 2
     grad_checkpointing: bool = False
+    band_edges: list[float] = field(default_factory=list)  # set from the path when model.k_embedding=band
 
 
 def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
@@ -99,7 +100,7 @@ class DiT(nn.Module):
         p, n = cfg.patch_size, cfg.image_size // cfg.patch_size
         self.patch = nn.Conv2d(cfg.in_channels, dim, p, stride=p)
         self.register_buffer("pos", self._pos_embed(dim, n), persistent=False)
-        self.k_emb = KEmbedding(dim, freq_dim=256)
+        self.k_emb = KEmbedding(dim, freq_dim=256, band_edges=cfg.band_edges)
         self.y_emb = ClassEmbedding(cfg.num_classes, dim) if cfg.num_classes > 0 else None
         self.blocks = nn.ModuleList(DiTBlock(dim, heads, cfg) for _ in range(depth))
         self.norm = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)

@@ -16,14 +16,28 @@ def k_features(k: Tensor, dim: int, max_period: float = 10000.0) -> Tensor:
 
 
 class KEmbedding(nn.Module):
-    def __init__(self, dim: int, freq_dim: int = 128):
+    """k -> (N, dim). With band_edges (the path's interior boundaries kappa_1 .. kappa_{B-1}) the
+    features also hold a one-hot of the band position at k: the target velocity jumps at each
+    boundary while x_k does not, and sinusoids of k alone let the network blur that jump (the
+    paper's "K-amplitude embedding" idea). A k on a boundary counts as the band that starts there."""
+
+    def __init__(self, dim: int, freq_dim: int = 128, band_edges: list[float] | tuple = ()):
         super().__init__()
         self.freq_dim = freq_dim
-        self.mlp = nn.Sequential(nn.Linear(freq_dim, dim), nn.SiLU(), nn.Linear(dim, dim))
+        self.register_buffer("edges", torch.tensor(list(band_edges), dtype=torch.float32), persistent=False)
+        n_in = freq_dim + (len(band_edges) + 1 if len(band_edges) else 0)
+        self.mlp = nn.Sequential(nn.Linear(n_in, dim), nn.SiLU(), nn.Linear(dim, dim))
+
+    def features(self, k: Tensor) -> Tensor:
+        f = k_features(k, self.freq_dim)
+        if self.edges.numel():
+            pos = torch.searchsorted(self.edges, k.float().contiguous(), right=True)
+            f = torch.cat([f, nn.functional.one_hot(pos, self.edges.numel() + 1).float()], dim=-1)
+        return f
 
     def forward(self, k: Tensor) -> Tensor:
         # features in float32 (stable under autocast), then the MLP's own dtype (float64 models in tests)
-        return self.mlp(k_features(k, self.freq_dim).to(self.mlp[0].weight.dtype))
+        return self.mlp(self.features(k).to(self.mlp[0].weight.dtype))
 
 
 class ClassEmbedding(nn.Module):

@@ -86,7 +86,7 @@ class Trainer:
         cfg.path.allocation = self.path.allocation  # resolved: 'energy' becomes explicit weights
         self.loss_fn = FlowMatchingLoss(self.path, cfg.train.band_loss_weights)
         torch.manual_seed(_seed(cfg.train.seed, -1))  # the initial weights depend on the seed alone
-        self.model = make_model(cfg, shape, self.data.num_classes).to(self.device)
+        self.model = make_model(cfg, shape, self.data.num_classes, self.path).to(self.device)
         self.ema = copy.deepcopy(self.model).requires_grad_(False)
         t = cfg.train
         fused = self.device.type == "cuda"

@@ -47,3 +47,41 @@ def test_dit_bad_sizes():
         DiT(DiTConfig(size="XXL"))
     with pytest.raises(ValueError, match="divisible"):
         DiT(DiTConfig(image_size=10, patch_size=4))
+
+
+def test_band_k_embedding_marks_the_band_position():
+    from kflow.models.embeddings import KEmbedding
+
+    emb = KEmbedding(16, freq_dim=8, band_edges=[1 / 3, 2 / 3])
+    k = torch.tensor([0.0, 1 / 3 - 1e-4, 1 / 3, 0.5, 2 / 3, 1.0])
+    onehot = emb.features(k)[:, 8:]
+    assert onehot.argmax(1).tolist() == [0, 0, 1, 1, 2, 2]  # a boundary belongs to the band starting there
+    assert torch.equal(onehot.sum(1), torch.ones(6))
+    assert emb(k).shape == (6, 16)
+    assert KEmbedding(16, freq_dim=8).features(k).shape == (6, 8)  # no edges: sinusoids only
+
+
+@pytest.mark.parametrize("model", ["unet", "dit"])
+def test_band_k_embedding_is_saved_with_the_run(tmp_path, model, monkeypatch):
+    """k_embedding=band takes the path's boundaries into the model config; load_run rebuilds the same net."""
+    from pathlib import Path
+
+    from kflow.config import load_config
+    from kflow.recipe import load_run
+    from kflow.training import Trainer
+
+    monkeypatch.setenv("KFLOW_PROGRESS", "0")
+    root = Path(__file__).resolve().parents[2]
+    extra = ["model.name=dit", "model.dit.size=XS", "model.dit.patch_size=2"] if model == "dit" else []
+    cfg = load_config(root / "configs" / "digits_tiny.yaml",
+                      [f"out_dir={tmp_path}", "train.device=cpu", "train.steps=2", "train.ckpt_every=2",
+                       "model.k_embedding=band", "path.allocation=[0.6,0.3,0.1]", *extra])
+    tr = Trainer(cfg)
+    tr.fit()
+    edges = tr.path.kappa[1:-1].tolist()
+    assert tr.model.k_emb.edges.tolist() == pytest.approx(edges)
+    run = load_run(tmp_path)
+    assert run.model.k_emb.edges.tolist() == pytest.approx(edges)
+    x, k = torch.randn(3, 1, 8, 8), torch.tensor([0.1, 0.6, 0.95])
+    with torch.no_grad():
+        assert torch.allclose(run.model(x, k), tr.ema(x, k))
