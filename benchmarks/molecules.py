@@ -36,23 +36,21 @@ def random_rotations(shape, generator) -> torch.Tensor:
 def reference_rows(test, samples: int, seed: int) -> list[dict]:
     """The trivial references: start clusters unchanged, and each molecule at its true centre with a
     random orientation (best of `samples` draws, like the models)."""
-    rows = []
-    for name in ("start (no model)", "true centres, random rotations"):
-        scores, n = [], 0
-        g = torch.Generator().manual_seed(seed)
-        for c in test:
-            b = make_batch([c])
-            if name.startswith("start"):
-                s = score_assemblies(b.atoms(torch.zeros_like(b.u1)), b.target)
-            else:
-                t1 = b.t0 + b.u1[..., :3]
-                draws = [RigidState(t1, random_rotations(t1.shape[:-1], g).to(t1.dtype)).atoms(b.local) for _ in range(samples)]
-                s = score_assemblies(torch.stack(draws), b.target)
-            scores.append(s)
-        rows.append({"flow": name, **{k: sum(getattr(s, f) for s in scores) / len(scores) for k, f in
-                     [("pm_atom", "pm_atom"), ("pm_center", "pm_center"), ("collision", "collision_rate"),
-                      ("separation", "separation_rate")]}, "train_s": 0.0})
-    return rows
+    g = torch.Generator().manual_seed(seed)
+    start, centres = [], []
+    for c in test:
+        b = make_batch([c])
+        start.append(score_assemblies(b.atoms(torch.zeros_like(b.u1)), b.target))
+        t1 = b.t0 + b.u1[..., :3]
+        draws = [RigidState(t1, random_rotations(t1.shape[:-1], g).to(t1.dtype)).atoms(b.local) for _ in range(samples)]
+        centres.append(score_assemblies(torch.stack(draws), b.target))
+
+    def row(name, scores):
+        mean = lambda f: sum(getattr(s, f) for s in scores) / len(scores)  # noqa: E731
+        return {"flow": name, "pm_atom": mean("pm_atom"), "pm_center": mean("pm_center"),
+                "collision": mean("collision_rate"), "separation": mean("separation_rate"), "train_s": 0.0}
+
+    return [row("start (no model)", start), row("true centres, random rotations", centres)]
 
 
 def main():
