@@ -91,6 +91,7 @@ def main():
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--sample-n", type=int, default=64, help="images per sampling measurement (50 Euler steps)")
+    ap.add_argument("--sample-rounds", type=int, default=3, help="rounds that also time sampling")
     ap.add_argument("--peak-tflops", type=float, default=None, help="device peak for MFU when not in the built-in table")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--sampler-only", action="store_true", help="only the sampler-overhead table")
@@ -113,13 +114,16 @@ def main():
 def training_table(args, trainers, dev):
     train_ips = {row: [] for row in trainers}
     sample_ips = {row: [] for row in trainers}
-    for _ in range(args.rounds):
+    # many short rounds, rows round-robin: drift of a shared machine's load hits every row alike
+    for r in range(args.rounds):
         for row, tr in trainers.items():
             sync(dev)
             t = time.perf_counter()
             tr.fit(until=tr.step + args.steps)
             sync(dev)
             train_ips[row].append(args.steps * args.batch / (time.perf_counter() - t))
+            if r >= args.sample_rounds:
+                continue
             model = tr.ema.eval()
             t = time.perf_counter()
             with torch.autocast(dev.type, torch.bfloat16, enabled=tr.amp):
@@ -129,7 +133,8 @@ def training_table(args, trainers, dev):
     peak = peak_flops(dev, args.peak_tflops)
     fm = statistics.median(train_ips["fm"])
     params = sum(p.numel() for p in trainers["fm"].model.parameters())
-    print(f"\n{args.backbone}: {params / 1e6:.1f}M parameters; median of {args.rounds} rounds of {args.steps} steps")
+    print(f"\n{args.backbone}: {params / 1e6:.1f}M parameters; training: median of {args.rounds} rounds of "
+          f"{args.steps} steps; sampling: median of {min(args.rounds, args.sample_rounds)} rounds")
     print("\n| run | transform | train images/s | vs FM | sample images/s (50 Euler) | vs FM |"
           + (" train TFLOP/s | MFU |" if peak else ""))
     print("|---|---|---|---|---|---|" + ("---|---|" if peak else ""))

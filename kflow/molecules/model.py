@@ -3,7 +3,9 @@
 Atom level: EGNN layers (Satorras et al. 2021) on a radius graph (edges within `cutoff`, each
 flagged as inside one molecule or between two), messages from invariant features and squared distances, with an
 equivariant coordinate channel. Molecule level: the atom features and coordinate updates are pooled
-per molecule, then one fully connected EGNN layer over the molecules' centres mixes the cluster.
+per molecule, then `mol_layers` fully connected EGNN layers over the molecules' centres mix the
+cluster (cheap: 17 nodes), each moving the centres; their total displacement is the cluster-level
+part of the translational velocity.
 Outputs per molecule: a translational velocity (a vector: it rotates with the input) and an angular
 velocity, built from cross products of atom offsets with their coordinate updates (a pseudovector,
 which rotates the same way under proper rotations). Nothing depends on absolute positions or
@@ -25,6 +27,7 @@ class AssemblyNetConfig:
     layers: int = 3
     cutoff: float = 4.0  # Angstrom, radius graph
     num_types: int = 100  # atomic numbers 1..99 (0 = padding)
+    mol_layers: int = 1  # EGNN layers over the molecule centres
 
 
 def _mlp(i: int, h: int, o: int) -> nn.Sequential:
@@ -46,6 +49,24 @@ class EGNNLayer(nn.Module):
         return h + self.node(torch.cat([h, agg], -1)), dx
 
 
+class MoleculeLayer(nn.Module):
+    """Fully connected EGNN layer over the M molecule centres of each cluster."""
+
+    def __init__(self, h: int):
+        super().__init__()
+        self.edge, self.node, self.coord = _mlp(2 * h + 1, h, h), _mlp(2 * h, h, h), _mlp(h, h, 1)
+
+    def forward(self, hm: Tensor, centre: Tensor) -> tuple[Tensor, Tensor]:
+        """hm (N, M, H), centre (N, M, 3) -> updated hm and the centres' displacement (N, M, 3)."""
+        M = hm.shape[1]
+        rel = centre[:, :, None] - centre[:, None]  # (N, M, M, 3) from j to i
+        # squared distances in units of 10 A, so the MLP sees O(1) inputs at molecular spacings
+        e = self.edge(torch.cat([hm[:, :, None].expand(-1, -1, M, -1), hm[:, None].expand(-1, M, -1, -1),
+                                 rel.pow(2).sum(-1, keepdim=True) / 100], -1))  # (N, M, M, H)
+        e = e * (1 - torch.eye(M, device=hm.device, dtype=e.dtype))[None, :, :, None]
+        return hm + self.node(torch.cat([hm, e.mean(2)], -1)), (rel * torch.tanh(self.coord(e))).mean(2)
+
+
 class AssemblyNet(nn.Module):
     def __init__(self, cfg: AssemblyNetConfig = AssemblyNetConfig()):
         super().__init__()
@@ -54,9 +75,8 @@ class AssemblyNet(nn.Module):
         self.embed = nn.Embedding(cfg.num_types, h)
         self.k_embed = KEmbedding(h)
         self.layers = nn.ModuleList(EGNNLayer(h) for _ in range(cfg.layers))
-        self.mol_edge = _mlp(2 * h + 1, h, h)
-        self.mol_node = _mlp(2 * h, h, h)
-        self.trans_atom, self.trans_mol = _mlp(h, h, 1), _mlp(h, h, 1)
+        self.mol_layers = nn.ModuleList(MoleculeLayer(h) for _ in range(cfg.mol_layers))
+        self.trans_atom = _mlp(h, h, 1)
         self.ang_atom = _mlp(h, h, 1)
 
     def edges(self, x: Tensor, mol: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -89,13 +109,12 @@ class AssemblyNet(nn.Module):
         count = mask.sum(-1, keepdim=True).clamp_min(1)  # (N, M, 1)
         centre = (atoms * mask[..., None]).sum(2) / count  # (N, M, 3)
         hm = h.sum(2) / count  # (N, M, H)
-        # molecule level: fully connected over the M centres
-        rel = centre[:, :, None] - centre[:, None]  # (N, M, M, 3) from j to i
-        e = self.mol_edge(torch.cat([hm[:, :, None].expand(-1, -1, M, -1), hm[:, None].expand(-1, M, -1, -1),
-                                     rel.pow(2).sum(-1, keepdim=True)], -1))  # (N, M, M, H)
-        e = e * (1 - torch.eye(M, device=atoms.device, dtype=e.dtype))[None, :, :, None]
-        hm = hm + self.mol_node(torch.cat([hm, e.mean(2)], -1))
-        v_t = (rel * torch.tanh(self.trans_mol(e))).mean(2) + (dxa * self.trans_atom(h)).sum(2) / count
+        # molecule level: fully connected over the M centres, which each layer moves
+        moved = centre
+        for layer in self.mol_layers:
+            hm, dc = layer(hm, moved)
+            moved = moved + dc
+        v_t = (moved - centre) + (dxa * self.trans_atom(h)).sum(2) / count
         offset = (atoms - centre[:, :, None]) * mask[..., None]
         w = torch.linalg.cross(offset, dxa) * self.ang_atom(h)  # pseudovectors
         omega = w.sum(2) / count

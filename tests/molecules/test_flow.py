@@ -53,9 +53,10 @@ def test_path_velocity_is_the_finite_difference(flow):
         assert c[:, T.bands > 0].abs().max() < 1e-12
 
 
-def test_network_is_equivariant():
+@pytest.mark.parametrize("mol_layers", [1, 3])
+def test_network_is_equivariant(mol_layers):
     torch.manual_seed(0)
-    net = AssemblyNet(AssemblyNetConfig(hidden=16, layers=2)).double()
+    net = AssemblyNet(AssemblyNetConfig(hidden=16, layers=2, mol_layers=mol_layers)).double()
     b = make_batch(toy_clusters(2), dtype=torch.float64)
     atoms = b.atoms(0.3 * b.u1)
     k = torch.tensor([0.2, 0.7], dtype=torch.float64)
