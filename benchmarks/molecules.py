@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from kflow.metrics.evaluate import format_table
-from kflow.molecules.crystals import build_clusters, load_clusters, read_crystals, save_clusters
+from kflow.molecules.crystals import build_clusters, load_clusters, pair, read_crystals, save_clusters
 from kflow.molecules.flow import make_batch
 from kflow.molecules.rigid import RigidState
 from kflow.molecules.metrics import score_assemblies
@@ -72,6 +72,7 @@ def main():
     ap.add_argument("--mol-layers", type=int, default=1, help="EGNN layers over the molecule centres")
     ap.add_argument("--bands", default="3", help="K-Flow graph band counts, comma-separated: a row each")
     ap.add_argument("--flows", default="rigid_fm,kflow", help="comma-separated: rigid_fm, kflow")
+    ap.add_argument("--pairing", default="nearest", help="nearest (slots matched to start molecules) or given")
     ap.add_argument("--work", default="runs/molecules", help="finished rows are cached here and reused")
     ap.add_argument("--samples", type=int, default=5, help="samples per test cluster (best of)")
     ap.add_argument("--nfe", type=int, default=20)
@@ -88,7 +89,7 @@ def main():
     small = lambda cs: [c for c in cs if c.numbers.shape[1] <= args.max_atoms]  # noqa: E731
     train, test = small(load_clusters(args.data, "train")), small(load_clusters(args.data, "test"))[: args.test_limit]
     net_cfg = AssemblyNetConfig(hidden=args.hidden, layers=args.layers, mol_layers=args.mol_layers)
-    rows = reference_rows(test, args.samples, args.seed)
+    rows = reference_rows(pair(test, args.pairing), args.samples, args.seed)
     for r in rows:
         print(json.dumps(r), flush=True)
     if args.references_only:
@@ -100,10 +101,10 @@ def main():
     runs = [("rigid_fm", 1)] * ("rigid_fm" in flows) + [("kflow", b) for b in bands] * ("kflow" in flows)
     for flow, B in runs:
         cfg = AssemblyConfig(flow=flow, num_bands=B, steps=args.steps, batch_size=args.batch, seed=args.seed,
-                             net=net_cfg)
+                             pairing=args.pairing, net=net_cfg)
         # one cached result per (flow, bands, budget, network, evaluation): reruns skip finished rows
         key = (f"{flow}-b{B}-s{args.steps}-bs{args.batch}-h{args.hidden}-l{args.layers}-m{args.mol_layers}-seed{args.seed}"
-               f"-nfe{args.nfe}-n{args.samples}-a{args.max_atoms}-t{len(test)}")
+               f"-nfe{args.nfe}-n{args.samples}-a{args.max_atoms}-t{len(test)}-{args.pairing}")
         cache = Path(args.work) / f"{key}.json"
         if cache.exists():
             rows.append(json.loads(cache.read_text()))
@@ -120,7 +121,7 @@ def main():
         print(json.dumps(rows[-1]), flush=True)
     head = (f"{len(train)} train / {len(test)} test clusters of 17 molecules (split by SMILES); network "
             f"{asdict(net_cfg)}; {args.steps} steps x batch {args.batch}, seed {args.seed}; Euler NFE {args.nfe}, "
-            f"best of {args.samples} samples; molecules of <= {args.max_atoms} atoms; "
+            f"best of {args.samples} samples; pairing {args.pairing}; molecules of <= {args.max_atoms} atoms; "
             "PM in Angstrom")
     table = format_table(rows, ["flow", "pm_atom", "pm_center", "collision", "separation", "train_s"])
     print("\n" + head + "\n\n" + table)

@@ -15,7 +15,7 @@ import torch
 
 from ..sampling import sample
 from ..training.loss import FlowMatchingLoss
-from .crystals import Cluster
+from .crystals import Cluster, pair
 from .flow import FLOWS, AssemblyBatch, BoundAssembly, assembly_path, make_batch
 from .metrics import AssemblyScores, score_assemblies
 from .model import AssemblyNet, AssemblyNetConfig
@@ -30,6 +30,7 @@ class AssemblyConfig:
     batch_size: int = 16
     lr: float = 1e-3
     start_noise: float = 0.1
+    pairing: str = "nearest"  # nearest | given: which crystal slot each start molecule flows to
     seed: int = 0
     net: AssemblyNetConfig = field(default_factory=AssemblyNetConfig)
 
@@ -50,6 +51,7 @@ def collate(items: list[AssemblyBatch]) -> AssemblyBatch:
 def train_assembly(clusters: list[Cluster], cfg: AssemblyConfig, out: str | Path | None = None, log=print) -> AssemblyNet:
     if cfg.flow not in FLOWS:
         raise ValueError(f"flow={cfg.flow!r}: use one of {', '.join(FLOWS)}")
+    clusters = pair(clusters, cfg.pairing)
     torch.manual_seed(cfg.seed)
     singles = [make_batch([c]) for c in clusters]
     net = AssemblyNet(cfg.net)
@@ -91,7 +93,7 @@ def evaluate_assembly(net: AssemblyNet, clusters: list[Cluster], cfg: AssemblyCo
     grouped by molecule size, so no padded atom enters a distance matrix."""
     net.eval()
     groups: dict[int, list[Cluster]] = {}
-    for c in clusters:
+    for c in pair(clusters, cfg.pairing):
         groups.setdefault(c.numbers.shape[1], []).append(c)
     results, n_total = [], 0
     for A, group in sorted(groups.items()):

@@ -5,8 +5,9 @@ import pytest
 
 pytest.importorskip("ase")
 
-from kflow.molecules.crystals import (Crystal, build_clusters, cut_clusters, load_clusters, loose_start,  # noqa: E402
-                                      save_clusters, split_of, whole_molecules)
+from kflow.molecules.crystals import (Cluster, Crystal, assignment, build_clusters, cut_clusters,  # noqa: E402
+                                      load_clusters, loose_start, pair, pair_nearest, save_clusters, split_of,
+                                      whole_molecules)
 
 
 def diatomic_crystal(a=6.0):
@@ -50,6 +51,47 @@ def test_loose_start_is_a_rigid_motion_per_molecule():
     cent = start.mean(1)
     gaps = np.linalg.norm(cent[:, None] - cent[None], axis=-1) + np.eye(17) * 1e9
     assert gaps.min() >= 0.8 * 6.0 - 1e-9
+
+
+@pytest.mark.parametrize("n", [1, 2, 4, 6])
+def test_assignment_is_the_brute_force_optimum(n):
+    import itertools
+
+    rng = np.random.default_rng(n)
+    for _ in range(10):
+        cost = rng.standard_normal((n, n)) ** 2
+        col = assignment(cost)
+        assert sorted(col.tolist()) == list(range(n))
+        best = min(sum(cost[i, p[i]] for i in range(n)) for p in itertools.permutations(range(n)))
+        assert cost[np.arange(n), col].sum() == pytest.approx(best, abs=1e-12)
+
+
+def test_assignment_matches_scipy_on_17():
+    linear_sum_assignment = pytest.importorskip("scipy.optimize").linear_sum_assignment
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        cost = rng.uniform(0, 100, (17, 17))
+        r, c = linear_sum_assignment(cost)
+        assert cost[np.arange(17), assignment(cost)].sum() == pytest.approx(cost[r, c].sum(), abs=1e-9)
+
+
+def test_pair_nearest_undoes_a_shuffle_and_keeps_rigid_copies():
+    """Start molecules that sit next to a shuffled slot each: nearest pairing sends every slot its
+    neighbour's pose, built from the slot's own atoms (a rigid copy, same atom order)."""
+    (nums, pos), = cut_clusters(diatomic_crystal(), centres=1)
+    rng = np.random.default_rng(1)
+    shuffle = rng.permutation(17)
+    start = loose_start(pos, rng)
+    start = start - start.mean(1, keepdims=True) + pos.mean(1)[shuffle][:, None] + 0.3  # start i near slot shuffle[i]
+    c = pair_nearest(Cluster("H2", "[H][H]", nums, pos, start))
+    np.testing.assert_allclose(c.start.mean(1), pos.mean(1) + 0.3, atol=1e-12)
+    for j in range(17):
+        # slot j starts with the orientation of the start molecule that was next to it
+        i = int(np.flatnonzero(shuffle == j)[0])
+        np.testing.assert_allclose(c.start[j] - c.start[j].mean(0), start[i] - start[i].mean(0), atol=1e-12)
+    assert pair([c], "given")[0] is c
+    with pytest.raises(ValueError, match="pairing='closest'"):
+        pair([c], "closest")
 
 
 def test_split_is_by_molecule():
