@@ -1,7 +1,8 @@
 """Molecular assembly on clusters cut from pyxtal's crystals: rigid flow matching (AssembleFlow-
 style) vs K-Flow over graph-frequency bands, same network, budget, seeds and batches, side by side.
 
-    python benchmarks/molecules.py --steps 1500 --out docs/results/molecules_cpu     # CPU, ~30 min
+    python benchmarks/molecules.py --steps 600 --batch 8 --hidden 32 --layers 2 --mol-layers 3 --samples 4 \
+        --out docs/results/molecules_cpu     # CPU, ~30 min
 
 Data: `kflow data molecules` (built here into --data when missing). Metrics on the test split
 (molecules never seen in training): PM-atom and PM-center (best of --samples), collision and
