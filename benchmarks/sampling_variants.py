@@ -7,7 +7,9 @@ trained (no retraining): step allocation per band, projection onto the active ba
 A variant is a solver name followed by options: `alloc=w0,w1,..` (steps per band in proportion to
 these weights, indexed by band; default: in proportion to each band's k-interval), `project` (keep
 only the active band of the velocity), `nudge=f` (on a band boundary, evaluate the velocity f of
-the new band's k-interval inside it: kflow.sampling.wrappers.BoundaryNudge). NFE counts velocity evaluations (a heun step costs two).
+the new band's k-interval inside it: kflow.sampling.wrappers.BoundaryNudge). NFE counts velocity evaluations (a heun step costs two);
+`dopri5` is adaptive (rtol = atol = 1e-5, restarted at band boundaries) and runs once, whatever --nfe says.
+FM (one band) gets the solver-only variants, so every solver is compared with FM under the same solver.
 Every (row, variant, NFE) cell is cached in the run folder, so a rerun continues.
 """
 from __future__ import annotations
@@ -30,7 +32,7 @@ from kflow.recipe import load_run  # noqa: E402
 from kflow.sampling import sample  # noqa: E402
 from kflow.sampling.wrappers import BoundaryNudge, ModelVelocity  # noqa: E402
 
-EVALS_PER_STEP = {"euler": 1, "midpoint": 2, "heun": 2, "rk4": 4}
+EVALS_PER_STEP = {"euler": 1, "midpoint": 2, "heun": 2, "rk4": 4, "dopri5": 0}  # 0: adaptive, --nfe does not apply
 
 
 def parse_variant(text: str) -> dict:
@@ -73,13 +75,16 @@ def main():
         if not (folder / "config.json").exists():
             raise SystemExit(f"no trained run at {folder}; train it first with benchmarks/quality.py --rows {row}")
         run = load_run(folder, device=device)
-        for text in variants if row != "fm" else ["euler"]:  # FM has one band: only the plain reference
+        for text in variants:
             v = parse_variant(text)
+            if run.path.num_bands == 1 and (v["alloc"] != "length" or v["project"] or v["nudge"]):
+                continue  # band options mean nothing with one band: FM gets the plain solvers only
             if v["alloc"] != "length" and len(v["alloc"]) != run.path.num_bands:
                 continue  # allocation written for another number of bands
-            for nfe in nfes:
-                steps = nfe // EVALS_PER_STEP[v["solver"]]
-                cell = folder / f"variant-{text.replace(' ', '_')}-nfe{nfe}-n{args.n}-seed{args.seed}.json"
+            per_step = EVALS_PER_STEP[v["solver"]]
+            for nfe in nfes if per_step else [0]:
+                steps = nfe // per_step if per_step else 1
+                cell = folder / f"variant-{text.replace(' ', '_')}-nfe{nfe or 'auto'}-n{args.n}-seed{args.seed}.json"
                 if cell.exists():
                     r = json.loads(cell.read_text())
                 else:
@@ -95,10 +100,16 @@ def main():
                     cell.write_text(json.dumps(r))
                 results.append(r)
                 print(json.dumps(r), flush=True)
-    fm = {r["nfe"]: r["fd"] for r in results if r["row"] == "fm"}
+    # compare with FM under the same solver: at the same NFE, or with any NFE for the adaptive one
+    def key(r, nfe):
+        solver = r["variant"].split()[0]
+        return (solver, nfe if EVALS_PER_STEP[solver] else None)
+
+    fm = {key(r, r["nfe"]): r["fd"] for r in results if r["row"] == "fm"}
     for r in results:
-        r["fd_vs_fm"] = r["fd"] / fm[r["nfe"]] if r["nfe"] in fm else float("nan")
-        r["fd_vs_fm_2x_nfe"] = r["fd"] / fm[2 * r["nfe"]] if 2 * r["nfe"] in fm else float("nan")
+        r["fd_vs_fm"] = r["fd"] / fm.get(key(r, r["nfe"]), float("nan"))
+        fixed = EVALS_PER_STEP[r["variant"].split()[0]] > 0
+        r["fd_vs_fm_2x_nfe"] = r["fd"] / fm.get(key(r, 2 * r["nfe"]), float("nan")) if fixed else float("nan")
     table = format_table(results, ["row", "variant", "nfe", "fd", "precision", "recall", "fd_vs_fm", "fd_vs_fm_2x_nfe"])
     head = (f"hardware: {hw}; runs {args.work}<row>; {args.n} samples per cell (noise seed {args.seed}); "
             f"classifier test accuracy {clf.info.test_accuracy:.4f}; reference: test split")
