@@ -100,16 +100,16 @@ def main():
                     cell.write_text(json.dumps(r))
                 results.append(r)
                 print(json.dumps(r), flush=True)
-    # compare with FM under the same solver: at the same NFE, or with any NFE for the adaptive one
-    def key(r, nfe):
+    def fm_key(r, nfe):  # FM under the same solver: at `nfe`, or at whatever NFE the adaptive one took
         solver = r["variant"].split()[0]
-        return (solver, nfe if EVALS_PER_STEP[solver] else None)
+        return (solver, nfe) if EVALS_PER_STEP[solver] else (solver, None)
 
-    fm = {key(r, r["nfe"]): r["fd"] for r in results if r["row"] == "fm"}
+    fm = {fm_key(r, r["nfe"]): r["fd"] for r in results if r["row"] == "fm"}
+    nan = float("nan")
     for r in results:
-        r["fd_vs_fm"] = r["fd"] / fm.get(key(r, r["nfe"]), float("nan"))
-        fixed = EVALS_PER_STEP[r["variant"].split()[0]] > 0
-        r["fd_vs_fm_2x_nfe"] = r["fd"] / fm.get(key(r, 2 * r["nfe"]), float("nan")) if fixed else float("nan")
+        r["fd_vs_fm"] = r["fd"] / fm.get(fm_key(r, r["nfe"]), nan)
+        twice = fm_key(r, 2 * r["nfe"])
+        r["fd_vs_fm_2x_nfe"] = r["fd"] / fm.get(twice, nan) if twice[1] is not None else nan
     table = format_table(results, ["row", "variant", "nfe", "fd", "precision", "recall", "fd_vs_fm", "fd_vs_fm_2x_nfe"])
     head = (f"hardware: {hw}; runs {args.work}<row>; {args.n} samples per cell (noise seed {args.seed}); "
             f"classifier test accuracy {clf.info.test_accuracy:.4f}; reference: test split")
