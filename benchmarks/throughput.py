@@ -95,6 +95,8 @@ def main():
     ap.add_argument("--peak-tflops", type=float, default=None, help="device peak for MFU when not in the built-in table")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--sampler-only", action="store_true", help="only the sampler-overhead table")
+    ap.add_argument("--no-sampler-table", action="store_true", help="skip the sampler-overhead table")
+    ap.add_argument("--profile", default="", help="comma-separated rows to profile for 3 training steps (torch.profiler)")
     args = ap.parse_args()
     if args.backbone != "unet" and args.backbone.split("-")[-1] not in ("XS", "S", "B", "L"):
         raise SystemExit(f"--backbone {args.backbone!r}: use unet or dit-XS, dit-S, dit-B, dit-L")
@@ -108,7 +110,10 @@ def main():
         trainers = make_trainers(args, tmp)
         if not args.sampler_only:
             training_table(args, trainers, dev)
-        sampler_table(args, trainers, dev)
+        if not args.no_sampler_table:
+            sampler_table(args, trainers, dev)
+        for row in filter(None, args.profile.split(",")):
+            profile_row(trainers[row], row, dev)
 
 
 def training_table(args, trainers, dev):
@@ -148,6 +153,19 @@ def training_table(args, trainers, dev):
         print(line)
     if dev.type == "cuda" and not peak:
         print("MFU: this GPU's peak is not in the table; pass --peak-tflops")
+
+
+def profile_row(tr: Trainer, row: str, dev) -> None:
+    """Where one training step's time goes: the top operators by their own device (or CPU) time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
+    with profile(activities=acts) as prof:
+        tr.fit(until=tr.step + 3)
+        sync(dev)
+    key = "self_cuda_time_total" if dev.type == "cuda" else "self_cpu_time_total"
+    print(f"\nprofile of 3 training steps, row {row}, by {key}:")
+    print(prof.key_averages().table(sort_by=key, row_limit=14, max_name_column_width=60))
 
 
 def sampler_table(args, trainers, dev):

@@ -16,3 +16,13 @@ def _seed():
 
 def f64(*shape):
     return torch.randn(*shape, dtype=torch.float64)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked cuda run only where a GPU is (`pytest -m cuda` on a GPU machine)."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (torch.cuda.is_available() is False); run `pytest -m cuda` on one")
+    for item in items:
+        if item.get_closest_marker("cuda"):
+            item.add_marker(skip)

@@ -51,7 +51,10 @@ class FlowMatchingLoss:
         self.band_weights = None if band_weights is None else torch.as_tensor(band_weights, dtype=torch.float32)
 
     def __call__(self, model, x_1: Tensor, x_0: Tensor, k: Tensor, y: Tensor | None = None) -> LossOutput:
-        s = self.path.sample(x_0, x_1, k)
+        # the path in float32 even under autocast: in bf16 a transform's matmul or convolution
+        # (PCA, wavelet) would round the targets to ~3 digits, while FM's arithmetic stays exact
+        with torch.autocast(x_1.device.type, enabled=False):
+            s = self.path.sample(x_0, x_1, k)
         v = model(s.x_k, s.k, y)
         err = (v.float() - s.dx_k.float()).pow(2).flatten(1).mean(1)
         w = err if self.band_weights is None else err * self.band_weights.to(err.device)[s.band]

@@ -53,7 +53,8 @@ def _seed(*parts: int) -> int:
 class Trainer:
     def __init__(self, cfg: Config, resume: bool = False):
         self.cfg = cfg
-        self.distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+        # under torchrun (WORLD_SIZE set, world size 1 included): a process group and DDP
+        self.distributed = "WORLD_SIZE" in os.environ and "RANK" in os.environ
         if self.distributed and not dist.is_initialized():
             backend = "nccl" if torch.cuda.is_available() and cfg.train.device != "cpu" else "gloo"
             dist.init_process_group(backend)
@@ -157,8 +158,14 @@ class Trainer:
             y = self.data.y[idx].clone()
             y[torch.rand(B, generator=g) < t.label_dropout] = self.data.num_classes  # null class
         lo, hi = self.rank * B // self.world, (self.rank + 1) * B // self.world
-        dev = self.device
-        return (x_1[lo:hi].to(dev), x_0[lo:hi].to(dev), k[lo:hi].to(dev), None if y is None else y[lo:hi].to(dev))
+        return tuple(None if a is None else self._to_device(a[lo:hi]) for a in (x_1, x_0, k, y))
+
+    def _to_device(self, a: Tensor) -> Tensor:
+        """The batch is drawn on the CPU (the same numbers on any device and rank). On CUDA it goes
+        through pinned memory without blocking, so the host prepares step s + 1 while the GPU runs s."""
+        if self.device.type != "cuda":
+            return a
+        return a.pin_memory().to(self.device, non_blocking=True)
 
     def _lr(self, step: int) -> float:
         t = self.cfg.train

@@ -59,3 +59,27 @@ def test_bad_weights_are_refused():
     with pytest.raises(ConfigError, match="band_loss_weights"):
         load_config("configs/fmnist_wavelet3.yaml", ["train.band_loss_weights=energy"])
     assert load_config("configs/fmnist_wavelet3.yaml", ["train.band_loss_weights=interval"]).train.band_loss_weights == "interval"
+
+
+def test_targets_stay_float32_under_bf16_autocast():
+    """Training runs under bf16 autocast on GPUs (and CPU with train.amp=bf16); the path's matmuls
+    and convolutions (PCA, wavelet) must not drop to bf16: the loss sees the exact float32 target."""
+    from kflow import PCATransform, WaveletTransform
+
+    data = torch.randn(512, 1, 8, 8)
+    seen = {}
+
+    class Spy(torch.nn.Module):
+        def forward(self, x, k, y=None):
+            seen["x_k"] = x
+            return torch.zeros_like(x)
+
+    x_1, x_0, k = torch.randn(16, 1, 8, 8), torch.randn(16, 1, 8, 8), torch.rand(16)
+    for T in (PCATransform.fit(data.double(), num_bands=2), WaveletTransform((1, 8, 8), "haar", num_bands=2)):
+        loss = FlowMatchingLoss(KFlowPath(T))
+        exact = KFlowPath(T).sample(x_0, x_1, k)
+        with torch.autocast("cpu", torch.bfloat16):
+            out = loss(Spy(), x_1, x_0, k)
+        assert seen["x_k"].dtype == torch.float32
+        torch.testing.assert_close(seen["x_k"], exact.x_k, rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(out.per_sample, exact.dx_k.pow(2).flatten(1).mean(1), rtol=1e-6, atol=1e-6)
