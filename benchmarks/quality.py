@@ -53,6 +53,15 @@ VARIANTS = {
     # the network also sees which band is active (a one-hot next to the sinusoids of k)
     "wavelet3_band": ("wavelet3", ["model.k_embedding=band"]),
     "wavelet2_band": ("wavelet2", ["model.k_embedding=band"]),
+    # band schedules: each band's k-window widened by the overlap (0 = hard K-Flow, 1 = FM), or
+    # staggered starts with a shared end (LapFlow-like)
+    "wavelet2_o25": ("wavelet2", ["path.overlap=0.25"]),
+    "wavelet2_o50": ("wavelet2", ["path.overlap=0.5"]),
+    "wavelet2_o75": ("wavelet2", ["path.overlap=0.75"]),
+    "wavelet2_stag": ("wavelet2", ["path.windows=[[0.0,1.0],[0.5,1.0]]"]),
+    "wavelet3_o50": ("wavelet3", ["path.overlap=0.5"]),
+    "fourier2_o50": ("fourier2", ["path.overlap=0.5"]),
+    "pca2_o50": ("pca2", ["path.overlap=0.5"]),
 }
 
 

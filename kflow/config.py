@@ -47,6 +47,8 @@ class PathConfig:
     bump: str = "linear"  # linear | cosine | smoothstep
     allocation: Union[str, list[float]] = "uniform"  # uniform | energy | per-band weights
     order: str = "low_to_high"  # low_to_high | high_to_low
+    overlap: float = 0.0  # widen each band's k-window: 0 the hard K-Flow path, 1 plain flow matching
+    windows: list[list[float]] | None = None  # explicit per-band [start, end] k-windows (instead of overlap)
 
 
 @dataclass
@@ -150,6 +152,7 @@ def validate(cfg: Config) -> None:
         ("train.label_dropout", t.label_dropout, 0 <= t.label_dropout <= 1),
         ("train.ckpt_every", t.ckpt_every, t.ckpt_every >= 1), ("train.log_every", t.log_every, t.log_every >= 1),
         ("train.keep_checkpoints", t.keep_checkpoints, t.keep_checkpoints >= 1),
+        ("path.overlap", cfg.path.overlap, 0 <= cfg.path.overlap <= 1),
         ("sample.steps", cfg.sample.steps, cfg.sample.steps >= 1),
         ("sample.guidance", cfg.sample.guidance, cfg.sample.guidance >= 0),
         ("sample.keep_class_until", cfg.sample.keep_class_until, 0 <= cfg.sample.keep_class_until <= 1),

@@ -47,14 +47,18 @@ def make_path(cfg: Config, transform: Transform, data: torch.Tensor | None = Non
         if data is None:
             raise ConfigError("path.allocation=energy needs the data (resolved weights are saved with each run)")
         energy = transform.band_energy(data[:10000])
-    return KFlowPath(transform, bump=cfg.path.bump, allocation=cfg.path.allocation, order=cfg.path.order, energy=energy)
+    try:
+        return KFlowPath(transform, bump=cfg.path.bump, allocation=cfg.path.allocation, order=cfg.path.order,
+                         energy=energy, overlap=cfg.path.overlap, windows=cfg.path.windows)
+    except ValueError as e:
+        raise ConfigError(f"path: {e}") from None
 
 
 def make_model(cfg: Config, shape, num_classes: int, path: KFlowPath | None = None) -> torch.nn.Module:
     """With model.k_embedding=band the path's boundaries go into the model config (saved with it)."""
     m = cfg.model.unet if cfg.model.name == "unet" else cfg.model.dit
     if cfg.model.k_embedding == "band" and path is not None:
-        m.band_edges = path.kappa[1:-1].tolist()
+        m.band_edges = path.position_starts()[1:].tolist()
     elif cfg.model.k_embedding == "k":
         m.band_edges = []
     m.in_channels, m.image_size = shape[0], shape[1]

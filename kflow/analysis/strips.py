@@ -12,10 +12,10 @@ from ..sampling import sample
 
 @dataclass
 class BandStrip:
-    states: Tensor  # (B + 1, n, *shape): x_k at k = kappa_0 (noise) .. kappa_B (the sample)
-    generated: Tensor  # (B, n, *shape): after band position p, x_k filtered onto the finished bands
+    states: Tensor  # (M + 1, n, *shape): x_k at each path boundary, k = 0 (noise) .. 1 (the sample)
+    generated: Tensor  # (M, n, *shape): at each boundary after 0, x_k filtered onto the settled bands
     bands: Tensor  # (B, n, *shape): band b alone of the final sample (indexed by band, coarse first)
-    kappa: Tensor  # (B + 1,) band boundaries on the k axis
+    kappa: Tensor  # (M + 1,) the path's boundaries on the k axis (band edges for the hard path)
 
     def grid(self, what: str = "all") -> tuple[Tensor, list[str]]:
         """Images row-major (one row per sample) and the column titles. what: 'states' (x_k at each
@@ -25,7 +25,7 @@ class BandStrip:
         B = len(self.bands)
         alone = [(self.bands[b], f"band {b} alone") for b in range(B)]
         cols = {"states": list(zip(self.states, ks)),
-                "generated": [(self.states[0], ks[0])] + [(g, f"after band {p}") for p, g in enumerate(self.generated)],
+                "generated": [(self.states[0], ks[0])] + [(g, f"settled at k={k:.2f}") for g, k in zip(self.generated, self.kappa[1:].tolist())],
                 "bands": [(self.states[-1], "sample")] + alone,
                 "all": list(zip(self.states, ks)) + alone}
         if what not in cols:
@@ -37,11 +37,10 @@ class BandStrip:
 def band_strip(model, path, n: int = 8, steps: int = 50, seed: int = 7, y: Tensor | None = None, device=None) -> BandStrip:
     out = sample(model, path, n, steps=steps, grid="band", seed=seed, record_bands=True, y=y, device=device)
     B = path.num_bands
-    generated = []
-    for p in range(1, B + 1):
-        done = (path.position_of_band < p).to(out.x.dtype)  # per band: finished by boundary p
-        generated.append(path.transform.filter(out.band_states[p], done))
+    edges = path.boundaries()
+    done = path.finished(edges[1:]).to(out.x.dtype)  # (M, B): bands settled at each boundary
+    generated = [path.transform.filter(out.band_states[j + 1], done[j]) for j in range(len(done))]
     eye = torch.eye(B, dtype=out.x.dtype)
     bands = [path.transform.filter(out.x, eye[b]) for b in range(B)]
     return BandStrip(states=out.band_states, generated=torch.stack(generated), bands=torch.stack(bands),
-                     kappa=path.kappa.clone())
+                     kappa=edges)

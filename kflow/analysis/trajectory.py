@@ -35,27 +35,10 @@ def trace(velocity, grid: Tensor, x_0: Tensor) -> Trajectory:
 
 
 def final_estimate(path: KFlowPath, x_k: Tensor, v: Tensor, k: float, eps: float = 1e-3) -> Tensor:
-    """One-step extrapolation of the final sample from (x_k, v) at k, band by band.
-
-    Finished bands already hold data: kept. On the active band (interval of length L, t its local
-    time) c_k = c_0 + mu(t)(c_1 - c_0) and v = mu'(t)/L (c_1 - c_0), so
-    c_1 = c_k + (1 - mu(t)) L / mu'(t) v; for one band and the linear bump this is FM's
-    x_k + (1 - k) v. Bands not started yet hold noise the model says nothing about: set to 0.
-    Where mu'(t) < eps (the start of a band for cosine/smoothstep bumps) the estimate is undefined:
-    NaN.
-    """
-    n = x_k.shape[0]
-    kk = torch.full((n,), float(k), dtype=torch.float64)
-    p = path.active_position(kk)[0].item()
-    lo, hi = path.kappa[p].item(), path.kappa[p + 1].item()
-    t = torch.tensor([(k - lo) / (hi - lo)], dtype=torch.float64).clamp(0, 1)
-    mu, dmu = (z.item() for z in path.bump(t))
-    if dmu < eps:
-        return torch.full_like(x_k, float("nan"))
-    pos = path.position_of_band.to(torch.float64)
-    keep = (pos <= p).to(x_k.dtype)  # finished + active bands of the state
-    gain = torch.where(pos == p, torch.tensor((1 - mu) * (hi - lo) / dmu, dtype=torch.float64), torch.zeros(()))
-    return path.transform.filter(x_k, keep) + path.transform.filter(v, gain.to(v.dtype))
+    """The path's one-step extrapolation of the final sample from (x_k, v) at k
+    (`KFlowPath.x1_estimate`): finished bands kept, moving bands extrapolated, bands not started 0;
+    NaN where a started band's bump is flat (mu' < eps), which settle_k skips."""
+    return path.x1_estimate(x_k, v, torch.full((x_k.shape[0],), float(k), dtype=x_k.dtype), flat="nan", eps=eps)
 
 
 def band_energy_curve(transform: Transform, xs: Tensor) -> Tensor:

@@ -1,13 +1,20 @@
-"""The K-Flow path (NOTES.md, paper Eq. 9-11 corrected).
+"""The K-Flow path (NOTES.md, paper Eq. 9-11 corrected), with per-band k-windows.
 
-Band position p (= band for low_to_high, B-1-band for high_to_low) is active on
-[kappa_p, kappa_{p+1}). With t = (k - kappa_p) / (kappa_{p+1} - kappa_p) the per-band amplitude is
-a = 1 for earlier positions, mu(t) for the active one, 0 for later ones, and
+Each band b moves on its own window [s_b, e_b] of k: with local time t_b = clip((k - s_b) /
+(e_b - s_b), 0, 1) its amplitude is a_b(k) = mu(t_b) (0 before the window, 1 after), and
 
     x_k  = x_0 + P(a) (x_1 - x_0)        P(a) = F^T diag(a) F
-    dx_k = P(a') (x_1 - x_0)             a' = mu'(t) / (kappa_{p+1} - kappa_p) on the active band
+    dx_k = P(a') (x_1 - x_0)             a'_b = mu'(t_b) / (e_b - s_b) inside the window, else 0
 
-One band with the identity transform is rectified flow: x_k = k x_1 + (1 - k) x_0.
+The hard path of the paper gives band position p the interval [kappa_p, kappa_{p+1}) (from the
+allocation and the order): windows that touch but never overlap. `overlap=rho` widens each one to
+[(1 - rho) s, e + rho (1 - e)]: rho = 0 is the hard path, rho = 1 puts every band on [0, 1], which
+is plain flow matching for any transform (P(mu(k) 1) = mu(k) I). One band with the identity
+transform is rectified flow: x_k = k x_1 + (1 - k) x_0.
+
+Everything about the schedule lives here: amplitudes and local times, which bands have started or
+finished at k, the boundaries a band-aware grid must hit, and the final-sample estimate from a
+velocity. Samplers, steering, restoration and analysis ask the path; none reads kappa or the bump.
 """
 from __future__ import annotations
 
@@ -22,6 +29,7 @@ from .bumps import get_bump
 
 ORDERS = ("low_to_high", "high_to_low")
 ALLOCATIONS = ("uniform", "energy")
+FLAT = ("nan", "keep")  # x1_estimate on a started band whose bump is flat (mu' ~ 0)
 
 
 @dataclass
@@ -34,7 +42,8 @@ class PathSample:
 
 class KFlowPath:
     def __init__(self, transform: Transform, bump: str = "linear", allocation: str | Sequence[float] = "uniform",
-                 order: str = "low_to_high", energy: Sequence[float] | Tensor | None = None):
+                 order: str = "low_to_high", energy: Sequence[float] | Tensor | None = None, overlap: float = 0.0,
+                 windows: Sequence[Sequence[float]] | Tensor | None = None):
         self.transform = transform
         self.bump_name = bump
         self.bump = get_bump(bump)
@@ -50,7 +59,37 @@ class KFlowPath:
         self.allocation = "uniform" if allocation == "uniform" else weights.tolist()
         w_pos = weights[self.band_of_position]
         self.kappa = torch.cat([torch.zeros(1, dtype=torch.float64), torch.cumsum(w_pos / w_pos.sum(), 0)])
-        self.kappa[-1] = 1.0  # (B+1,) float64, position boundaries
+        self.kappa[-1] = 1.0  # (B+1,) float64, the hard path's position boundaries
+        self.overlap = float(overlap)
+        if not 0.0 <= self.overlap <= 1.0:  # also refuses NaN
+            raise ValueError(f"overlap={overlap} must lie in [0, 1] (0: hard bands, 1: every band on [0, 1], i.e. FM)")
+        if windows is not None and self.overlap != 0.0:
+            raise ValueError("give either overlap or explicit windows, not both")
+        self._windows = self._hard_windows(self.overlap) if windows is None else self._check_windows(windows, B)
+        self.explicit_windows = windows is not None
+
+    def _hard_windows(self, rho: float) -> Tensor:
+        """(B, 2) by band: [kappa_p, kappa_{p+1}] of its position, widened by rho on both sides."""
+        pos = self.position_of_band
+        lo, hi = self.kappa[pos], self.kappa[pos + 1]
+        if rho == 0.0:
+            return torch.stack([lo, hi], 1)
+        return torch.stack([(1 - rho) * lo, hi + rho * (1 - hi)], 1)
+
+    @staticmethod
+    def _check_windows(windows, B: int) -> Tensor:
+        w = torch.as_tensor(windows, dtype=torch.float64)
+        if w.shape != (B, 2):
+            raise ValueError(f"windows must be {B} pairs [start, end], one per band; got shape {tuple(w.shape)}")
+        s, e = w[:, 0], w[:, 1]
+        if not torch.isfinite(w).all() or (s < 0).any() or (e > 1).any() or (s >= e).any():
+            raise ValueError(f"windows {w.tolist()} must satisfy 0 <= start < end <= 1 for every band")
+        order = torch.argsort(s)
+        reach = torch.cummax(e[order], 0).values  # furthest end among windows starting so far
+        if s.min() > 0 or e.max() < 1 or (B > 1 and (s[order[1:]] > reach[:-1]).any()):
+            raise ValueError(f"windows {w.tolist()} leave some k in [0, 1] where no band moves; "
+                             "they must cover [0, 1] without gaps")
+        return w
 
     @staticmethod
     def _allocation_weights(allocation, B: int, energy) -> Tensor:
@@ -76,32 +115,88 @@ class KFlowPath:
     def num_bands(self) -> int:
         return self.transform.num_bands
 
-    def band_intervals(self) -> Tensor:
-        """(B, 2) float64: the k-interval [start, end) of each band, indexed by band."""
-        pos = self.position_of_band
-        return torch.stack([self.kappa[pos], self.kappa[pos + 1]], dim=1)
+    def windows(self) -> Tensor:
+        """(B, 2) float64: the k-window [start, end] of each band, indexed by band."""
+        return self._windows.clone()
+
+    def boundaries(self) -> Tensor:
+        """(M + 1,) float64, sorted: 0, every window start and end, 1. Between two of them the set of
+        moving bands is fixed; a band-aware grid puts a step boundary on each (for the hard path
+        these are kappa)."""
+        return torch.unique(torch.cat([self._windows.flatten(), torch.tensor([0.0, 1.0], dtype=torch.float64)]))
+
+    def _win(self, k: Tensor) -> tuple[Tensor, Tensor]:
+        w = self._windows.to(device=k.device, dtype=k.dtype)
+        return w[:, 0], w[:, 1]
+
+    def started(self, k: Tensor) -> Tensor:
+        """(N, B) bool: band b has begun to move at k (k >= s_b)."""
+        s, _ = self._win(k)
+        return k[:, None] >= s[None, :]
+
+    def finished(self, k: Tensor) -> Tensor:
+        """(N, B) bool: band b is settled at k (k >= e_b): it holds data from here on."""
+        _, e = self._win(k)
+        return k[:, None] >= e[None, :]
+
+    def moving(self, k: Tensor) -> Tensor:
+        """(N, B) bool: k inside band b's window [s_b, e_b) (the last window closed at k = 1)."""
+        s, e = self._win(k)
+        return (k[:, None] >= s[None, :]) & ((k[:, None] < e[None, :]) | (e[None, :] >= 1))
+
+    def position_starts(self) -> Tensor:
+        """(B,) float64: where each position's window starts (for the hard path kappa_0 .. kappa_{B-1});
+        the edges of the band k-embedding."""
+        return self._windows[self.band_of_position, 0].clone()
 
     def active_position(self, k: Tensor) -> Tensor:
-        kappa = self.kappa.to(device=k.device, dtype=k.dtype)
-        p = torch.searchsorted(kappa[1:-1].contiguous(), k.contiguous(), right=True)
-        return p.clamp(0, self.num_bands - 1)
+        """(N,) long: the last position whose window has started (the band being generated; with
+        overlapping windows the most recent of the moving ones)."""
+        s, _ = self._win(k)
+        s_pos = s[self.band_of_position.to(k.device)]  # (B,) by position
+        p = torch.arange(self.num_bands, device=k.device)
+        return torch.where(k[:, None] >= s_pos[None, :], p[None, :], 0).amax(1)
 
     def active_band(self, k: Tensor) -> Tensor:
         """(N,) long: the band generated at k (k = 1 counts as the last position)."""
         return self.band_of_position.to(k.device)[self.active_position(k)]
 
+    def local_time(self, k: Tensor) -> Tensor:
+        """(N, B): t_b = clip((k - s_b) / (e_b - s_b), 0, 1)."""
+        s, e = self._win(k)
+        return ((k[:, None] - s[None, :]) / (e - s)[None, :]).clamp(0, 1)
+
     def amplitudes(self, k: Tensor) -> tuple[Tensor, Tensor]:
         """Per-band a(k) and da/dk, each (N, B), indexed by band."""
-        kappa = self.kappa.to(device=k.device, dtype=k.dtype)
-        p = self.active_position(k)
-        lo, hi = kappa[p], kappa[p + 1]
-        t = ((k - lo) / (hi - lo)).clamp(0, 1)
-        mu, dmu = self.bump(t)
-        pos = self.position_of_band.to(k.device)[None, :]  # (1, B)
-        pk = p[:, None]
-        a = torch.where(pos < pk, torch.ones_like(mu)[:, None], torch.where(pos == pk, mu[:, None], torch.zeros_like(mu)[:, None]))
-        da = torch.where(pos == pk, (dmu / (hi - lo))[:, None], torch.zeros_like(mu)[:, None])
+        s, e = self._win(k)
+        mu, dmu = self.bump(self.local_time(k))
+        inside = self.moving(k)  # mu(t) there; 1 after the window, 0 before
+        a = torch.where(inside, mu, (k[:, None] >= e[None, :]).to(mu.dtype))
+        da = torch.where(inside, dmu / (e - s)[None, :], torch.zeros_like(dmu))
         return a, da
+
+    def x1_estimate(self, x_k: Tensor, v: Tensor, k: Tensor, flat: str = "nan", eps: float = 1e-3) -> Tensor:
+        """The final sample x_1 that (x_k, v) point to, band by band (exact for the conditional
+        velocity). Per band c_k = c_0 + a (c_1 - c_0) and v = a' (c_1 - c_0), so
+        c_1 = c_k + (1 - a) / a' v: finished bands keep c_k, moving bands extrapolate (for one band,
+        linear bump: FM's x_k + (1 - k) v), bands not started yet hold noise the velocity says
+        nothing about: 0. Where a started band's a' < eps (a flat bump's start), `flat` decides:
+        'nan' marks the estimate undefined, 'keep' keeps c_k there (no extrapolation).
+        x_k, v: (N, *shape); k: (N,) or a scalar."""
+        if flat not in FLAT:
+            raise ValueError(f"flat={flat!r}: use one of {', '.join(FLAT)}")
+        k = torch.as_tensor(k, dtype=x_k.dtype, device=x_k.device).reshape(-1).expand(x_k.shape[0])
+        a, da = self.amplitudes(k)
+        started = self.started(k)
+        finished = (a >= 1) & (da == 0)
+        steep = da > eps
+        gain = torch.where(steep & ~finished, (1 - a) / da.clamp_min(eps), torch.zeros_like(a))
+        keep = started.to(a.dtype)
+        if flat == "nan":
+            undefined = started & ~finished & ~steep
+            keep = torch.where(undefined, torch.full_like(a, float("nan")), keep)
+        est_x, est_v = self.transform.filter_many(x_k, [keep]), self.transform.filter_many(v, [gain])
+        return est_x[0] + est_v[0]
 
     def sample(self, x_0: Tensor, x_1: Tensor, k: Tensor) -> PathSample:
         if x_0.shape != x_1.shape:
@@ -117,11 +212,10 @@ class KFlowPath:
         return PathSample(x_k=x_0 + pa, dx_k=pda, k=k, band=self.active_band(k))
 
     def project(self, v: Tensor, k: Tensor) -> Tensor:
-        """Keep only the active band of a velocity v (N, *shape) at k (N,)."""
+        """Keep only the moving bands of a velocity v (N, *shape) at k (N,): where the target lives."""
         k = torch.as_tensor(k, dtype=v.dtype, device=v.device).reshape(-1).expand(v.shape[0])
-        onehot = torch.nn.functional.one_hot(self.active_band(k), self.num_bands).to(v.dtype)
-        return self.transform.filter(v, onehot)
+        return self.transform.filter(v, self.moving(k).to(v.dtype))
 
     def config(self) -> dict:
         return {"bump": self.bump_name, "allocation": self.allocation, "order": self.order,
-                "kappa": self.kappa.tolist()}
+                "kappa": self.kappa.tolist(), "overlap": self.overlap, "windows": self._windows.tolist()}

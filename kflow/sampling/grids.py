@@ -29,24 +29,29 @@ def allocate_steps(steps: int, weights: Sequence[float]) -> list[int]:
 
 
 def band_grid(path, steps: int, weights: Sequence[float] | str = "length") -> Tensor:
-    """Grid whose boundaries include every kappa_p. weights: 'length' (steps proportional to each
-    band's k-interval, i.e. a uniform grid snapped to band edges), 'equal' (same steps per band)
-    or explicit per-band weights (indexed by band, not position)."""
-    kappa = path.kappa
-    B = len(kappa) - 1
-    lengths = kappa[1:] - kappa[:-1]  # by position
+    """Grid whose boundaries include every boundary of the path's windows (path.boundaries(): for
+    the hard path the band edges kappa), so no step straddles a change in which bands move.
+    weights: 'length' (steps proportional to each segment's length, i.e. a uniform grid snapped to
+    the boundaries), 'equal' (same steps per segment) or explicit per-band weights (indexed by
+    band; for paths whose segments are the bands, i.e. windows that do not overlap)."""
+    edges = path.boundaries()
+    lengths = edges[1:] - edges[:-1]  # (M,) segments
     if isinstance(weights, str):
         if weights == "length":
             w = lengths
         elif weights == "equal":
-            w = torch.ones(B, dtype=torch.float64)
+            w = torch.ones(len(lengths), dtype=torch.float64)
         else:
             raise ValueError(f"unknown step allocation {weights!r}; use 'length', 'equal' or per-band weights")
     else:
         w = torch.as_tensor(weights, dtype=torch.float64)
+        B = path.num_bands
         if len(w) != B:
             raise ValueError(f"{len(w)} step weights given for {B} bands")
+        if len(lengths) != B:
+            raise ValueError("per-band step weights need windows that do not overlap; use 'length' or 'equal'")
         w = w[path.band_of_position]
     counts = allocate_steps(steps, w.tolist())
-    pieces = [torch.linspace(float(kappa[p]), float(kappa[p + 1]), n + 1, dtype=torch.float64)[:-1] for p, n in enumerate(counts)]
+    pieces = [torch.linspace(float(edges[i]), float(edges[i + 1]), n + 1, dtype=torch.float64)[:-1]
+              for i, n in enumerate(counts)]
     return torch.cat(pieces + [torch.ones(1, dtype=torch.float64)])

@@ -18,7 +18,7 @@ class SampleOutput:
     x: Tensor  # (N, *shape) generated samples (k = 1)
     x_0: Tensor  # (N, *shape) the noise they came from
     nfe: int  # velocity evaluations per sample
-    band_states: Tensor | None  # (B + 1, N, *shape): x_k at k = kappa_0 .. kappa_B (band grid only)
+    band_states: Tensor | None  # (M + 1, N, *shape): x_k at each of path.boundaries() (band grid only)
 
 
 def make_grid(path, steps: int, grid: str = "band", step_allocation="length") -> Tensor:
@@ -46,11 +46,11 @@ def sample(model, path, n: int, *, solver: str = "euler", steps: int = 50, grid:
         raise ValueError(f"{len(y)} labels given for {n} samples")
     solve = get_solver(solver)
     if solver == "dopri5":  # adaptive: the grid only marks restarts (band boundaries)
-        ks = path.kappa.clone() if grid == "band" else torch.tensor([0.0, 1.0], dtype=torch.float64)
+        ks = path.boundaries() if grid == "band" else torch.tensor([0.0, 1.0], dtype=torch.float64)
     else:
         ks = make_grid(path, steps, grid, step_allocation)
-    kappa = path.kappa.tolist()
-    marks = {i: kappa.index(kk) for i, kk in enumerate(ks[1:].tolist()) if kk in kappa}  # step -> boundary
+    edges = path.boundaries().tolist()
+    marks = {i: edges.index(kk) for i, kk in enumerate(ks[1:].tolist()) if kk in edges}  # step -> boundary
     outs, states, nfe = [], [], 0
     for i in range(0, n, batch_size):
         xb = x_0[i : i + batch_size].to(device)
@@ -68,7 +68,7 @@ def sample(model, path, n: int, *, solver: str = "euler", steps: int = 50, grid:
         nfe = sol.nfe
         outs.append(sol.x.cpu())
         if record_bands:
-            if len(recorded) != len(path.kappa):
+            if len(recorded) != len(edges):
                 raise ValueError("record_bands needs a grid that hits every band boundary (grid='band')")
-            states.append(torch.stack([recorded[j] for j in range(len(path.kappa))]))
+            states.append(torch.stack([recorded[j] for j in range(len(edges))]))
     return SampleOutput(x=torch.cat(outs), x_0=x_0, nfe=nfe, band_states=torch.cat(states, 1) if record_bands else None)

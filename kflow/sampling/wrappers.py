@@ -39,9 +39,9 @@ class BoundaryNudge:
         self.velocity, self.path, self.fraction = velocity, path, fraction
 
     def __call__(self, x: Tensor, k: Tensor) -> Tensor:
-        kappa = self.path.kappa.to(device=k.device, dtype=k.dtype)
-        start = kappa[1:-1]  # interior boundaries (k = 0 has no previous band to blend with)
-        on = (k[:, None] - start[None, :]).abs() < 1e-6  # (N, B - 1)
-        width = (kappa[2:] - kappa[1:-1])[None, :]
+        edges = self.path.boundaries().to(device=k.device, dtype=k.dtype)
+        start = edges[1:-1]  # interior boundaries (k = 0 has no previous segment to blend with)
+        on = (k[:, None] - start[None, :]).abs() < 1e-6  # (N, M - 1)
+        width = (edges[2:] - edges[1:-1])[None, :]
         shift = (on * width * self.fraction).sum(1)
         return self.velocity(x, k + shift)

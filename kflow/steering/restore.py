@@ -128,23 +128,17 @@ def restore(model, path: KFlowPath, y: Tensor, A: Degradation, steps: int = 50, 
     x = torch.randn(n, *A.shape, generator=torch.Generator().manual_seed(seed))
     velocity = ModelVelocity(model, None)
     grid = make_grid(path, steps, "band")
-    pos = path.position_of_band
     for i in range(len(grid) - 1):
-        k0, k1 = grid[i].item(), grid[i + 1].item()
-        kk = torch.full((n,), k0)
-        v = velocity(x, kk)
-        p = path.active_position(kk.double())[0].item()
-        lo, hi = path.kappa[p].item(), path.kappa[p + 1].item()
-        L = hi - lo
-        (mu0, dmu), (mu1, _) = [(a.item(), b.item()) for a, b in
-                                (path.bump(torch.tensor([min(max((k - lo) / L, 0.0), 1.0)], dtype=torch.float64))
-                                 for k in (k0, k1))]
-        active, done = (pos == p).float(), (pos < p).float()
-        gain = (1 - mu0) * L / dmu if dmu > eps else 0.0  # no estimate where the bump is flat
-        x1 = T.filter(x, done + active) + T.filter(v, active * gain)
+        k0, k1 = grid[i : i + 1].float(), grid[i + 1 : i + 2].float()
+        v = velocity(x, k0.expand(n))
+        x1 = path.x1_estimate(x, v, k0.expand(n), flat="keep", eps=eps)  # no estimate where the bump is flat
         x1 = x1 + ((yf - x1.flatten(1) @ M.T) @ Mp.T).reshape(x.shape)  # measurement consistency
-        r = (1 - mu1) / (1 - mu0)
-        x = T.filter(x, 1 - done - active) + T.filter(x1, done) + T.filter(x1 + r * (x - x1), active)
+        # per band: not started keeps its noise; settled takes x1; moving follows its bump toward x1
+        a0, a1 = path.amplitudes(k0)[0][0], path.amplitudes(k1)[0][0]  # (B,)
+        started = path.started(k0)[0]
+        r = torch.where(started & (a0 < 1), (1 - a1) / (1 - a0).clamp_min(1e-12), torch.zeros_like(a0))
+        r = torch.where(started, r, torch.ones_like(r))
+        x = T.filter(x, r) + T.filter(x1, 1 - r)
     return RestoreOutput(x=x, nfe=len(grid) - 1)
 
 

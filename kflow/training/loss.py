@@ -31,7 +31,7 @@ def interval_weights(path: KFlowPath) -> Tensor:
     """(B,) per-band weights (B * dk_b)^2, dk_b the band's k-interval. The target on band b scales as
     1 / dk_b, so with unequal intervals (allocation='energy') a band squeezed into 4% of k would carry
     ~600x the loss of one spread over 90%; these weights undo that (all 1 for uniform allocation)."""
-    iv = path.band_intervals()
+    iv = path.windows()
     dk = iv[:, 1] - iv[:, 0]
     return (path.num_bands * dk).pow(2).float()
 

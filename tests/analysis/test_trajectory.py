@@ -47,7 +47,7 @@ def test_kflow_band_energies_switch_exactly_at_their_intervals(T):
     state = band_energy_curve(T, traj.x) / final
     e0 = T.band_energy(x_0) / final
     est = band_energy_curve(T, estimate_curve(path, traj)) / final
-    starts, ends = path.band_intervals().unbind(1)
+    starts, ends = path.windows().unbind(1)
     for i, k in enumerate(grid.tolist()):
         for b in range(3):
             if k <= starts[b]:  # not started: the noise, and nothing estimated
@@ -83,7 +83,7 @@ def test_estimate_is_the_data_for_any_bump_and_undefined_at_a_flat_start(bump):
         kk = torch.full((3,), k, dtype=torch.float64)
         x_k = path.sample(x_0, x_1, kk).x_k
         est = final_estimate(path, x_k, v(x_k, kk), k)
-        started = (path.band_intervals()[:, 0] <= k).to(torch.float64)
+        started = (path.windows()[:, 0] <= k).to(torch.float64)
         torch.testing.assert_close(est, T.filter(x_1, started), rtol=0, atol=1e-9)
     assert final_estimate(path, x_0, x_0, 1 / 3).isnan().all()  # mu'(0) = 0 at the start of band 1
 

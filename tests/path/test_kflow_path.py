@@ -41,7 +41,7 @@ def test_velocity_is_finite_difference_inside_each_band(transform, bump, order, 
     path = KFlowPath(transform, bump=bump, order=order, allocation=allocation)
     x0, x1 = pair(1)
     h = 1e-6
-    for lo, hi in path.band_intervals().tolist():
+    for lo, hi in path.windows().tolist():
         for frac in (0.1, 0.37, 0.5, 0.83):
             k = torch.tensor([lo + frac * (hi - lo)], dtype=torch.float64)
             fd = (path.sample(x0, x1, k + h).x_k - path.sample(x0, x1, k - h).x_k) / (2 * h)
@@ -89,7 +89,7 @@ def test_high_to_low_reverses_band_order(transform):
     assert rev.active_band(torch.tensor([0.01])).item() == B - 1
     assert rev.active_band(torch.tensor([0.99])).item() == 0
     # each band keeps its own allocated length, and the intervals tile [0, 1] in reversed order
-    lf, lr = fwd.band_intervals(), rev.band_intervals()
+    lf, lr = fwd.windows(), rev.windows()
     torch.testing.assert_close(lf[:, 1] - lf[:, 0], lr[:, 1] - lr[:, 0])
     assert lr[B - 1, 0] == 0 and lr[0, 1] == 1
 
@@ -100,7 +100,7 @@ def test_energy_allocation_follows_band_energy():
     e = T.band_energy(data)
     torch.testing.assert_close(e.sum(), data.pow(2).flatten(1).sum(1).mean())
     path = KFlowPath(T, allocation="energy", energy=e)
-    lengths = path.band_intervals().diff(dim=1).flatten()
+    lengths = path.windows().diff(dim=1).flatten()
     torch.testing.assert_close(lengths, e / e.sum())
     with pytest.raises(ValueError, match="energy="):
         KFlowPath(T, allocation="energy")
