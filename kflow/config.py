@@ -14,10 +14,7 @@ from typing import Any, Union
 
 from .models.dit import DiTConfig
 from .models.unet import UNetConfig
-
-
-class ConfigError(ValueError):
-    pass
+from .utils.errors import ConfigError
 
 
 @dataclass

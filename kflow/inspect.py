@@ -19,7 +19,7 @@ from .sampling.wrappers import ModelVelocity
 
 
 def _write_json(path: Path, obj) -> None:
-    from .training.atomic import atomic_write
+    from .utils.atomic import atomic_write
 
     atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(obj, indent=2)))
 

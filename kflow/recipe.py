@@ -83,7 +83,7 @@ class LoadedRun:
 
 def load_run(checkpoint: str | Path, device="cpu", weights: str = "ema") -> LoadedRun:
     """Rebuild model and path from a checkpoint (its config is stored inside it)."""
-    from .training.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, load_state
+    from .utils.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, load_state
 
     checkpoint = Path(checkpoint)
     if checkpoint.is_dir():  # a run folder or its checkpoints folder

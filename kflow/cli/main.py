@@ -5,6 +5,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from .args import parse_bands, parse_labels
+
 
 def _train(args) -> None:
     from ..config import load_config
@@ -26,7 +28,7 @@ def _sample(args) -> None:
 
     device = pick_device(args.device)
     run = load_run(args.checkpoint, device=device)
-    y = _labels(args.label, args.n, run.num_classes)
+    y = parse_labels(args.label, args.n, run.num_classes)
     alloc = args.step_allocation
     if alloc not in ("length", "equal"):
         try:
@@ -46,8 +48,8 @@ def _sample(args) -> None:
     if args.fix_bands or args.vary_bands:
         from ..steering import split_noise
 
-        x_0 = split_noise(run.path.transform, args.n, fix_bands=_ints(args.fix_bands, "--fix-bands"),
-                          vary_bands=_ints(args.vary_bands, "--vary-bands"), seed=args.seed, shared_seed=args.shared_seed)
+        x_0 = split_noise(run.path.transform, args.n, fix_bands=parse_bands(args.fix_bands, "--fix-bands"),
+                          vary_bands=parse_bands(args.vary_bands, "--vary-bands"), seed=args.seed, shared_seed=args.shared_seed)
     decode = None
     if run.cfg.data.name == "latents":  # a latent model: decode with the encoding's VAE
         from ..data.latents import LatentDecoder
@@ -65,34 +67,6 @@ def _sample(args) -> None:
         x, nfe = f["x"][: args.grid_size], int(f["nfe"])
     grid = save_grid(torch.from_numpy(x).float() / 127.5 - 1, Path(args.out) / "samples.png")
     print(f"{args.n} samples ({args.solver}, NFE {nfe}, seed {args.seed}) -> {grid} and {npz}")
-
-
-def _labels(label, n: int, num_classes: int):
-    """--label: a class index, 'all' (classes in turn), or None (unconditional / null class)."""
-    import torch
-
-    if label is None:
-        return None
-    if num_classes == 0:
-        raise ValueError("--label needs a class-conditional model; this one is unconditional (num_classes=0)")
-    if label == "all":
-        return torch.arange(n) % num_classes
-    try:
-        c = int(label)
-    except ValueError:
-        raise ValueError(f"--label {label!r}: give a class index or 'all'") from None
-    if not 0 <= c < num_classes:
-        raise ValueError(f"--label {c} does not fit this model: classes are 0..{num_classes - 1}")
-    return torch.full((n,), c, dtype=torch.long)
-
-
-def _ints(text, option: str):
-    if not text:
-        return None
-    try:
-        return [int(v) for v in text.split(",")]
-    except ValueError:
-        raise ValueError(f"{option} {text!r}: give comma-separated band indices like 0,1") from None
 
 
 def _inspect(args) -> None:
@@ -273,13 +247,9 @@ def main(argv=None) -> int:
     except Exception as e:  # one line for users; --debug for the traceback
         if args.debug:
             raise
-        from ..config import ConfigError
-        from ..data import DataError
-        from ..training import TrainingError
-        from ..training.checkpoint import CheckpointError
+        from ..utils.errors import KFlowError
 
-        known = (ConfigError, DataError, TrainingError, CheckpointError, ValueError, FileNotFoundError, PermissionError,
-                 OSError, ImportError)
+        known = (KFlowError, ValueError, OSError, ImportError)
         if not isinstance(e, known):
             raise
         print(f"kflow: error: {e}", file=sys.stderr)

@@ -10,7 +10,7 @@ import torch
 
 def _save(out: Path, grid_rows: list[torch.Tensor], arrays: dict, what: str) -> None:
     from ..sampling.to_files import to_uint8
-    from ..training.atomic import atomic_write
+    from ..utils.atomic import atomic_write
     from ..viz.images import save_grid
 
     if any(not torch.isfinite(r).all() for r in grid_rows):
@@ -27,7 +27,7 @@ def run_edit(args) -> None:
     from ..data import load_images
     from ..recipe import load_run, pick_device
     from ..steering import edit_bands, psnr
-    from .main import _ints, _labels
+    from .args import parse_bands, parse_labels
 
     device = pick_device(args.device)
     run = load_run(args.checkpoint, device=device)
@@ -36,8 +36,8 @@ def run_edit(args) -> None:
     donor = load_images(args.donor, shape, limit=len(x)).to(device) if args.donor else None
     if donor is not None and len(donor) != len(x):
         raise ValueError(f"--donor gave {len(donor)} images for {len(x)} inputs; give as many")
-    y = _labels(args.label, len(x), run.num_classes)
-    keep = _ints(args.keep_bands, "--keep-bands")
+    y = parse_labels(args.label, len(x), run.num_classes)
+    keep = parse_bands(args.keep_bands, "--keep-bands")
     out = edit_bands(run.model, run.path, x, keep_bands=keep, seed=args.seed, steps=args.steps, solver=args.solver,
                      y=None if y is None else y.to(device), donor=donor)
     rec = psnr(out.reconstruction.clamp(-1, 1), x).mean().item()

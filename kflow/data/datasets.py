@@ -10,12 +10,14 @@ import gzip
 import hashlib
 import os
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
+
+from ..utils.errors import DataError
+from .image_data import ImageData
 
 FASHION_MNIST_DEBIAN = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
@@ -32,19 +34,6 @@ DATASETS = ("digits", "fashion_mnist", "folder", "npz", "latents")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
-class DataError(ValueError):
-    """A dataset that cannot be used, with the fix in the message."""
-
-
-@dataclass
-class ImageData:
-    x: Tensor  # (N, C, H, W) float32 in [-1, 1]
-    y: Tensor | None  # (N,) long
-    num_classes: int
-    name: str
-
-    def __len__(self) -> int:
-        return len(self.x)
 
 
 def fit_size(x: Tensor, size: int | None) -> Tensor:

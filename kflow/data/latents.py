@@ -25,8 +25,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ..training.atomic import atomic_write, atomic_write_json, open_safetensors
-from .datasets import DataError, ImageData
+from ..utils.atomic import atomic_write, atomic_write_json, open_safetensors
+from ..utils.errors import DataError
+from .image_data import ImageData
 
 STORES = ("mean_std", "mean", "sample")
 MANIFEST = "manifest.json"

@@ -58,15 +58,15 @@ class FeatureClassifier(nn.Module):
     def save(self, path: str | Path) -> None:
         from safetensors.torch import save_file
 
-        from ..training.atomic import atomic_write
+        from ..utils.atomic import atomic_write
 
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
         atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata={"classifier": json.dumps(asdict(self.info))}))
 
     @classmethod
     def load(cls, path: str | Path) -> "FeatureClassifier":
-        from ..training.atomic import open_safetensors
-        from ..training.checkpoint import load_state
+        from ..utils.atomic import open_safetensors
+        from ..utils.checkpoint import load_state
 
         with open_safetensors(path) as f:
             meta = (f.metadata() or {}).get("classifier")

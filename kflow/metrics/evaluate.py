@@ -31,7 +31,7 @@ def reference_features(classifier: FeatureClassifier, classifier_path: str | Pat
     from safetensors.torch import load_file, save_file
 
     from ..data import load_dataset
-    from ..training.atomic import atomic_write
+    from ..utils.atomic import atomic_write
 
     name = f"ref-{dataset}-{split}-{image_size}-{classifier_digest(classifier_path)}.safetensors"
     path = cache_dir() / "refstats" / name

@@ -153,7 +153,7 @@ class InceptionFeatures(nn.Module):
     def load(cls, path: str | Path) -> "InceptionFeatures":
         """Weights from a local safetensors file with pytorch-fid's tensor names (the classifier
         head `fc.*` and any auxiliary head are ignored)."""
-        from ..training.atomic import open_safetensors
+        from ..utils.atomic import open_safetensors
 
         p = Path(path) if path else None
         if p is None or not p.exists():
@@ -175,7 +175,7 @@ def convert_inception_weights(src: str | Path, dst: str | Path) -> Path:
     """A pytorch-fid .pth state dict -> safetensors, loading it with weights_only=True (no code runs)."""
     from safetensors.torch import save_file
 
-    from ..training.atomic import atomic_write
+    from ..utils.atomic import atomic_write
 
     try:
         state = torch.load(src, map_location="cpu", weights_only=True)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.datasets import DataError
+from ..utils.errors import DataError
 
 CLUSTER_SIZE = 17
 
@@ -266,7 +266,7 @@ def save_clusters(out: str | Path, splits: dict[str, list[Cluster]], info: dict)
     import torch
     from safetensors.torch import save_file
 
-    from ..training.atomic import atomic_write, atomic_write_json
+    from ..utils.atomic import atomic_write, atomic_write_json
 
     out = Path(out)
     counts = {}
@@ -288,7 +288,7 @@ def save_clusters(out: str | Path, splits: dict[str, list[Cluster]], info: dict)
 def load_clusters(folder: str | Path, split: str) -> list[Cluster]:
     import json
 
-    from ..training.atomic import open_safetensors
+    from ..utils.atomic import open_safetensors
 
     path = Path(folder) / f"{split}.safetensors"
     if not path.is_file():

@@ -78,7 +78,7 @@ def train_assembly(clusters: list[Cluster], cfg: AssemblyConfig, out: str | Path
     if out is not None:
         from safetensors.torch import save_file
 
-        from ..training.atomic import atomic_write
+        from ..utils.atomic import atomic_write
 
         out = Path(out)
         atomic_write(out / "model.safetensors", lambda tmp: save_file(net.state_dict(), str(tmp)))

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..training.atomic import atomic_write, atomic_write_json
+from ..utils.atomic import atomic_write, atomic_write_json
 from .sampler import sample
 
 

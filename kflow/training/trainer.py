@@ -25,13 +25,10 @@ from ..config import Config
 from ..data import ImageData, load_dataset
 from ..recipe import make_model, make_path, make_transform, pick_device
 from ..sampling.sampler import sample
-from .atomic import atomic_write_json
-from .checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint, load_optimizer, load_state, save_checkpoint
+from ..utils.atomic import atomic_write_json
+from ..utils.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint, load_optimizer, load_state, save_checkpoint
+from ..utils.errors import TrainingError
 from .loss import FlowMatchingLoss, draw_k
-
-
-class TrainingError(RuntimeError):
-    pass
 
 
 @dataclass

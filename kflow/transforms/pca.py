@@ -101,7 +101,7 @@ class PCATransform(Transform):
     def save(self, path: str | Path) -> None:
         from safetensors.torch import save_file
 
-        from ..training.atomic import atomic_write
+        from ..utils.atomic import atomic_write
 
         meta = {"shape": json.dumps(list(self.shape)), "band_sizes": json.dumps(self.sizes)}
         atomic_write(path, lambda tmp: save_file({"basis": self.basis.contiguous(), "variance": self.variance},
@@ -111,7 +111,7 @@ class PCATransform(Transform):
     def load(cls, path: str | Path) -> "PCATransform":
         from safetensors import safe_open
 
-        from ..training.atomic import open_safetensors
+        from ..utils.atomic import open_safetensors
 
         with open_safetensors(path) as f:
             meta = f.metadata() or {}

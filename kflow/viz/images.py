@@ -30,7 +30,7 @@ def tile(x: Tensor, nrow: int | None = None, pad: int = 1) -> np.ndarray:
 def save_grid(x: Tensor, path: str | Path, nrow: int | None = None, scale: int = 2) -> Path:
     from PIL import Image
 
-    from ..training.atomic import atomic_write
+    from ..utils.atomic import atomic_write
 
     arr = tile(x, nrow)
     im = Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr)

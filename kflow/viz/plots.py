@@ -17,7 +17,7 @@ def _plt():
 
 
 def _save(fig, path) -> Path:
-    from ..training.atomic import atomic_write
+    from ..utils.atomic import atomic_write
 
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
     _plt().close(fig)

@@ -16,7 +16,7 @@ from kflow import FourierTransform, KFlowPath, PCATransform, WaveletTransform
 from kflow.config import load_config
 from kflow.sampling import SOLVERS, sample
 from kflow.training import Trainer
-from kflow.training.checkpoint import list_checkpoints
+from kflow.utils.checkpoint import list_checkpoints
 
 pytestmark = pytest.mark.cuda
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from kflow.cli.main import main
-from kflow.training.checkpoint import list_checkpoints, load_checkpoint
+from kflow.utils.checkpoint import list_checkpoints, load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "configs" / "digits_tiny.yaml"

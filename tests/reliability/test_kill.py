@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from kflow.training.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
+from kflow.utils.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "configs" / "digits_tiny.yaml"

@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 
 from kflow.config import load_config
 from kflow.training import Trainer, TrainingError
-from kflow.training.checkpoint import CheckpointError, list_checkpoints, load_checkpoint
+from kflow.utils.checkpoint import CheckpointError, list_checkpoints, load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "configs" / "digits_tiny.yaml"

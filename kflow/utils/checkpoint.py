@@ -12,12 +12,9 @@ import torch
 from torch import Tensor
 
 from .atomic import atomic_write, open_safetensors
+from .errors import CheckpointError
 
 CKPT_RE = re.compile(r"^ckpt-(\d{8})\.safetensors$")
-
-
-class CheckpointError(ValueError):
-    pass
 
 
 @dataclass
