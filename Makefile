@@ -6,7 +6,7 @@ BIN     := $(VENV)/bin
 TORCH   ?= torch==2.13.0
 DEMO_ARGS ?=
 
-.PHONY: test demo bench clean
+.PHONY: test demo bench clean format
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -18,7 +18,12 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q --no-deps "pyxtal==1.1.5"  # crystal files for `kflow data molecules`
 	@touch $@
 
+LINTED := kflow tests benchmarks scripts docs
+
+# lint and format first: CI fails on either before the tests run
 test: $(VENV)/.installed
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/python -m pytest -q tests
 
 # Fashion-MNIST comes from Debian's dataset-fashion-mnist (installed here when we are root),
@@ -37,3 +42,7 @@ bench: $(VENV)/.installed
 
 clean:
 	rm -rf $(VENV) outputs
+
+format: $(VENV)/.installed
+	$(BIN)/ruff check --fix $(LINTED)
+	$(BIN)/ruff format $(LINTED)

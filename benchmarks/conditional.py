@@ -11,6 +11,7 @@ CDR = mean_c FD_dropped(c) / FD_full(c) (NOTES.md; 1 is ideal, lower is better).
     python benchmarks/conditional.py --profile cpu --out docs/results/conditional_cpu   # ~1 h, 2 cores
     python benchmarks/conditional.py --rows fm,wavelet3 --steps 300 --per-class 50      # a quick look
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,9 +56,17 @@ def main():
 
     results = []
     for row in args.rows.split(","):
-        over = [*prof["model"], f"train.steps={steps}", f"train.batch_size={prof['batch']}", f"train.seed={args.seed}",
-                f"out_dir={args.work}/{args.profile}-{steps}-{row}-cond", "train.sample_every=0",
-                f"train.ckpt_every={steps}", "data.labels=true", "train.label_dropout=0.1"]
+        over = [
+            *prof["model"],
+            f"train.steps={steps}",
+            f"train.batch_size={prof['batch']}",
+            f"train.seed={args.seed}",
+            f"out_dir={args.work}/{args.profile}-{steps}-{row}-cond",
+            "train.sample_every=0",
+            f"train.ckpt_every={steps}",
+            "data.labels=true",
+            "train.label_dropout=0.1",
+        ]
         cfg = config_for(row, over)
         t0 = time.time()
         res = train(cfg, resume=True)
@@ -72,17 +81,35 @@ def main():
             else:
                 t1 = time.time()
                 velocity = class_conditional(run.model, scale=args.guidance, keep_until=keep)
-                out = sample(run.model, run.path, len(y), steps=args.nfe, x_0=noise, y=y, velocity=velocity, device=device)
+                out = sample(
+                    run.model, run.path, len(y), steps=args.nfe, x_0=noise, y=y, velocity=velocity, device=device
+                )
                 x = out.x.clamp(-1, 1)
                 feats = clf.embed(x)
                 acc = (clf.predict(x) == y).float().mean().item()
                 pc = per_class_fd(feats, y, real, real_y)
                 sc = score_features(feats, real)
-                r = dict(row=row, transform=cfg.transform.name, bands=run.path.num_bands, setting=setting,
-                         keep_until=keep, guidance=args.guidance, nfe=out.nfe, fd=sc.fd, precision=sc.precision,
-                         recall=sc.recall, class_fd=sum(pc.values()) / len(pc), accuracy=acc,
-                         per_class_fd={str(c): v for c, v in pc.items()}, n=len(y), per_class=args.per_class,
-                         seed=args.seed, sample_s=time.time() - t1, train_s=train_s, steps=steps)
+                r = dict(
+                    row=row,
+                    transform=cfg.transform.name,
+                    bands=run.path.num_bands,
+                    setting=setting,
+                    keep_until=keep,
+                    guidance=args.guidance,
+                    nfe=out.nfe,
+                    fd=sc.fd,
+                    precision=sc.precision,
+                    recall=sc.recall,
+                    class_fd=sum(pc.values()) / len(pc),
+                    accuracy=acc,
+                    per_class_fd={str(c): v for c, v in pc.items()},
+                    n=len(y),
+                    per_class=args.per_class,
+                    seed=args.seed,
+                    sample_s=time.time() - t1,
+                    train_s=train_s,
+                    steps=steps,
+                )
                 done.write_text(json.dumps(r))
             fds[setting] = {int(c): v for c, v in r["per_class_fd"].items()}
             results.append(r)
@@ -90,11 +117,14 @@ def main():
         ratio = cdr(fds["dropped"], fds["full"])
         for r in results[-2:]:
             r["cdr"] = ratio
-    table = format_table(results, ["row", "setting", "keep_until", "fd", "class_fd", "accuracy", "precision",
-                                   "recall", "cdr"])
-    head = (f"hardware: {hw}; profile {args.profile}: {steps} steps x batch {prof['batch']}, label dropout 0.1; "
-            f"{args.per_class} samples per class x {len(classes)} classes per setting, Euler NFE {args.nfe}, "
-            f"guidance {args.guidance}, noise seed {args.seed}; classifier test accuracy {clf.info.test_accuracy:.4f}")
+    table = format_table(
+        results, ["row", "setting", "keep_until", "fd", "class_fd", "accuracy", "precision", "recall", "cdr"]
+    )
+    head = (
+        f"hardware: {hw}; profile {args.profile}: {steps} steps x batch {prof['batch']}, label dropout 0.1; "
+        f"{args.per_class} samples per class x {len(classes)} classes per setting, Euler NFE {args.nfe}, "
+        f"guidance {args.guidance}, noise seed {args.seed}; classifier test accuracy {clf.info.test_accuracy:.4f}"
+    )
     report(head, table, results, args.out)
 
 

@@ -8,6 +8,7 @@ Data: `kflow data molecules` (built here into --data when missing). Metrics on t
 (molecules never seen in training): PM-atom and PM-center (best of --samples), collision and
 separation rates (kflow/molecules/metrics.py), plus the same for the start clusters as a floor.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,9 +22,9 @@ import torch
 from kflow.metrics.evaluate import format_table
 from kflow.molecules.crystals import build_clusters, load_clusters, pair, read_crystals, save_clusters
 from kflow.molecules.flow import make_batch
-from kflow.molecules.rigid import RigidState
 from kflow.molecules.metrics import score_assemblies
 from kflow.molecules.model import AssemblyNetConfig
+from kflow.molecules.rigid import RigidState
 from kflow.molecules.train import AssemblyConfig, evaluate_assembly, train_assembly
 
 
@@ -56,11 +57,20 @@ def reference_rows(test, samples: int, seed: int) -> list[dict]:
 
     def row(name, scores):
         mean = lambda f: sum(getattr(s, f) for s in scores) / len(scores)  # noqa: E731
-        return {"flow": name, "pm_atom": mean("pm_atom"), "pm_center": mean("pm_center"),
-                "collision": mean("collision_rate"), "separation": mean("separation_rate"), "train_s": 0.0}
+        return {
+            "flow": name,
+            "pm_atom": mean("pm_atom"),
+            "pm_center": mean("pm_center"),
+            "collision": mean("collision_rate"),
+            "separation": mean("separation_rate"),
+            "train_s": 0.0,
+        }
 
-    return [row("start (no model)", start), row("start shrunk to the true size", shrunk),
-            row("true centres, random rotations", centres)]
+    return [
+        row("start (no model)", start),
+        row("start shrunk to the true size", shrunk),
+        row("true centres, random rotations", centres),
+    ]
 
 
 def main():
@@ -101,11 +111,20 @@ def main():
         raise SystemExit(f"--flows {args.flows!r}: use rigid_fm and/or kflow, comma-separated")
     runs = [("rigid_fm", 1)] * ("rigid_fm" in flows) + [("kflow", b) for b in bands] * ("kflow" in flows)
     for flow, B in runs:
-        cfg = AssemblyConfig(flow=flow, num_bands=B, steps=args.steps, batch_size=args.batch, seed=args.seed,
-                             pairing=args.pairing, net=net_cfg)
+        cfg = AssemblyConfig(
+            flow=flow,
+            num_bands=B,
+            steps=args.steps,
+            batch_size=args.batch,
+            seed=args.seed,
+            pairing=args.pairing,
+            net=net_cfg,
+        )
         # one cached result per (flow, bands, budget, network, evaluation): reruns skip finished rows
-        key = (f"{flow}-b{B}-s{args.steps}-bs{args.batch}-h{args.hidden}-l{args.layers}-m{args.mol_layers}-seed{args.seed}"
-               f"-nfe{args.nfe}-n{args.samples}-a{args.max_atoms}-t{len(test)}-{args.pairing}")
+        key = (
+            f"{flow}-b{B}-s{args.steps}-bs{args.batch}-h{args.hidden}-l{args.layers}-m{args.mol_layers}-seed{args.seed}"
+            f"-nfe{args.nfe}-n{args.samples}-a{args.max_atoms}-t{len(test)}-{args.pairing}"
+        )
         cache = Path(args.work) / f"{key}.json"
         if cache.exists():
             rows.append(json.loads(cache.read_text()))
@@ -115,15 +134,25 @@ def main():
             train_s = time.time() - t
             s = evaluate_assembly(net, test, cfg, samples=args.samples, steps=args.nfe, seed=args.seed)
             name = flow if flow == "rigid_fm" else f"kflow, {B} bands"
-            rows.append({"flow": name, "pm_atom": s.pm_atom, "pm_center": s.pm_center, "collision": s.collision_rate,
-                         "separation": s.separation_rate, "train_s": train_s})
+            rows.append(
+                {
+                    "flow": name,
+                    "pm_atom": s.pm_atom,
+                    "pm_center": s.pm_center,
+                    "collision": s.collision_rate,
+                    "separation": s.separation_rate,
+                    "train_s": train_s,
+                }
+            )
             cache.parent.mkdir(parents=True, exist_ok=True)
             cache.write_text(json.dumps(rows[-1]))
         print(json.dumps(rows[-1]), flush=True)
-    head = (f"{len(train)} train / {len(test)} test clusters of 17 molecules (split by SMILES); network "
-            f"{asdict(net_cfg)}; {args.steps} steps x batch {args.batch}, seed {args.seed}; Euler NFE {args.nfe}, "
-            f"best of {args.samples} samples; pairing {args.pairing}; molecules of <= {args.max_atoms} atoms; "
-            "PM in Angstrom")
+    head = (
+        f"{len(train)} train / {len(test)} test clusters of 17 molecules (split by SMILES); network "
+        f"{asdict(net_cfg)}; {args.steps} steps x batch {args.batch}, seed {args.seed}; Euler NFE {args.nfe}, "
+        f"best of {args.samples} samples; pairing {args.pairing}; molecules of <= {args.max_atoms} atoms; "
+        "PM in Angstrom"
+    )
     table = format_table(rows, ["flow", "pm_atom", "pm_center", "collision", "separation", "train_s"])
     print("\n" + head + "\n\n" + table)
     if args.out:

@@ -8,6 +8,7 @@ varied bands should not.
     python benchmarks/noise_splitting.py runs/quality/cpu-1500-wavelet3 --fix 0 --n 64
     python benchmarks/noise_splitting.py runs/quality/cpu-1500-fm --bands-of runs/quality/cpu-1500-wavelet3 --fix 0
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,9 +43,12 @@ def main():
     ap.add_argument("--n", type=int, default=64)
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--seeds", type=int, default=4, help="independent groups, averaged")
-    ap.add_argument("--bands-of", default=None,
-                    help="split and measure in the bands of this other run's transform (e.g. an FM model in the "
-                         "wavelet bands of a K-Flow run)")
+    ap.add_argument(
+        "--bands-of",
+        default=None,
+        help="split and measure in the bands of this other run's transform (e.g. an FM model in the "
+        "wavelet bands of a K-Flow run)",
+    )
     args = ap.parse_args()
     os.environ.setdefault("KFLOW_PROGRESS", "0")
     run = load_run(args.checkpoint)
@@ -56,8 +60,15 @@ def main():
         shared.append(band_correlation(T, sample(run.model, run.path, args.n, steps=args.steps, x_0=x_0).x))
         indep.append(band_correlation(T, sample(run.model, run.path, args.n, steps=args.steps, seed=100 * s + 7).x))
     mean = lambda rows: [sum(r[b] for r in rows) / len(rows) for b in range(T.num_bands)]  # noqa: E731
-    res = {"checkpoint": args.checkpoint, "bands_of": args.bands_of or args.checkpoint, "fixed_bands": fix, "n": args.n, "groups": args.seeds,
-           "shared_noise": mean(shared), "independent": mean(indep)}
+    res = {
+        "checkpoint": args.checkpoint,
+        "bands_of": args.bands_of or args.checkpoint,
+        "fixed_bands": fix,
+        "n": args.n,
+        "groups": args.seeds,
+        "shared_noise": mean(shared),
+        "independent": mean(indep),
+    }
     print("| band | fixed? | correlation, shared noise | correlation, independent |")
     print("|---|---|---|---|")
     for b in range(T.num_bands):

@@ -3,6 +3,7 @@ step of the default ~1.8M-parameter UNet at the same batch, all in one run.
 
     python benchmarks/path_sample.py [--repeats 20] [--device cpu]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -67,7 +68,10 @@ def main():
             path = KFlowPath(T, bump="cosine")
             t = timeit(lambda: path.sample(x0, x1, k), args.repeats, device)
             base = base or t
-            print(f"| {N}x{C}x{H}x{W} | {tname} | {1e3 * t:.2f} | {t / base:.1f}x | {1e3 * step_t:.0f} | {100 * t / step_t:.2f}% |")
+            print(
+                f"| {N}x{C}x{H}x{W} | {tname} | {1e3 * t:.2f} | {t / base:.1f}x | {1e3 * step_t:.0f} "
+                f"| {100 * t / step_t:.2f}% |"
+            )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ same noise and is scored in the features of the project's classifier against the
     python benchmarks/quality.py --profile gpu      # bigger model, more steps
     python benchmarks/quality.py --rows fm,wavelet3 --steps 300 --n 1000   # a quick look
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,11 +32,24 @@ ROOT = Path(__file__).resolve().parents[1]
 PROFILES = {
     # small UNet; per row about 10 min of training and 3 min per 10 NFE of sampling 5000 images on 2
     # CPU cores. Trained runs and finished (row, NFE) cells are reused, so an interrupted run continues.
-    "cpu": dict(steps=1500, batch=64, n=5000, nfe=[10, 20], dopri5=False,
-                model=["model.unet.channels=16", "model.unet.channel_mult=[1,2,2]", "model.unet.num_res_blocks=1"],
-                rows="fm,wavelet2,wavelet3,fourier2,pca2"),
-    "gpu": dict(steps=20000, batch=128, n=10000, nfe=[10, 20, 50], dopri5=True, model=[],
-                rows="fm,fourier2,fourier3,wavelet2,wavelet3,pca2,pca3"),
+    "cpu": dict(
+        steps=1500,
+        batch=64,
+        n=5000,
+        nfe=[10, 20],
+        dopri5=False,
+        model=["model.unet.channels=16", "model.unet.channel_mult=[1,2,2]", "model.unet.num_res_blocks=1"],
+        rows="fm,wavelet2,wavelet3,fourier2,pca2",
+    ),
+    "gpu": dict(
+        steps=20000,
+        batch=128,
+        n=10000,
+        nfe=[10, 20, 50],
+        dopri5=True,
+        model=[],
+        rows="fm,fourier2,fourier3,wavelet2,wavelet3,pca2,pca3",
+    ),
 }
 # extra rows: a name -> (config, overrides) for the investigation of what helps K-Flow
 VARIANTS = {
@@ -92,8 +106,15 @@ def main():
     results = []
     noise = torch.randn(n, 1, 32, 32, generator=torch.Generator().manual_seed(args.seed))  # same noise for every row
     for row in rows:
-        over = [*prof["model"], f"train.steps={steps}", f"train.batch_size={prof['batch']}", f"train.seed={args.seed}",
-                f"out_dir={args.work}/{args.profile}-{steps}-{row}", "train.sample_every=0", f"train.ckpt_every={steps}"]
+        over = [
+            *prof["model"],
+            f"train.steps={steps}",
+            f"train.batch_size={prof['batch']}",
+            f"train.seed={args.seed}",
+            f"out_dir={args.work}/{args.profile}-{steps}-{row}",
+            "train.sample_every=0",
+            f"train.ckpt_every={steps}",
+        ]
         cfg = config_for(row, over)
         t0 = time.time()
         res = train(cfg, resume=True)
@@ -111,9 +132,22 @@ def main():
                 t1 = time.time()
                 out = sample(run.model, run.path, n, solver=solver, steps=max(k, 1), x_0=noise, device=device)
                 sc = score_features(clf.embed(out.x.clamp(-1, 1)), real)
-                r = dict(row=row, transform=cfg.transform.name, bands=run.path.num_bands, bump=cfg.path.bump,
-                         solver=solver, nfe=out.nfe, fd=sc.fd, precision=sc.precision, recall=sc.recall,
-                         train_images_per_s=images_per_s, n=n, sample_s=time.time() - t1, train_s=train_s, steps=steps)
+                r = dict(
+                    row=row,
+                    transform=cfg.transform.name,
+                    bands=run.path.num_bands,
+                    bump=cfg.path.bump,
+                    solver=solver,
+                    nfe=out.nfe,
+                    fd=sc.fd,
+                    precision=sc.precision,
+                    recall=sc.recall,
+                    train_images_per_s=images_per_s,
+                    n=n,
+                    sample_s=time.time() - t1,
+                    train_s=train_s,
+                    steps=steps,
+                )
                 done.write_text(json.dumps(r))
             results.append(r)
             print(json.dumps(r), flush=True)
@@ -122,10 +156,14 @@ def main():
     for r in results:
         r["fd_vs_fm"] = r["fd"] / fm[(r["solver"], r["nfe"])] if (r["solver"], r["nfe"]) in fm else float("nan")
         r["fd_vs_fm_2x_nfe"] = r["fd"] / fm_nfe[2 * r["nfe"]] if 2 * r["nfe"] in fm_nfe else float("nan")
-    table = format_table(results, ["row", "solver", "nfe", "fd", "precision", "recall", "train_images_per_s",
-                                   "fd_vs_fm", "fd_vs_fm_2x_nfe"])
-    head = (f"hardware: {hw}; profile {args.profile}: {steps} steps x batch {prof['batch']}, {n} samples per row "
-            f"(noise seed {args.seed}, training seed {args.seed}), classifier test accuracy {clf.info.test_accuracy:.4f}")
+    table = format_table(
+        results,
+        ["row", "solver", "nfe", "fd", "precision", "recall", "train_images_per_s", "fd_vs_fm", "fd_vs_fm_2x_nfe"],
+    )
+    head = (
+        f"hardware: {hw}; profile {args.profile}: {steps} steps x batch {prof['batch']}, {n} samples per row "
+        f"(noise seed {args.seed}, training seed {args.seed}), classifier test accuracy {clf.info.test_accuracy:.4f}"
+    )
     report(head, table, results, args.out)
 
 
@@ -133,7 +171,11 @@ def setup(classifier: str):
     """Device, a hardware line, the classifier (trained when missing) and the test split's features/labels."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     os.environ.setdefault("KFLOW_PROGRESS", "0")
-    hw = torch.cuda.get_device_name() if device.type == "cuda" else f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
+    hw = (
+        torch.cuda.get_device_name()
+        if device.type == "cuda"
+        else f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
+    )
     clf_path = Path(classifier)
     if not clf_path.exists():
         train_classifier("fashion_mnist", clf_path, epochs=3)

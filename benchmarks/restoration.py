@@ -6,6 +6,7 @@ method on the one-band path) vs classical baselines, at equal NFE, PSNR and SSIM
 
 Both models are unconditional and never saw a degraded image.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,8 +23,15 @@ from kflow.metrics.evaluate import format_table
 from kflow.recipe import load_run
 from kflow.steering import baseline, make_degradation, psnr, restore
 
-TASKS = [("sr_box", dict(factor=2)), ("sr_box", dict(factor=4)), ("sr_bicubic", dict(factor=2)),
-         ("sr_bicubic", dict(factor=4)), ("blur", dict(sigma=1.0)), ("blur", dict(sigma=2.0)), ("inpaint", {})]
+TASKS = [
+    ("sr_box", dict(factor=2)),
+    ("sr_box", dict(factor=4)),
+    ("sr_bicubic", dict(factor=2)),
+    ("sr_bicubic", dict(factor=4)),
+    ("blur", dict(sigma=1.0)),
+    ("blur", dict(sigma=2.0)),
+    ("inpaint", {}),
+]
 
 
 def ssim(x: torch.Tensor, ref: torch.Tensor) -> np.ndarray:
@@ -69,7 +77,10 @@ def main():
             for name, run in runs.items():
                 t = time.time()
                 out = restore(run.model, run.path, y, A, steps=args.steps, seed=0)
-                row[f"{name}_psnr"], row[f"{name}_ssim"] = psnr(out.x.clamp(-1, 1), x).mean().item(), ssim(out.x, x).mean()
+                row[f"{name}_psnr"], row[f"{name}_ssim"] = (
+                    psnr(out.x.clamp(-1, 1), x).mean().item(),
+                    ssim(out.x, x).mean(),
+                )
                 row["nfe"], row[f"{name}_s"] = out.nfe, time.time() - t
             rows.append(row)
             print(json.dumps(row, default=float), flush=True)
@@ -77,15 +88,30 @@ def main():
                 cache.parent.mkdir(parents=True, exist_ok=True)
                 with cache.open("a") as f:
                     f.write(json.dumps(row, default=float) + "\n")
-    keys = ["task", "noise", "baseline_psnr", "FM_psnr", "K-Flow_psnr", "baseline_ssim", "FM_ssim", "K-Flow_ssim", "nfe"]
-    head = (f"{args.n} Fashion-MNIST test images (32x32, [-1, 1]); K-Flow {args.kflow} vs FM {args.fm}; Euler-type "
-            f"steps {args.steps}; noise seed 1, sampling seed 0; baselines: bicubic (SR), Wiener (blur), zero fill (inpaint)")
+    keys = [
+        "task",
+        "noise",
+        "baseline_psnr",
+        "FM_psnr",
+        "K-Flow_psnr",
+        "baseline_ssim",
+        "FM_ssim",
+        "K-Flow_ssim",
+        "nfe",
+    ]
+    head = (
+        f"{args.n} Fashion-MNIST test images (32x32, [-1, 1]); K-Flow {args.kflow} vs FM {args.fm}; Euler-type "
+        f"steps {args.steps}; noise seed 1, sampling seed 0; "
+        "baselines: bicubic (SR), Wiener (blur), zero fill (inpaint)"
+    )
     table = format_table(rows, keys)
     print("\n" + head + "\n\n" + table)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).with_suffix(".md").write_text(head + "\n\n" + table + "\n")
-        Path(args.out).with_suffix(".json").write_text(json.dumps({"header": head, "rows": rows}, indent=2, default=float))
+        Path(args.out).with_suffix(".json").write_text(
+            json.dumps({"header": head, "rows": rows}, indent=2, default=float)
+        )
 
 
 if __name__ == "__main__":

@@ -7,11 +7,13 @@ trained (no retraining): step allocation per band, projection onto the active ba
 A variant is a solver name followed by options: `alloc=w0,w1,..` (steps per band in proportion to
 these weights, indexed by band; default: in proportion to each band's k-interval), `project` (keep
 only the active band of the velocity), `nudge=f` (on a band boundary, evaluate the velocity f of
-the new band's k-interval inside it: kflow.sampling.wrappers.BoundaryNudge). NFE counts velocity evaluations (a heun step costs two);
+the new band's k-interval inside it: kflow.sampling.wrappers.BoundaryNudge). NFE counts velocity
+evaluations (a heun step costs two);
 `dopri5` is adaptive (rtol = atol = 1e-5, restarted at band boundaries) and runs once, whatever --nfe says.
 FM (one band) gets the solver-only variants, so every solver is compared with FM under the same solver.
 Every (row, variant, NFE) cell is cached in the run folder, so a rerun continues.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,9 +47,9 @@ def parse_variant(text: str) -> dict:
         if w == "project":
             v["project"] = True
         elif w.startswith("nudge="):
-            v["nudge"] = float(w[len("nudge="):])
+            v["nudge"] = float(w[len("nudge=") :])
         elif w.startswith("alloc="):
-            v["alloc"] = [float(s) for s in w[len("alloc="):].split(",")]
+            v["alloc"] = [float(s) for s in w[len("alloc=") :].split(",")]
         else:
             raise ValueError(f"unknown option {w!r} in variant {text!r}; use alloc=w0,w1,..., nudge=f or project")
     return v
@@ -91,15 +93,36 @@ def main():
                     t = time.time()
                     velocity = None
                     if v["nudge"]:
-                        velocity = lambda y, m=run.model, p=run.path, f=v["nudge"]: BoundaryNudge(ModelVelocity(m, y), p, f)  # noqa: E731
-                    out = sample(run.model, run.path, args.n, solver=v["solver"], steps=steps, x_0=noise,
-                                 project=v["project"], step_allocation=v["alloc"], device=device, velocity=velocity)
+                        velocity = lambda y, m=run.model, p=run.path, f=v["nudge"]: BoundaryNudge(
+                            ModelVelocity(m, y), p, f
+                        )  # noqa: E731
+                    out = sample(
+                        run.model,
+                        run.path,
+                        args.n,
+                        solver=v["solver"],
+                        steps=steps,
+                        x_0=noise,
+                        project=v["project"],
+                        step_allocation=v["alloc"],
+                        device=device,
+                        velocity=velocity,
+                    )
                     sc = score_features(clf.embed(out.x.clamp(-1, 1)), real)
-                    r = dict(row=row, variant=text, nfe=out.nfe, fd=sc.fd, precision=sc.precision, recall=sc.recall,
-                             n=args.n, sample_s=time.time() - t)
+                    r = dict(
+                        row=row,
+                        variant=text,
+                        nfe=out.nfe,
+                        fd=sc.fd,
+                        precision=sc.precision,
+                        recall=sc.recall,
+                        n=args.n,
+                        sample_s=time.time() - t,
+                    )
                     cell.write_text(json.dumps(r))
                 results.append(r)
                 print(json.dumps(r), flush=True)
+
     def fm_key(r, nfe):  # FM under the same solver: at `nfe`, or at whatever NFE the adaptive one took
         solver = r["variant"].split()[0]
         return (solver, nfe) if EVALS_PER_STEP[solver] else (solver, None)
@@ -111,8 +134,10 @@ def main():
         twice = fm_key(r, 2 * r["nfe"])
         r["fd_vs_fm_2x_nfe"] = r["fd"] / fm.get(twice, nan) if twice[1] is not None else nan
     table = format_table(results, ["row", "variant", "nfe", "fd", "precision", "recall", "fd_vs_fm", "fd_vs_fm_2x_nfe"])
-    head = (f"hardware: {hw}; runs {args.work}<row>; {args.n} samples per cell (noise seed {args.seed}); "
-            f"classifier test accuracy {clf.info.test_accuracy:.4f}; reference: test split")
+    head = (
+        f"hardware: {hw}; runs {args.work}<row>; {args.n} samples per cell (noise seed {args.seed}); "
+        f"classifier test accuracy {clf.info.test_accuracy:.4f}; reference: test split"
+    )
     report(head, table, results, args.out)
 
 

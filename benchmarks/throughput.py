@@ -10,6 +10,7 @@ torch.utils.flop_counter, times images/s, over the device's dense bf16 peak.
     python benchmarks/throughput.py --backbone dit-B --batch 256 --compile   # on a GPU
     python benchmarks/throughput.py --sampler-only                    # sampler overhead only
 """
+
 from __future__ import annotations
 
 import argparse
@@ -61,19 +62,35 @@ def train_flops_per_image(tr: Trainer, batch: int) -> float:
 
 
 def make_trainers(args, tmp) -> dict:
-    overrides = [f"train.batch_size={args.batch}", f"train.device={args.device}", "train.ckpt_every=1000000",
-                 "train.log_every=1000000", "train.steps=1000000", f"train.compile={str(args.compile).lower()}"]
+    overrides = [
+        f"train.batch_size={args.batch}",
+        f"train.device={args.device}",
+        "train.ckpt_every=1000000",
+        "train.log_every=1000000",
+        "train.steps=1000000",
+        f"train.compile={str(args.compile).lower()}",
+    ]
     if args.backbone == "unet":
         rows = UNET_ROWS
         extra = []
     else:  # DiT on (4, 32, 32) latents
         rows = DIT_ROWS
         npz = Path(tmp) / "latents.npz"
-        np.savez(npz, x=np.random.default_rng(0).standard_normal((max(4 * args.batch, 2048), 4, 32, 32)).astype(np.float32))
+        np.savez(
+            npz, x=np.random.default_rng(0).standard_normal((max(4 * args.batch, 2048), 4, 32, 32)).astype(np.float32)
+        )
         size = args.backbone.split("-")[1]
-        extra = ["data.name=npz", f"data.root={npz}", "data.image_size=null", "data.labels=false", "model.name=dit",
-                 f"model.dit.size={size}", "model.dit.patch_size=2", f"model.dit.num_experts={args.experts}",
-                 "transform.pca_samples=2048"]
+        extra = [
+            "data.name=npz",
+            f"data.root={npz}",
+            "data.image_size=null",
+            "data.labels=false",
+            "model.name=dit",
+            f"model.dit.size={size}",
+            "model.dit.patch_size=2",
+            f"model.dit.num_experts={args.experts}",
+            "transform.pca_samples=2048",
+        ]
     trainers = {}
     for row in rows:
         cfg = load_config(ROOT / "configs" / f"fmnist_{row}.yaml", [f"out_dir={tmp}/{row}", *overrides, *extra])
@@ -84,7 +101,9 @@ def make_trainers(args, tmp) -> dict:
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--backbone", default="unet", help="unet (Fashion-MNIST configs) or dit-XS/S/B/L on 4x32x32 latents")
+    ap.add_argument(
+        "--backbone", default="unet", help="unet (Fashion-MNIST configs) or dit-XS/S/B/L on 4x32x32 latents"
+    )
     ap.add_argument("--experts", type=int, default=0, help="DiT: mixture of experts with this many expert MLPs")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=10, help="training steps per row per round")
@@ -92,20 +111,26 @@ def main():
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--sample-n", type=int, default=64, help="images per sampling measurement (50 Euler steps)")
     ap.add_argument("--sample-rounds", type=int, default=3, help="rounds that also time sampling")
-    ap.add_argument("--peak-tflops", type=float, default=None, help="device peak for MFU when not in the built-in table")
+    ap.add_argument(
+        "--peak-tflops", type=float, default=None, help="device peak for MFU when not in the built-in table"
+    )
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--sampler-only", action="store_true", help="only the sampler-overhead table")
     ap.add_argument("--no-sampler-table", action="store_true", help="skip the sampler-overhead table")
-    ap.add_argument("--profile", default="", help="comma-separated rows to profile for 3 training steps (torch.profiler)")
+    ap.add_argument(
+        "--profile", default="", help="comma-separated rows to profile for 3 training steps (torch.profiler)"
+    )
     args = ap.parse_args()
     if args.backbone != "unet" and args.backbone.split("-")[-1] not in ("XS", "S", "B", "L"):
         raise SystemExit(f"--backbone {args.backbone!r}: use unet or dit-XS, dit-S, dit-B, dit-L")
     os.environ["KFLOW_PROGRESS"] = "0"
     dev = torch.device(args.device)
     name = torch.cuda.get_device_name() if dev.type == "cuda" else platform.processor() or platform.machine()
-    print(f"device: {dev} ({name}), torch {torch.__version__}, threads {torch.get_num_threads()}, "
-          f"backbone {args.backbone}{f' MoE {args.experts}' if args.experts else ''}, batch {args.batch}, "
-          f"compile {args.compile}")
+    print(
+        f"device: {dev} ({name}), torch {torch.__version__}, threads {torch.get_num_threads()}, "
+        f"backbone {args.backbone}{f' MoE {args.experts}' if args.experts else ''}, batch {args.batch}, "
+        f"compile {args.compile}"
+    )
     with TemporaryDirectory() as tmp:
         trainers = make_trainers(args, tmp)
         if not args.sampler_only:
@@ -138,10 +163,14 @@ def training_table(args, trainers, dev):
     peak = peak_flops(dev, args.peak_tflops)
     fm = statistics.median(train_ips["fm"])
     params = sum(p.numel() for p in trainers["fm"].model.parameters())
-    print(f"\n{args.backbone}: {params / 1e6:.1f}M parameters; training: median of {args.rounds} rounds of "
-          f"{args.steps} steps; sampling: median of {min(args.rounds, args.sample_rounds)} rounds")
-    print("\n| run | transform | train images/s | vs FM | sample images/s (50 Euler) | vs FM |"
-          + (" train TFLOP/s | MFU |" if peak else ""))
+    print(
+        f"\n{args.backbone}: {params / 1e6:.1f}M parameters; training: median of {args.rounds} rounds of "
+        f"{args.steps} steps; sampling: median of {min(args.rounds, args.sample_rounds)} rounds"
+    )
+    print(
+        "\n| run | transform | train images/s | vs FM | sample images/s (50 Euler) | vs FM |"
+        + (" train TFLOP/s | MFU |" if peak else "")
+    )
     print("|---|---|---|---|---|---|" + ("---|---|" if peak else ""))
     sfm = statistics.median(sample_ips["fm"])
     for row, tr in trainers.items():

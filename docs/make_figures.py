@@ -8,6 +8,7 @@ The runs are the CPU profile of benchmarks/quality.py (configs/fmnist_*.yaml wit
 1500 steps, batch 64, seed 0): missing ones are trained here with exactly those settings, so the
 figures and the quality table describe the same models. Every figure comes with its JSON.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,8 +29,15 @@ PAIRS = {"wavelet": "wavelet3", "fourier": "fourier2", "pca": "pca2"}  # decompo
 
 def run_dir(row: str, work: str, steps: int) -> Path:
     prof = PROFILES["cpu"]
-    over = [*prof["model"], f"train.steps={steps}", f"train.batch_size={prof['batch']}", "train.seed=0",
-            f"out_dir={work}/cpu-{steps}-{row}", "train.sample_every=0", f"train.ckpt_every={steps}"]
+    over = [
+        *prof["model"],
+        f"train.steps={steps}",
+        f"train.batch_size={prof['batch']}",
+        "train.seed=0",
+        f"out_dir={work}/cpu-{steps}-{row}",
+        "train.sample_every=0",
+        f"train.ckpt_every={steps}",
+    ]
     cfg = config_for(row, over)
     return train(cfg, resume=True).out_dir  # returns at once when the run is finished
 

@@ -6,6 +6,7 @@ Runs (benchmarks/quality.py CPU profile, trained here when missing, reused other
 cpu-1500-fm and cpu-1500-wavelet3 (unconditional), cpu-1500-wavelet3-cond (labels, dropout 0.1,
 as in benchmarks/conditional.py) and cpu-1500-wavelet3-rev (path.order=high_to_low).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,16 +29,27 @@ from kflow.steering import baseline, class_conditional, edit_bands, make_degrada
 from kflow.training import train  # noqa: E402
 from kflow.viz.images import save_grid  # noqa: E402
 
-RUNS = {"fm": ("fm", []), "wavelet3": ("wavelet3", []),
-        "wavelet3-cond": ("wavelet3", ["data.labels=true", "train.label_dropout=0.1"]),
-        "wavelet3-rev": ("wavelet3", ["path.order=high_to_low"])}
+RUNS = {
+    "fm": ("fm", []),
+    "wavelet3": ("wavelet3", []),
+    "wavelet3-cond": ("wavelet3", ["data.labels=true", "train.label_dropout=0.1"]),
+    "wavelet3-rev": ("wavelet3", ["path.order=high_to_low"]),
+}
 
 
 def run(name: str, work: str, steps: int):
     row, extra = RUNS[name]
     prof = PROFILES["cpu"]
-    over = [*prof["model"], f"train.steps={steps}", f"train.batch_size={prof['batch']}", "train.seed=0",
-            f"out_dir={work}/cpu-{steps}-{name}", "train.sample_every=0", f"train.ckpt_every={steps}", *extra]
+    over = [
+        *prof["model"],
+        f"train.steps={steps}",
+        f"train.batch_size={prof['batch']}",
+        "train.seed=0",
+        f"out_dir={work}/cpu-{steps}-{name}",
+        "train.sample_every=0",
+        f"train.ckpt_every={steps}",
+        *extra,
+    ]
     return load_run(train(config_for(row, over), resume=True).out_dir)
 
 
@@ -54,10 +66,12 @@ def main():
     # noise splitting: each row shares the noise of some bands and draws the rest per sample
     kf, rev = run("wavelet3", args.work, args.steps), run("wavelet3-rev", args.work, args.steps)
     rows, corr = [], {}
-    for name, r, fix in [("low_to_high, fixed bands 1-2 (fine)", kf, [1, 2]),
-                         ("low_to_high, fixed band 0 (coarse)", kf, [0]),
-                         ("high_to_low, fixed band 0 (coarse)", rev, [0]),
-                         ("high_to_low, fixed bands 1-2 (fine)", rev, [1, 2])]:
+    for name, r, fix in [
+        ("low_to_high, fixed bands 1-2 (fine)", kf, [1, 2]),
+        ("low_to_high, fixed band 0 (coarse)", kf, [0]),
+        ("high_to_low, fixed band 0 (coarse)", rev, [0]),
+        ("high_to_low, fixed bands 1-2 (fine)", rev, [1, 2]),
+    ]:
         x = sample(r.model, r.path, n, steps=nfe, x_0=split_noise(r.path.transform, n, fix_bands=fix, seed=3)).x
         rows.append(x)
         corr[name] = [round(c, 3) for c in band_correlation(r.path.transform, x)]
@@ -78,19 +92,33 @@ def main():
         A = make_degradation(task, (1, 32, 32), **kw)
         y = A(test)
         shown = torch.nn.functional.interpolate(y, size=(32, 32), mode="nearest") if y.shape[-1] != 32 else y
-        res = {"classical": baseline(y, A), "FM": restore(fm.model, fm.path, y, A, steps=20).x,
-               "K-Flow": restore(kf.model, kf.path, y, A, steps=20).x}
+        res = {
+            "classical": baseline(y, A),
+            "FM": restore(fm.model, fm.path, y, A, steps=20).x,
+            "K-Flow": restore(kf.model, kf.path, y, A, steps=20).x,
+        }
         grids += [test, shown, *res.values()]
-        facts[f"restore_psnr_db_{task}_{next(iter(kw.values()))}"] = {k: psnr(v.clamp(-1, 1), test).mean().item() for k, v in res.items()}
+        facts[f"restore_psnr_db_{task}_{next(iter(kw.values()))}"] = {
+            k: psnr(v.clamp(-1, 1), test).mean().item() for k, v in res.items()
+        }
     save_grid(torch.cat(grids), out / "restoration.png", nrow=len(grids))
 
     # class conditioning: one sample per class, full class / dropped after k = 0.3 / guidance 2
     cond = run("wavelet3-cond", args.work, args.steps)
     y = torch.arange(10)
     x_0 = torch.randn(10, 1, 32, 32, generator=torch.Generator().manual_seed(11))
-    rows = [sample(cond.model, cond.path, 10, steps=nfe, x_0=x_0, y=y,
-                   velocity=class_conditional(cond.model, scale=s, keep_until=keep)).x
-            for s, keep in [(1.0, 1.0), (1.0, 0.3), (2.0, 1.0)]]
+    rows = [
+        sample(
+            cond.model,
+            cond.path,
+            10,
+            steps=nfe,
+            x_0=x_0,
+            y=y,
+            velocity=class_conditional(cond.model, scale=s, keep_until=keep),
+        ).x
+        for s, keep in [(1.0, 1.0), (1.0, 0.3), (2.0, 1.0)]
+    ]
     save_grid(torch.cat(rows), out / "class_conditioning.png", nrow=3)
     (out / "_json").mkdir(parents=True, exist_ok=True)
     (out / "_json" / "steering.json").write_text(json.dumps(facts, indent=2))

@@ -1,7 +1,16 @@
 """kflow: K-Flow generative modelling, generation band by band along a K-amplitude decomposition."""
+
 from .path import KFlowPath, PathSample
 from .transforms import FourierTransform, IdentityTransform, PCATransform, Transform, WaveletTransform, build_transform
 
 __version__ = "0.1.0"
-__all__ = ["KFlowPath", "PathSample", "Transform", "FourierTransform", "WaveletTransform", "PCATransform",
-           "IdentityTransform", "build_transform"]
+__all__ = [
+    "KFlowPath",
+    "PathSample",
+    "Transform",
+    "FourierTransform",
+    "WaveletTransform",
+    "PCATransform",
+    "IdentityTransform",
+    "build_transform",
+]

@@ -2,6 +2,7 @@
 
 An unknown key, a wrong type or an out-of-range value is a ConfigError naming the key.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -42,7 +43,7 @@ class TransformConfig:
 @dataclass
 class PathConfig:
     bump: str = "linear"  # linear | cosine | smoothstep
-    allocation: Union[str, list[float]] = "uniform"  # uniform | energy | per-band weights
+    allocation: str | list[float] = "uniform"  # uniform | energy | per-band weights
     order: str = "low_to_high"  # low_to_high | high_to_low
     overlap: float = 0.0  # widen each band's k-window: 0 the hard K-Flow path, 1 plain flow matching
     windows: list[list[float]] | None = None  # explicit per-band [start, end] k-windows (instead of overlap)
@@ -68,7 +69,7 @@ class TrainConfig:
     ema_decay: float = 0.999
     seed: int = 0
     k_density: str = "uniform"  # uniform | logit_normal
-    band_loss_weights: Union[str, list[float], None] = None  # None (all 1) | interval | per-band weights
+    band_loss_weights: str | list[float] | None = None  # None (all 1) | interval | per-band weights
     label_dropout: float = 0.1  # class-conditional models: probability of the null class
     ckpt_every: int = 500
     keep_checkpoints: int = 2
@@ -109,7 +110,7 @@ class Config:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Config":
+    def from_dict(cls, d: dict) -> Config:
         cfg = _build(cls, d, "")
         validate(cfg)
         return cfg
@@ -140,14 +141,20 @@ def validate(cfg: Config) -> None:
     if isinstance(cfg.path.allocation, str) and cfg.path.allocation not in ("uniform", "energy"):
         raise ConfigError(f"path.allocation={cfg.path.allocation!r}: use uniform, energy or a list of per-band weights")
     if isinstance(cfg.train.band_loss_weights, str) and cfg.train.band_loss_weights != "interval":
-        raise ConfigError(f"train.band_loss_weights={cfg.train.band_loss_weights!r}: use interval or a list of per-band weights")
+        raise ConfigError(
+            f"train.band_loss_weights={cfg.train.band_loss_weights!r}: use interval or a list of per-band weights"
+        )
     t = cfg.train
     for key, value, ok in [
-        ("train.steps", t.steps, t.steps >= 1), ("train.batch_size", t.batch_size, t.batch_size >= 1),
-        ("train.lr", t.lr, t.lr > 0), ("train.warmup", t.warmup, t.warmup >= 0),
-        ("train.ema_decay", t.ema_decay, 0 <= t.ema_decay < 1), ("train.grad_clip", t.grad_clip, t.grad_clip >= 0),
+        ("train.steps", t.steps, t.steps >= 1),
+        ("train.batch_size", t.batch_size, t.batch_size >= 1),
+        ("train.lr", t.lr, t.lr > 0),
+        ("train.warmup", t.warmup, t.warmup >= 0),
+        ("train.ema_decay", t.ema_decay, 0 <= t.ema_decay < 1),
+        ("train.grad_clip", t.grad_clip, t.grad_clip >= 0),
         ("train.label_dropout", t.label_dropout, 0 <= t.label_dropout <= 1),
-        ("train.ckpt_every", t.ckpt_every, t.ckpt_every >= 1), ("train.log_every", t.log_every, t.log_every >= 1),
+        ("train.ckpt_every", t.ckpt_every, t.ckpt_every >= 1),
+        ("train.log_every", t.log_every, t.log_every >= 1),
         ("train.keep_checkpoints", t.keep_checkpoints, t.keep_checkpoints >= 1),
         ("path.overlap", cfg.path.overlap, 0 <= cfg.path.overlap <= 1),
         ("sample.steps", cfg.sample.steps, cfg.sample.steps >= 1),
@@ -201,7 +208,9 @@ def _build(cls, d: Any, prefix: str):
                 value = float(value)
         if typing.get_origin(tp) is list or any(typing.get_origin(a) is list for a in typing.get_args(tp)):
             if isinstance(value, list):
-                inner = next((typing.get_args(a)[0] for a in (tp, *typing.get_args(tp)) if typing.get_origin(a) is list), None)
+                inner = next(
+                    (typing.get_args(a)[0] for a in (tp, *typing.get_args(tp)) if typing.get_origin(a) is list), None
+                )
                 if inner is float:
                     value = [float(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value]
         if not _type_ok(value, tp):

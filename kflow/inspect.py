@@ -4,6 +4,7 @@ data  - per-band energy and variance of a dataset for every decomposition, fine 
 path  - spectral evolution along sampling and the projection ratio, FM and K-Flow on one axis
 strip - x_k at every band boundary and each band alone, for a few samples
 """
+
 from __future__ import annotations
 
 import json
@@ -11,7 +12,15 @@ from pathlib import Path
 
 import torch
 
-from .analysis import band_energy_curve, band_strip, band_table, estimate_curve, fine_spectra, projection_ratio, settle_k
+from .analysis import (
+    band_energy_curve,
+    band_strip,
+    band_table,
+    estimate_curve,
+    fine_spectra,
+    projection_ratio,
+    settle_k,
+)
 from .analysis.trajectory import trace
 from .data import load_dataset
 from .sampling.sampler import make_grid
@@ -38,21 +47,36 @@ def _plot(fn, report, png: Path, lines: list[str]) -> None:
     lines.append(f"figure: {png}")
 
 
-def inspect_data(dataset: str, out: str | Path, root: str | None = None, image_size: int | None = 32,
-                 limit: int | None = 10000, num_bands: int = 3) -> str:
+def inspect_data(
+    dataset: str,
+    out: str | Path,
+    root: str | None = None,
+    image_size: int | None = 32,
+    limit: int | None = 10000,
+    num_bands: int = 3,
+) -> str:
     data = load_dataset(dataset, "train", root, image_size, limit=limit)
     x = data.x
-    report = {"dataset": dataset, "images": len(x), "shape": list(x.shape[1:]), "bands": band_table(x, num_bands),
-              "spectra": fine_spectra(x)}
+    report = {
+        "dataset": dataset,
+        "images": len(x),
+        "shape": list(x.shape[1:]),
+        "bands": band_table(x, num_bands),
+        "spectra": fine_spectra(x),
+    }
     out = Path(out)
     _write_json(out / "band_energy.json", report)
-    lines = [f"{dataset}: {len(x)} images of shape {tuple(x.shape[1:])}; per-band share of energy / of variance "
-             f"({num_bands} bands, band 0 = coarsest)"]
+    lines = [
+        f"{dataset}: {len(x)} images of shape {tuple(x.shape[1:])}; per-band share of energy / of variance "
+        f"({num_bands} bands, band 0 = coarsest)"
+    ]
     for name, row in report["bands"].items():
         e = "  ".join(f"{v:6.1%}" for v in row["energy_fraction"])
         v = "  ".join(f"{v:6.1%}" for v in row["variance_fraction"])
         lines.append(f"  {name:12s} sizes {row['band_sizes']}  energy {e}  variance {v}")
-    lines.append(f"  radial Fourier spectrum: variance per coefficient ~ |f|^{report['spectra']['fourier_powerlaw_slope']:.2f}")
+    lines.append(
+        f"  radial Fourier spectrum: variance per coefficient ~ |f|^{report['spectra']['fourier_powerlaw_slope']:.2f}"
+    )
     lines.append(f"wrote {out / 'band_energy.json'}")
     _plot("plot_data_spectra", report, out / "band_energy.png", lines)
     return "\n".join(lines)
@@ -75,8 +99,14 @@ def path_report(runs: dict, n: int = 128, steps: int = 100, seed: int = 0) -> di
     T = ref.transform
     shape = tuple(T.shape)
     x_0 = torch.randn(n, *shape, generator=torch.Generator().manual_seed(seed))
-    report = {"decomposition": describe(T),
-              "kappa": ref.kappa.tolist(), "n": n, "steps": steps, "seed": seed, "runs": {}}
+    report = {
+        "decomposition": describe(T),
+        "kappa": ref.kappa.tolist(),
+        "n": n,
+        "steps": steps,
+        "seed": seed,
+        "runs": {},
+    }
     for name, run in runs.items():
         if tuple(run.path.transform.shape) != shape:
             raise ValueError(f"run {name} makes samples of shape {tuple(run.path.transform.shape)}, not {shape}")
@@ -89,16 +119,27 @@ def path_report(runs: dict, n: int = 128, steps: int = 100, seed: int = 0) -> di
         ratio = torch.stack([projection_ratio(x) for x in traj.x])
         kk = traj.k
         report["runs"][name] = {
-            "bands_of_path": run.path.num_bands, "k": kk.tolist(), "state": state.tolist(), "estimate": est.tolist(),
-            "projection_ratio": ratio.tolist(), "final_band_energy": final.tolist(),
+            "bands_of_path": run.path.num_bands,
+            "k": kk.tolist(),
+            "state": state.tolist(),
+            "estimate": est.tolist(),
+            "projection_ratio": ratio.tolist(),
+            "final_band_energy": final.tolist(),
             "settle_k_state": [settle_k(kk, state[:, b]) for b in range(T.num_bands)],
             "settle_k_estimate": [settle_k(kk[:-1], est[:, b]) for b in range(T.num_bands)],
         }
     return report
 
 
-def inspect_path(checkpoints: list[str], out: str | Path, names: list[str] | None = None, n: int = 128,
-                 steps: int = 100, seed: int = 0, device="cpu") -> str:
+def inspect_path(
+    checkpoints: list[str],
+    out: str | Path,
+    names: list[str] | None = None,
+    n: int = 128,
+    steps: int = 100,
+    seed: int = 0,
+    device="cpu",
+) -> str:
     from .recipe import load_run
 
     names = names or [Path(c).parent.name if Path(c).is_file() else Path(c).name for c in checkpoints]
@@ -108,9 +149,12 @@ def inspect_path(checkpoints: list[str], out: str | Path, names: list[str] | Non
     report = path_report(runs, n=n, steps=steps, seed=seed)
     out = Path(out)
     _write_json(out / "path.json", report)
-    lines = [f"measured in {report['decomposition']}; band boundaries k = "
-             + ", ".join(f"{v:.3f}" for v in report["kappa"]) + f"; {n} samples, seed {seed}, {steps} Euler steps",
-             "k at which each band's energy settles within 10% of the final sample's (band 0 = coarsest):"]
+    lines = [
+        f"measured in {report['decomposition']}; band boundaries k = "
+        + ", ".join(f"{v:.3f}" for v in report["kappa"])
+        + f"; {n} samples, seed {seed}, {steps} Euler steps",
+        "k at which each band's energy settles within 10% of the final sample's (band 0 = coarsest):",
+    ]
     for name, r in report["runs"].items():
         fmt = lambda v: "  ".join(f"{x:.3f}" for x in v)  # noqa: E731
         lines.append(f"  {name:16s} estimate {fmt(r['settle_k_estimate'])}   state {fmt(r['settle_k_state'])}")
@@ -120,8 +164,9 @@ def inspect_path(checkpoints: list[str], out: str | Path, names: list[str] | Non
     return "\n".join(lines)
 
 
-def inspect_strip(checkpoint: str, out: str | Path, n: int = 6, steps: int = 50, seed: int = 7, what: str = "all",
-                  device="cpu") -> str:
+def inspect_strip(
+    checkpoint: str, out: str | Path, n: int = 6, steps: int = 50, seed: int = 7, what: str = "all", device="cpu"
+) -> str:
     from .recipe import load_run
     from .viz.images import save_grid
 
@@ -131,6 +176,16 @@ def inspect_strip(checkpoint: str, out: str | Path, n: int = 6, steps: int = 50,
     images, columns = strip.grid(what)
     out = Path(out)
     png = save_grid(images, out / "strip.png", nrow=n, scale=3)
-    _write_json(out / "strip.json", {"checkpoint": str(checkpoint), "what": what, "n": n, "seed": seed,
-                                     "steps": steps, "kappa": strip.kappa.tolist(), "columns": columns})
+    _write_json(
+        out / "strip.json",
+        {
+            "checkpoint": str(checkpoint),
+            "what": what,
+            "n": n,
+            "seed": seed,
+            "steps": steps,
+            "kappa": strip.kappa.tolist(),
+            "columns": columns,
+        },
+    )
     return f"{n} samples x {len(columns)} columns (" + ", ".join(columns) + f") -> {png}"

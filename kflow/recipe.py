@@ -1,4 +1,5 @@
 """Turn a Config (and the training data) into the objects of a run: transform, path, model."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,7 +19,9 @@ def sample_shape(cfg: Config, x: torch.Tensor | None = None) -> tuple[int, int, 
     return (m.in_channels, m.image_size, m.image_size)
 
 
-def make_transform(cfg: Config, shape, data: torch.Tensor | None = None, pca_path: str | Path | None = None) -> Transform:
+def make_transform(
+    cfg: Config, shape, data: torch.Tensor | None = None, pca_path: str | Path | None = None
+) -> Transform:
     t = cfg.transform
     if t.name == "identity":
         return IdentityTransform(shape)
@@ -32,8 +35,10 @@ def make_transform(cfg: Config, shape, data: torch.Tensor | None = None, pca_pat
         if pca_path is not None and Path(pca_path).exists():
             T = PCATransform.load(pca_path)
             if tuple(T.shape) != tuple(shape):
-                raise ConfigError(f"PCA basis {pca_path} is for shape {T.shape}, the data has shape {tuple(shape)}; "
-                                  "delete it to refit")
+                raise ConfigError(
+                    f"PCA basis {pca_path} is for shape {T.shape}, the data has shape {tuple(shape)}; "
+                    "delete it to refit"
+                )
             return T
         if data is None:
             raise ConfigError("a PCA transform needs its basis file (pca.safetensors next to the checkpoint)")
@@ -48,8 +53,15 @@ def make_path(cfg: Config, transform: Transform, data: torch.Tensor | None = Non
             raise ConfigError("path.allocation=energy needs the data (resolved weights are saved with each run)")
         energy = transform.band_energy(data[:10000])
     try:
-        return KFlowPath(transform, bump=cfg.path.bump, allocation=cfg.path.allocation, order=cfg.path.order,
-                         energy=energy, overlap=cfg.path.overlap, windows=cfg.path.windows)
+        return KFlowPath(
+            transform,
+            bump=cfg.path.bump,
+            allocation=cfg.path.allocation,
+            order=cfg.path.order,
+            energy=energy,
+            overlap=cfg.path.overlap,
+            windows=cfg.path.windows,
+        )
     except ValueError as e:
         raise ConfigError(f"path: {e}") from None
 

@@ -8,28 +8,47 @@ depend on. Run it as
 torchvision's C++ ops need a matching CUDA/CPU build; only its Python model code is used here, so
 its fake-op registration is skipped.
 """
-import sys, torch, tempfile
+
+import sys
+import tempfile
+
+import torch
+
 sys.path.insert(0, sys.argv[1] if len(sys.argv) > 1 else "/tmp/fidref")
 import torch.library
-torch.library.register_fake = lambda *a, **k: (lambda f: f)  # see above
+
+torch.library.register_fake = lambda *a, **k: lambda f: f  # see above
 import pytorch_fid.inception as pi
 from safetensors.torch import save_file
+
 from kflow.metrics.inception import InceptionFeatures
 
 torch.manual_seed(0)
 # a randomly initialised FID Inception with pytorch-fid's own structure (no download)
 m = pi._inception_v3(num_classes=1008, aux_logits=False, weights=None)
-for n, blk in [("Mixed_5b", pi.FIDInceptionA(192, 32)), ("Mixed_5c", pi.FIDInceptionA(256, 64)), ("Mixed_5d", pi.FIDInceptionA(288, 64)),
-               ("Mixed_6b", pi.FIDInceptionC(768, 128)), ("Mixed_6c", pi.FIDInceptionC(768, 160)), ("Mixed_6d", pi.FIDInceptionC(768, 160)),
-               ("Mixed_6e", pi.FIDInceptionC(768, 192)), ("Mixed_7b", pi.FIDInceptionE_1(1280)), ("Mixed_7c", pi.FIDInceptionE_2(2048))]:
+for n, blk in [
+    ("Mixed_5b", pi.FIDInceptionA(192, 32)),
+    ("Mixed_5c", pi.FIDInceptionA(256, 64)),
+    ("Mixed_5d", pi.FIDInceptionA(288, 64)),
+    ("Mixed_6b", pi.FIDInceptionC(768, 128)),
+    ("Mixed_6c", pi.FIDInceptionC(768, 160)),
+    ("Mixed_6d", pi.FIDInceptionC(768, 160)),
+    ("Mixed_6e", pi.FIDInceptionC(768, 192)),
+    ("Mixed_7b", pi.FIDInceptionE_1(1280)),
+    ("Mixed_7c", pi.FIDInceptionE_2(2048)),
+]:
     setattr(m, n, blk)
 state = m.state_dict()
 g = torch.Generator().manual_seed(1)
 for k, v in state.items():  # non-trivial BN statistics so that every layer matters
-    if k.endswith("running_var"): v.copy_(torch.rand(v.shape, generator=g) + 0.5)
-    elif k.endswith("running_mean"): v.copy_(torch.randn(v.shape, generator=g) * 0.1)
-    elif k.endswith("bn.weight"): v.copy_(torch.rand(v.shape, generator=g) + 0.5)
-    elif k.endswith("bn.bias"): v.copy_(torch.randn(v.shape, generator=g) * 0.1)
+    if k.endswith("running_var"):
+        v.copy_(torch.rand(v.shape, generator=g) + 0.5)
+    elif k.endswith("running_mean"):
+        v.copy_(torch.randn(v.shape, generator=g) * 0.1)
+    elif k.endswith("bn.weight"):
+        v.copy_(torch.rand(v.shape, generator=g) + 0.5)
+    elif k.endswith("bn.bias"):
+        v.copy_(torch.randn(v.shape, generator=g) * 0.1)
 pi.load_state_dict_from_url = lambda *a, **k: state
 ref = pi.InceptionV3([3], resize_input=True, normalize_input=True, use_fid_inception=True).eval()
 with tempfile.TemporaryDirectory() as d:
@@ -42,5 +61,6 @@ with torch.no_grad():
 print("pytorch-fid vs kflow features: max abs diff", (a - b).abs().max().item(), "scale", a.abs().mean().item())
 xg = torch.rand(2, 1, 28, 28)
 with torch.no_grad():
-    a = ref(xg.expand(-1, 3, -1, -1))[0].flatten(1); b = ours(xg * 2 - 1)
+    a = ref(xg.expand(-1, 3, -1, -1))[0].flatten(1)
+    b = ours(xg * 2 - 1)
 print("grey:", (a - b).abs().max().item())

@@ -30,15 +30,18 @@ def test_base_include_and_cycles(tmp_path):
         load_config(tmp_path / "a.yaml")
 
 
-@pytest.mark.parametrize("override, match", [
-    ("model.unet.chanels=3", "did you mean model.unet.channels"),
-    ("train.amp=fp8", "train.amp='fp8' is not one of"),
-    ("train.betas=0.9", "train.betas must be"),
-    ("path.allocation=log", "path.allocation='log'"),
-    ("train.ema_decay=1.5", "out of range"),
-    ("steps=3", "unknown config key steps"),
-    ("train", "not key=value"),
-])
+@pytest.mark.parametrize(
+    "override, match",
+    [
+        ("model.unet.chanels=3", "did you mean model.unet.channels"),
+        ("train.amp=fp8", "train.amp='fp8' is not one of"),
+        ("train.betas=0.9", "train.betas must be"),
+        ("path.allocation=log", "path.allocation='log'"),
+        ("train.ema_decay=1.5", "out of range"),
+        ("steps=3", "unknown config key steps"),
+        ("train", "not key=value"),
+    ],
+)
 def test_bad_values_name_the_key(override, match):
     with pytest.raises(ConfigError, match=match.replace("(", r"\(").replace("[", r"\[")):
         load_config(None, [override])

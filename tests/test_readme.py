@@ -1,4 +1,5 @@
 """The README's Python example is the first code a user runs: it must keep working."""
+
 import re
 from pathlib import Path
 

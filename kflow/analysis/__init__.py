@@ -1,8 +1,19 @@
 """Analyses of data and of generation along the path (what `kflow inspect` reports)."""
+
 from .spectra import band_table, fine_spectra
 from .strips import BandStrip, band_strip
-from .trajectory import (Trajectory, band_energy_curve, estimate_curve, final_estimate, projection_ratio, settle_k,
-                         trace)
+from .trajectory import Trajectory, band_energy_curve, estimate_curve, final_estimate, projection_ratio, settle_k, trace
 
-__all__ = ["band_table", "fine_spectra", "BandStrip", "band_strip", "Trajectory", "trace", "final_estimate",
-           "band_energy_curve", "estimate_curve", "projection_ratio", "settle_k"]
+__all__ = [
+    "band_table",
+    "fine_spectra",
+    "BandStrip",
+    "band_strip",
+    "Trajectory",
+    "trace",
+    "final_estimate",
+    "band_energy_curve",
+    "estimate_curve",
+    "projection_ratio",
+    "settle_k",
+]

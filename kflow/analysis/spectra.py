@@ -1,5 +1,6 @@
 """Data spectra: per-band energy and variance of a dataset under each decomposition (the paper's
 Fig. 3), and the finest per-scale curves with the 1/f power-law fit of the radial Fourier spectrum."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,8 +20,11 @@ def band_table(x: torch.Tensor, num_bands: int = 3) -> dict:
     out = {}
     for name, T in transforms.items():
         e, v = T.band_energy(x.double()), T.band_variance(x.double())
-        out[name] = {"band_sizes": T.band_sizes().tolist(), "energy_fraction": (e / e.sum()).tolist(),
-                     "variance_fraction": (v / v.sum()).tolist()}
+        out[name] = {
+            "band_sizes": T.band_sizes().tolist(),
+            "energy_fraction": (e / e.sum()).tolist(),
+            "variance_fraction": (v / v.sum()).tolist(),
+        }
     return out
 
 
@@ -38,7 +42,8 @@ def fine_spectra(x: torch.Tensor) -> dict:
         v = T.band_variance(x.double()) / T.band_sizes().double()
         res[name] = v.tolist()
     res["pca_component"] = P.variance[: min(256, len(P.variance))].tolist()
-    # 1/f power law: variance per coefficient ~ |f|^slope, least squares in log-log over |f| >= 1 (entry j of fourier_radius is |f| ~ j, entry 0 the mean)
+    # 1/f power law: variance per coefficient ~ |f|^slope, least squares in log-log over |f| >= 1
+    # (entry j of fourier_radius is |f| ~ j, entry 0 the mean)
     r = np.arange(1, len(res["fourier_radius"]))
     vals = np.array(res["fourier_radius"][1:])
     ok = vals > 0

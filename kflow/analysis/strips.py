@@ -1,5 +1,6 @@
 """Band-by-band pictures of generation: for a few samples, x_k at every band boundary, what has
 been generated after each band, and each band's contribution to the final sample alone."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,17 +25,22 @@ class BandStrip:
         ks = [f"x_k, k={k:.2f}" for k in self.kappa.tolist()]
         B = len(self.bands)
         alone = [(self.bands[b], f"band {b} alone") for b in range(B)]
-        cols = {"states": list(zip(self.states, ks)),
-                "generated": [(self.states[0], ks[0])] + [(g, f"settled at k={k:.2f}") for g, k in zip(self.generated, self.kappa[1:].tolist())],
-                "bands": [(self.states[-1], "sample")] + alone,
-                "all": list(zip(self.states, ks)) + alone}
+        cols = {
+            "states": list(zip(self.states, ks)),
+            "generated": [(self.states[0], ks[0])]
+            + [(g, f"settled at k={k:.2f}") for g, k in zip(self.generated, self.kappa[1:].tolist())],
+            "bands": [(self.states[-1], "sample")] + alone,
+            "all": list(zip(self.states, ks)) + alone,
+        }
         if what not in cols:
             raise ValueError(f"unknown strip {what!r}; use one of {', '.join(cols)}")
         images = torch.stack([c for c, _ in cols[what]], 1)
         return images.reshape(-1, *images.shape[2:]), [t for _, t in cols[what]]
 
 
-def band_strip(model, path, n: int = 8, steps: int = 50, seed: int = 7, y: Tensor | None = None, device=None) -> BandStrip:
+def band_strip(
+    model, path, n: int = 8, steps: int = 50, seed: int = 7, y: Tensor | None = None, device=None
+) -> BandStrip:
     out = sample(model, path, n, steps=steps, grid="band", seed=seed, record_bands=True, y=y, device=device)
     B = path.num_bands
     edges = path.boundaries()
@@ -42,5 +48,4 @@ def band_strip(model, path, n: int = 8, steps: int = 50, seed: int = 7, y: Tenso
     generated = [path.transform.filter(out.band_states[j + 1], done[j]) for j in range(len(done))]
     eye = torch.eye(B, dtype=out.x.dtype)
     bands = [path.transform.filter(out.x, eye[b]) for b in range(B)]
-    return BandStrip(states=out.band_states, generated=torch.stack(generated), bands=torch.stack(bands),
-                     kappa=edges)
+    return BandStrip(states=out.band_states, generated=torch.stack(generated), bands=torch.stack(bands), kappa=edges)

@@ -1,6 +1,7 @@
 """What a sampler does band by band: record an Euler trajectory, then measure per-band energy of
 the state x_k and of the model's current estimate of the final sample, and how low-dimensional
 each step's batch is (the paper's Fig. 4 projection ratio)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -48,8 +49,9 @@ def band_energy_curve(transform: Transform, xs: Tensor) -> Tensor:
 
 def estimate_curve(path: KFlowPath, traj: Trajectory) -> Tensor:
     """(T, N, *shape): the final-sample estimate at every grid point but the last."""
-    return torch.stack([final_estimate(path, traj.x[i].double(), traj.v[i].double(), traj.k[i].item())
-                        for i in range(len(traj.v))])
+    return torch.stack(
+        [final_estimate(path, traj.x[i].double(), traj.v[i].double(), traj.k[i].item()) for i in range(len(traj.v))]
+    )
 
 
 def projection_ratio(x: Tensor, rank: int = 2) -> Tensor:

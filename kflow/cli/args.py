@@ -1,4 +1,5 @@
 """Parsing of the options several commands share (labels, band lists)."""
+
 from __future__ import annotations
 
 

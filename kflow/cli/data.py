@@ -1,5 +1,6 @@
 """`kflow data encode`: a dataset -> scaled VAE latents (safetensors shards + manifest).
 `kflow data molecules`: 17-molecule crystal clusters (safetensors per split + manifest)."""
+
 from __future__ import annotations
 
 
@@ -9,11 +10,23 @@ def run_encode(args) -> None:
 
     data = load_dataset(args.dataset, args.split, args.root, args.image_size, args.channels, args.limit)
     source = dict(name=args.dataset, split=args.split, root=args.root, image_size=args.image_size, limit=args.limit)
-    info = encode_dataset(data, args.vae, args.out, store=args.store, scale=args.scale, batch_size=args.batch_size,
-                          shard_size=args.shard_size, seed=args.seed, device=args.device, source=source)
+    info = encode_dataset(
+        data,
+        args.vae,
+        args.out,
+        store=args.store,
+        scale=args.scale,
+        batch_size=args.batch_size,
+        shard_size=args.shard_size,
+        seed=args.seed,
+        device=args.device,
+        source=source,
+    )
     m = info.manifest
-    print(f"{m['n']} images -> latents {tuple(m['latent_shape'])} (scale {m['scale']:g}, store {m['store']}) in "
-          f"{info.num_shards} shard(s) under {info.folder}; train with data.name=latents data.root={info.folder}")
+    print(
+        f"{m['n']} images -> latents {tuple(m['latent_shape'])} (scale {m['scale']:g}, store {m['store']}) in "
+        f"{info.num_shards} shard(s) under {info.folder}; train with data.name=latents data.root={info.folder}"
+    )
 
 
 def run_molecules(args) -> None:
@@ -21,21 +34,32 @@ def run_molecules(args) -> None:
 
     crystals = read_crystals()
     splits, skipped = build_clusters(crystals, centres=args.centres, rotations=args.rotations, seed=args.seed)
-    info = dict(source="pyxtal database/test.db + database/mech.db", crystals=len(crystals), centres=args.centres,
-                rotations=args.rotations, seed=args.seed, skipped=skipped)
+    info = dict(
+        source="pyxtal database/test.db + database/mech.db",
+        crystals=len(crystals),
+        centres=args.centres,
+        rotations=args.rotations,
+        seed=args.seed,
+        skipped=skipped,
+    )
     save_clusters(args.out, splits, info)
     print(f"{len(crystals)} crystals, {len(skipped)} skipped ({', '.join(sorted(set(skipped.values())))})")
     for split, clusters in splits.items():
-        print(f"{split}: {len(clusters)} clusters of 17 molecules from {len({c.name for c in clusters})} crystals, "
-              f"{len({c.smiles for c in clusters})} distinct molecules")
+        print(
+            f"{split}: {len(clusters)} clusters of 17 molecules from {len({c.name for c in clusters})} crystals, "
+            f"{len({c.smiles for c in clusters})} distinct molecules"
+        )
     print(f"written to {args.out}")
 
 
 def add_parser(sub) -> None:
     d = sub.add_parser("data", help="prepare datasets: encode images to VAE latents, cut molecular clusters")
     dsub = d.add_subparsers(dest="data_cmd", required=True)
-    e = dsub.add_parser("encode", help="encode a dataset once with a local diffusers AutoencoderKL (resumable; torchrun "
-                        "splits the shards over GPUs)")
+    e = dsub.add_parser(
+        "encode",
+        help="encode a dataset once with a local diffusers AutoencoderKL (resumable; torchrun "
+        "splits the shards over GPUs)",
+    )
     e.add_argument("--vae", required=True, help="local AutoencoderKL folder (config.json + *.safetensors)")
     e.add_argument("--dataset", default="fashion_mnist", help="digits | fashion_mnist | folder | npz")
     e.add_argument("--root", default=None, help="image folder or .npz for folder / npz")
@@ -43,8 +67,12 @@ def add_parser(sub) -> None:
     e.add_argument("--image-size", type=int, default=None, help="pad / resize images to this size first")
     e.add_argument("--channels", type=int, default=3, help="folder datasets: 1 (grey) or 3 (RGB)")
     e.add_argument("--limit", type=int, default=None, help="encode only the first N images")
-    e.add_argument("--store", default="mean_std", choices=["mean_std", "mean", "sample"],
-                   help="mean_std: scaled mean and std; mean; sample: one scaled draw (seeded)")
+    e.add_argument(
+        "--store",
+        default="mean_std",
+        choices=["mean_std", "mean", "sample"],
+        help="mean_std: scaled mean and std; mean; sample: one scaled draw (seeded)",
+    )
     e.add_argument("--scale", type=float, default=None, help="latent scale (default: the VAE's scaling_factor)")
     e.add_argument("--batch-size", type=int, default=64)
     e.add_argument("--shard-size", type=int, default=4096, help="latents per shard (the unit of resumption)")

@@ -1,4 +1,5 @@
 """`kflow eval`: train the feature classifier; score samples of a checkpoint or an .npz."""
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,16 @@ def run_eval(args) -> None:
 
         device = pick_device(args.device)
         run = load_run(source, device=device)
-        out = sample(run.model, run.path, args.n, solver=args.solver, steps=args.steps, grid=args.grid, seed=args.seed,
-                     device=device)
+        out = sample(
+            run.model,
+            run.path,
+            args.n,
+            solver=args.solver,
+            steps=args.steps,
+            grid=args.grid,
+            seed=args.seed,
+            device=device,
+        )
         x = out.x
         what = f"{source} step {run.step}, {args.solver} NFE {out.nfe}, seed {args.seed}"
     if not torch.isfinite(x).all():
@@ -44,8 +53,10 @@ def run_eval(args) -> None:
     row = {"source": what}
     for name, net, path, dataset, size in extractors:
         if name == "classifier" and tuple(x.shape[1:]) != (net.info.in_channels, size, size):
-            raise ValueError(f"samples of shape {tuple(x.shape[1:])} do not fit the classifier "
-                             f"({net.info.in_channels}, {size}, {size})")
+            raise ValueError(
+                f"samples of shape {tuple(x.shape[1:])} do not fit the classifier "
+                f"({net.info.in_channels}, {size}, {size})"
+            )
         real, _ = reference_features(net, path, dataset, args.split, image_size=size or x.shape[-1])
         sc = score_features(net.embed(x.clamp(-1, 1)), real)
         if name == "classifier":
@@ -73,7 +84,9 @@ def _extractors(args) -> list:
     if args.classifier:
         clf_path = Path(args.classifier)
         if not clf_path.is_file():
-            raise FileNotFoundError(f"--classifier {clf_path} does not exist; train it with `kflow eval train-classifier`")
+            raise FileNotFoundError(
+                f"--classifier {clf_path} does not exist; train it with `kflow eval train-classifier`"
+            )
         clf = FeatureClassifier.load(clf_path)
         dataset = dataset or clf.info.dataset
         out.append(("classifier", clf, clf_path, dataset, clf.info.image_size))
@@ -82,7 +95,11 @@ def _extractors(args) -> list:
 
         if dataset is None:
             raise ValueError("--inception needs --dataset (or a --classifier, whose dataset is used)")
-        out.append(("inception", InceptionFeatures.load(args.inception), Path(args.inception), dataset, args.image_size))
+        out.append(
+            ("inception", InceptionFeatures.load(args.inception), Path(args.inception), dataset, args.image_size)
+        )
     if not out:
-        raise ValueError("give --classifier (from `kflow eval train-classifier`) and/or --inception (local FID weights)")
+        raise ValueError(
+            "give --classifier (from `kflow eval train-classifier`) and/or --inception (local FID weights)"
+        )
     return out

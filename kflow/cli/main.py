@@ -1,4 +1,5 @@
 """The `kflow` command: train, sample, inspect, demo. Errors are one line (exit 2) unless --debug."""
+
 from __future__ import annotations
 
 import argparse
@@ -14,8 +15,10 @@ def _train(args) -> None:
 
     cfg = load_config(args.config, args.overrides)
     result = train(cfg, resume=args.resume)
-    print(f"trained to step {result.step}, loss {result.loss:.4f}; checkpoint {result.checkpoint}; "
-          f"samples in {result.out_dir / 'samples'}")
+    print(
+        f"trained to step {result.step}, loss {result.loss:.4f}; checkpoint {result.checkpoint}; "
+        f"samples in {result.out_dir / 'samples'}"
+    )
 
 
 def _sample(args) -> None:
@@ -37,32 +40,68 @@ def _sample(args) -> None:
             raise ValueError(f"--step-allocation {alloc!r}: use length, equal or comma-separated weights") from None
     velocity = None
     if not 0.0 <= args.keep_class_until <= 1.0:
-        raise ValueError(f"--keep-class-until {args.keep_class_until} must lie in [0, 1] (the fraction of k with the class)")
+        raise ValueError(
+            f"--keep-class-until {args.keep_class_until} must lie in [0, 1] (the fraction of k with the class)"
+        )
     if args.guidance != 1.0 or args.keep_class_until < 1.0:
         from ..steering import class_conditional
 
         if y is None:
-            raise ValueError("--guidance / --keep-class-until need --label (a class or 'all') on a class-conditional model")
+            raise ValueError(
+                "--guidance / --keep-class-until need --label (a class or 'all') on a class-conditional model"
+            )
         velocity = class_conditional(run.model, args.guidance, args.keep_class_until)
     x_0 = None
     if args.fix_bands or args.vary_bands:
         from ..steering import split_noise
 
-        x_0 = split_noise(run.path.transform, args.n, fix_bands=parse_bands(args.fix_bands, "--fix-bands"),
-                          vary_bands=parse_bands(args.vary_bands, "--vary-bands"), seed=args.seed, shared_seed=args.shared_seed)
+        x_0 = split_noise(
+            run.path.transform,
+            args.n,
+            fix_bands=parse_bands(args.fix_bands, "--fix-bands"),
+            vary_bands=parse_bands(args.vary_bands, "--vary-bands"),
+            seed=args.seed,
+            shared_seed=args.shared_seed,
+        )
     decode = None
     if run.cfg.data.name == "latents":  # a latent model: decode with the encoding's VAE
         from ..data.latents import LatentDecoder
 
         decode = LatentDecoder(run.cfg.data.root, args.vae, device=device)
-    settings = dict(checkpoint=str(Path(args.checkpoint).resolve()), step=run.step, solver=args.solver, steps=args.steps,
-                    grid=args.grid, project=args.project, label=args.label, guidance=args.guidance,
-                    keep_class_until=args.keep_class_until, fix_bands=args.fix_bands, vary_bands=args.vary_bands,
-                    shared_seed=args.shared_seed, step_allocation=args.step_allocation)
-    npz = sample_to_folder(run.model, run.path, args.n, args.out, settings, x_0=x_0, y=y, seed=args.seed,
-                           batch_size=args.batch_size, solver=args.solver, steps=args.steps, grid=args.grid,
-                           project=args.project, device=device, step_allocation=alloc, velocity=velocity,
-                           decode=decode)
+    settings = dict(
+        checkpoint=str(Path(args.checkpoint).resolve()),
+        step=run.step,
+        solver=args.solver,
+        steps=args.steps,
+        grid=args.grid,
+        project=args.project,
+        label=args.label,
+        guidance=args.guidance,
+        keep_class_until=args.keep_class_until,
+        fix_bands=args.fix_bands,
+        vary_bands=args.vary_bands,
+        shared_seed=args.shared_seed,
+        step_allocation=args.step_allocation,
+    )
+    npz = sample_to_folder(
+        run.model,
+        run.path,
+        args.n,
+        args.out,
+        settings,
+        x_0=x_0,
+        y=y,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        solver=args.solver,
+        steps=args.steps,
+        grid=args.grid,
+        project=args.project,
+        device=device,
+        step_allocation=alloc,
+        velocity=velocity,
+        decode=decode,
+    )
     with np.load(npz, allow_pickle=False) as f:
         x, nfe = f["x"][: args.grid_size], int(f["nfe"])
     grid = save_grid(torch.from_numpy(x).float() / 127.5 - 1, Path(args.out) / "samples.png")
@@ -74,21 +113,47 @@ def _inspect(args) -> None:
     from ..recipe import pick_device
 
     if args.what == "data":
-        print(ins.inspect_data(args.dataset, args.out, root=args.root, image_size=args.image_size, limit=args.limit,
-                               num_bands=args.num_bands))
+        print(
+            ins.inspect_data(
+                args.dataset,
+                args.out,
+                root=args.root,
+                image_size=args.image_size,
+                limit=args.limit,
+                num_bands=args.num_bands,
+            )
+        )
         return
     if not args.checkpoints:
         raise ValueError(f"kflow inspect {args.what} needs a checkpoint or run folder (e.g. runs/fmnist_wavelet3)")
     device = pick_device(args.device)
     if args.what == "path":
         names = args.names.split(",") if args.names else None
-        print(ins.inspect_path(args.checkpoints, args.out, names=names, n=args.n or 128, steps=args.steps or 100, seed=args.seed,
-                               device=device))
+        print(
+            ins.inspect_path(
+                args.checkpoints,
+                args.out,
+                names=names,
+                n=args.n or 128,
+                steps=args.steps or 100,
+                seed=args.seed,
+                device=device,
+            )
+        )
     else:
         if len(args.checkpoints) != 1:
             raise ValueError("kflow inspect strip takes one checkpoint")
-        print(ins.inspect_strip(args.checkpoints[0], args.out, n=args.n or 6, steps=args.steps or 50, seed=args.seed,
-                                what=args.strip, device=device))
+        print(
+            ins.inspect_strip(
+                args.checkpoints[0],
+                args.out,
+                n=args.n or 6,
+                steps=args.steps or 50,
+                seed=args.seed,
+                what=args.strip,
+                device=device,
+            )
+        )
 
 
 def _eval(args) -> None:
@@ -132,26 +197,38 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--solver", default="euler", choices=["euler", "heun", "midpoint", "rk4", "dopri5"])
     s.add_argument("--steps", type=int, default=50)
     s.add_argument("--grid", default="band", choices=["band", "uniform"])
-    s.add_argument("--step-allocation", default="length",
-                   help="band grid: steps per band by 'length' (of the band's k interval), 'equal', or weights like 1,2,4")
+    s.add_argument(
+        "--step-allocation",
+        default="length",
+        help="band grid: steps per band by 'length' (of the band's k interval), 'equal', or weights like 1,2,4",
+    )
     s.add_argument("--project", action="store_true", help="keep only the active band of the velocity")
     s.add_argument("--label", default=None, help="class index, or 'all' for the classes in turn (class-conditional)")
     s.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale (1 = conditional)")
-    s.add_argument("--keep-class-until", type=float, default=1.0,
-                   help="condition dropping: use the class only for k below this (the paper: 0.3)")
+    s.add_argument(
+        "--keep-class-until",
+        type=float,
+        default=1.0,
+        help="condition dropping: use the class only for k below this (the paper: 0.3)",
+    )
     s.add_argument("--fix-bands", default=None, help="noise splitting: bands (e.g. 0) whose noise all samples share")
     s.add_argument("--vary-bands", default=None, help="noise splitting: bands drawn per sample (the others shared)")
     s.add_argument("--shared-seed", type=int, default=None, help="seed of the shared noise (default --seed)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--batch-size", type=int, default=500)
     s.add_argument("--grid-size", type=int, default=64, help="images in the PNG grid")
-    s.add_argument("--vae", default=None, help="latent models: VAE folder (default: the one the latents were encoded with)")
+    s.add_argument(
+        "--vae", default=None, help="latent models: VAE folder (default: the one the latents were encoded with)"
+    )
     s.add_argument("--device", default="auto")
     s.add_argument("--out", default="outputs/samples")
     s.set_defaults(func=_sample)
 
-    i = sub.add_parser("inspect", help="data: per-band spectra of a dataset; path: spectral evolution and projection "
-                       "ratio of checkpoints; strip: band-by-band pictures (PNG + JSON)")
+    i = sub.add_parser(
+        "inspect",
+        help="data: per-band spectra of a dataset; path: spectral evolution and projection "
+        "ratio of checkpoints; strip: band-by-band pictures (PNG + JSON)",
+    )
     i.add_argument("what", choices=["data", "path", "strip"])
     i.add_argument("checkpoints", nargs="*", help="path/strip: checkpoints or run folders (path: FM and K-Flow runs)")
     i.add_argument("--dataset", default="fashion_mnist", help="data")
@@ -179,8 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
     sc = esub.add_parser("score", help="FD / precision / recall of a checkpoint's samples or of an .npz")
     sc.add_argument("source", help="checkpoint, run folder, or .npz of uint8 samples (key x)")
     sc.add_argument("--classifier", default=None, help="from `kflow eval train-classifier`: FD, precision, recall")
-    sc.add_argument("--inception", default=None,
-                    help="local Inception-v3 FID weights (safetensors, pytorch-fid layout): adds FID")
+    sc.add_argument(
+        "--inception", default=None, help="local Inception-v3 FID weights (safetensors, pytorch-fid layout): adds FID"
+    )
     sc.add_argument("--dataset", default=None, help="reference dataset (default: the classifier's)")
     sc.add_argument("--image-size", type=int, default=None, help="reference image size (default: the samples')")
     sc.add_argument("--split", default="test")
@@ -196,7 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
     ci.add_argument("dst")
     e.set_defaults(func=_eval)
 
-    ed = sub.add_parser("edit", help="band editing of real images: recover their noise, redraw or swap bands, regenerate")
+    ed = sub.add_parser(
+        "edit", help="band editing of real images: recover their noise, redraw or swap bands, regenerate"
+    )
     ed.add_argument("checkpoint")
     ed.add_argument("images", help=".npz, image file, image folder, or NAME:SPLIT (e.g. fashion_mnist:test)")
     ed.add_argument("--keep-bands", default="0", help="bands whose recovered noise is kept (default 0, the coarsest)")

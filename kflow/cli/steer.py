@@ -1,16 +1,16 @@
 """`kflow edit` and `kflow restore`: real images in (.npz, image files, folders, NAME:SPLIT),
 PNG grids and .npz out."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 
 
 def _save(out: Path, grid_rows: list[torch.Tensor], arrays: dict, what: str) -> None:
     from ..sampling.to_files import to_uint8
-    from ..utils.atomic import atomic_write
+    from ..utils.atomic import atomic_write_npz
     from ..viz.images import save_grid
 
     if any(not torch.isfinite(r).all() for r in grid_rows):
@@ -19,7 +19,7 @@ def _save(out: Path, grid_rows: list[torch.Tensor], arrays: dict, what: str) -> 
     images = torch.stack(grid_rows, 1).reshape(-1, *grid_rows[0].shape[1:])  # one row per input
     png = save_grid(images, out / f"{what}.png", nrow=n, scale=3)
     arrays = {k: to_uint8(v) if isinstance(v, torch.Tensor) else v for k, v in arrays.items()}
-    atomic_write(out / f"{what}.npz", lambda tmp: np.savez(open(tmp, "wb"), **arrays))
+    atomic_write_npz(out / f"{what}.npz", arrays)
     print(f"{n} images -> {png} and {out / f'{what}.npz'}")
 
 
@@ -38,13 +38,26 @@ def run_edit(args) -> None:
         raise ValueError(f"--donor gave {len(donor)} images for {len(x)} inputs; give as many")
     y = parse_labels(args.label, len(x), run.num_classes)
     keep = parse_bands(args.keep_bands, "--keep-bands")
-    out = edit_bands(run.model, run.path, x, keep_bands=keep, seed=args.seed, steps=args.steps, solver=args.solver,
-                     y=None if y is None else y.to(device), donor=donor)
+    out = edit_bands(
+        run.model,
+        run.path,
+        x,
+        keep_bands=keep,
+        seed=args.seed,
+        steps=args.steps,
+        solver=args.solver,
+        y=None if y is None else y.to(device),
+        donor=donor,
+    )
     rec = psnr(out.reconstruction.clamp(-1, 1), x).mean().item()
     print(f"backward-forward reconstruction ({args.solver}, {args.steps} steps): PSNR {rec:.2f} dB")
     rows = [x, out.reconstruction] + ([donor] if donor is not None else []) + [out.x]
-    _save(Path(args.out), [r.cpu() for r in rows], dict(x=out.x.cpu(), inputs=x.cpu(), x_0=out.x_0.cpu().numpy(),
-                                                       reconstruction=out.reconstruction.cpu()), "edit")
+    _save(
+        Path(args.out),
+        [r.cpu() for r in rows],
+        dict(x=out.x.cpu(), inputs=x.cpu(), x_0=out.x_0.cpu().numpy(), reconstruction=out.reconstruction.cpu()),
+        "edit",
+    )
 
 
 def run_restore(args) -> None:
@@ -66,7 +79,9 @@ def run_restore(args) -> None:
     out = restore(run.model, run.path, y, A, steps=args.steps, seed=args.seed)
     base = baseline(y, A)
     if clean is not None:
-        print(f"{args.task}: PSNR restored {psnr(out.x.clamp(-1, 1), clean).mean():.2f} dB, "
-              f"baseline {psnr(base, clean).mean():.2f} dB (NFE {out.nfe}, {len(y)} images)")
+        print(
+            f"{args.task}: PSNR restored {psnr(out.x.clamp(-1, 1), clean).mean():.2f} dB, "
+            f"baseline {psnr(base, clean).mean():.2f} dB (NFE {out.nfe}, {len(y)} images)"
+        )
     rows = ([clean] if clean is not None else []) + [base, out.x]  # rows: clean, classical baseline, restored
     _save(Path(args.out), rows, dict(x=out.x, observation=y.numpy(), baseline=base), "restore")

@@ -1,5 +1,6 @@
 """A dataset classifier whose penultimate features stand in for Inception features (no
 Inception weights can be downloaded here). Saved as safetensors with its test accuracy."""
+
 from __future__ import annotations
 
 import json
@@ -30,12 +31,26 @@ class FeatureClassifier(nn.Module):
         w = info.width
 
         def block(cin, cout):
-            return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(),
-                                 nn.Conv2d(cout, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU())
+            return nn.Sequential(
+                nn.Conv2d(cin, cout, 3, padding=1),
+                nn.BatchNorm2d(cout),
+                nn.ReLU(),
+                nn.Conv2d(cout, cout, 3, padding=1),
+                nn.BatchNorm2d(cout),
+                nn.ReLU(),
+            )
 
-        self.body = nn.Sequential(block(info.in_channels, w), nn.MaxPool2d(2), block(w, 2 * w), nn.MaxPool2d(2),
-                                  block(2 * w, 4 * w), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                                  nn.Linear(4 * w, info.feature_dim), nn.ReLU())
+        self.body = nn.Sequential(
+            block(info.in_channels, w),
+            nn.MaxPool2d(2),
+            block(w, 2 * w),
+            nn.MaxPool2d(2),
+            block(2 * w, 4 * w),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(4 * w, info.feature_dim),
+            nn.ReLU(),
+        )
         self.head = nn.Linear(info.feature_dim, info.num_classes)
 
     def features(self, x: Tensor) -> Tensor:
@@ -61,10 +76,12 @@ class FeatureClassifier(nn.Module):
         from ..utils.atomic import atomic_write
 
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata={"classifier": json.dumps(asdict(self.info))}))
+        atomic_write(
+            path, lambda tmp: save_file(tensors, str(tmp), metadata={"classifier": json.dumps(asdict(self.info))})
+        )
 
     @classmethod
-    def load(cls, path: str | Path) -> "FeatureClassifier":
+    def load(cls, path: str | Path) -> FeatureClassifier:
         from ..utils.atomic import open_safetensors
         from ..utils.checkpoint import load_state
 
@@ -78,9 +95,19 @@ class FeatureClassifier(nn.Module):
         return model.eval()
 
 
-def train_classifier(dataset: str, out: str | Path, epochs: int = 3, batch_size: int = 128, lr: float = 2e-3,
-                     image_size: int | None = 32, root: str | None = None, seed: int = 0, limit: int | None = None,
-                     device="cpu", log=print) -> FeatureClassifier:
+def train_classifier(
+    dataset: str,
+    out: str | Path,
+    epochs: int = 3,
+    batch_size: int = 128,
+    lr: float = 2e-3,
+    image_size: int | None = 32,
+    root: str | None = None,
+    seed: int = 0,
+    limit: int | None = None,
+    device="cpu",
+    log=print,
+) -> FeatureClassifier:
     """Train on the training split with light augmentation (random shifts), report test accuracy."""
     from ..data import load_dataset
 

@@ -1,5 +1,6 @@
 """FD / precision / recall of samples against a dataset split, in the features of a classifier,
 with the reference features cached per (dataset, split, classifier)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -25,8 +26,14 @@ def classifier_digest(path: str | Path) -> str:
     return h[:16]
 
 
-def reference_features(classifier: FeatureClassifier, classifier_path: str | Path, dataset: str, split: str = "test",
-                       root: str | None = None, image_size: int | None = 32) -> tuple[Tensor, Tensor | None]:
+def reference_features(
+    classifier: FeatureClassifier,
+    classifier_path: str | Path,
+    dataset: str,
+    split: str = "test",
+    root: str | None = None,
+    image_size: int | None = 32,
+) -> tuple[Tensor, Tensor | None]:
     """Features (and labels) of a real split; cached as safetensors under KFLOW_CACHE."""
     from safetensors.torch import load_file, save_file
 

@@ -1,4 +1,5 @@
 """Frechet distance between Gaussians fitted to features, and improved precision / recall."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ class FeatureStats:
     n: int
 
     @classmethod
-    def of(cls, feats) -> "FeatureStats":
+    def of(cls, feats) -> FeatureStats:
         f = np.asarray(feats, dtype=np.float64)
         if f.ndim != 2 or len(f) < 2:
             raise ValueError(f"features must be (N >= 2, D), got {f.shape}")

@@ -7,6 +7,7 @@ Architecture (Szegedy et al. 2016, with the FID variant's pooling): a 299x299 in
 3x3 convolutions, then Inception blocks A x3, B, C x4, D, E x2, and a global average pool giving
 2048 features. Every convolution is bias-free with batch norm (eps 1e-3) and ReLU.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -41,9 +42,15 @@ class BlockA(nn.Module):  # 35x35: 1x1, 5x5, double 3x3, pooled 1x1
         self.branch_pool = Conv(cin, pool_features, 1)
 
     def forward(self, x):
-        return torch.cat([self.branch1x1(x), self.branch5x5_2(self.branch5x5_1(x)),
-                          self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x))),
-                          self.branch_pool(_avg3(x))], 1)
+        return torch.cat(
+            [
+                self.branch1x1(x),
+                self.branch5x5_2(self.branch5x5_1(x)),
+                self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x))),
+                self.branch_pool(_avg3(x)),
+            ],
+            1,
+        )
 
 
 class BlockB(nn.Module):  # 35 -> 17 reduction
@@ -54,8 +61,14 @@ class BlockB(nn.Module):  # 35 -> 17 reduction
         self.branch3x3dbl_2, self.branch3x3dbl_3 = Conv(64, 96, 3, padding=1), Conv(96, 96, 3, stride=2)
 
     def forward(self, x):
-        return torch.cat([self.branch3x3(x), self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x))),
-                          F.max_pool2d(x, 3, stride=2)], 1)
+        return torch.cat(
+            [
+                self.branch3x3(x),
+                self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x))),
+                F.max_pool2d(x, 3, stride=2),
+            ],
+            1,
+        )
 
 
 class BlockC(nn.Module):  # 17x17: factorised 7x7 as 1x7 and 7x1
@@ -63,7 +76,11 @@ class BlockC(nn.Module):  # 17x17: factorised 7x7 as 1x7 and 7x1
         super().__init__()
         row, col = dict(kernel=(1, 7), padding=(0, 3)), dict(kernel=(7, 1), padding=(3, 0))
         self.branch1x1 = Conv(cin, 192, 1)
-        self.branch7x7_1, self.branch7x7_2, self.branch7x7_3 = Conv(cin, c7, 1), Conv(c7, c7, **row), Conv(c7, 192, **col)
+        self.branch7x7_1, self.branch7x7_2, self.branch7x7_3 = (
+            Conv(cin, c7, 1),
+            Conv(c7, c7, **row),
+            Conv(c7, 192, **col),
+        )
         self.branch7x7dbl_1 = Conv(cin, c7, 1)
         self.branch7x7dbl_2, self.branch7x7dbl_3 = Conv(c7, c7, **col), Conv(c7, c7, **row)
         self.branch7x7dbl_4, self.branch7x7dbl_5 = Conv(c7, c7, **col), Conv(c7, 192, **row)
@@ -99,7 +116,10 @@ class BlockE(nn.Module):  # 8x8: 3x3 split into parallel 1x3 and 3x1; pool='avg'
         self.pool = pool
         self.branch1x1 = Conv(cin, 320, 1)
         self.branch3x3_1 = Conv(cin, 384, 1)
-        self.branch3x3_2a, self.branch3x3_2b = Conv(384, 384, (1, 3), padding=(0, 1)), Conv(384, 384, (3, 1), padding=(1, 0))
+        self.branch3x3_2a, self.branch3x3_2b = (
+            Conv(384, 384, (1, 3), padding=(0, 1)),
+            Conv(384, 384, (3, 1), padding=(1, 0)),
+        )
         self.branch3x3dbl_1, self.branch3x3dbl_2 = Conv(cin, 448, 1), Conv(448, 384, 3, padding=1)
         self.branch3x3dbl_3a = Conv(384, 384, (1, 3), padding=(0, 1))
         self.branch3x3dbl_3b = Conv(384, 384, (3, 1), padding=(1, 0))
@@ -109,8 +129,17 @@ class BlockE(nn.Module):  # 8x8: 3x3 split into parallel 1x3 and 3x1; pool='avg'
         a = self.branch3x3_1(x)
         d = self.branch3x3dbl_2(self.branch3x3dbl_1(x))
         pooled = _avg3(x) if self.pool == "avg" else F.max_pool2d(x, 3, stride=1, padding=1)
-        return torch.cat([self.branch1x1(x), self.branch3x3_2a(a), self.branch3x3_2b(a),
-                          self.branch3x3dbl_3a(d), self.branch3x3dbl_3b(d), self.branch_pool(pooled)], 1)
+        return torch.cat(
+            [
+                self.branch1x1(x),
+                self.branch3x3_2a(a),
+                self.branch3x3_2b(a),
+                self.branch3x3dbl_3a(d),
+                self.branch3x3dbl_3b(d),
+                self.branch_pool(pooled),
+            ],
+            1,
+        )
 
 
 class InceptionFeatures(nn.Module):
@@ -150,24 +179,28 @@ class InceptionFeatures(nn.Module):
         return torch.cat([self(x[i : i + batch_size].to(device).float()).cpu() for i in range(0, len(x), batch_size)])
 
     @classmethod
-    def load(cls, path: str | Path) -> "InceptionFeatures":
+    def load(cls, path: str | Path) -> InceptionFeatures:
         """Weights from a local safetensors file with pytorch-fid's tensor names (the classifier
         head `fc.*` and any auxiliary head are ignored)."""
         from ..utils.atomic import open_safetensors
 
         p = Path(path) if path else None
         if p is None or not p.exists():
-            raise FileNotFoundError(f"Inception weights {path} not found: pass --inception with a local safetensors "
-                                    "file (convert pytorch-fid's pt_inception-2015-12-05 .pth with "
-                                    "`kflow eval convert-inception`)")
+            raise FileNotFoundError(
+                f"Inception weights {path} not found: pass --inception with a local safetensors "
+                "file (convert pytorch-fid's pt_inception-2015-12-05 .pth with "
+                "`kflow eval convert-inception`)"
+            )
         with open_safetensors(p) as f:
             state = {k: f.get_tensor(k) for k in f.keys() if not k.startswith(("fc.", "AuxLogits."))}
         net = cls()
         missing, unexpected = net.load_state_dict(state, strict=False)
         missing = [m for m in missing if not m.endswith("num_batches_tracked")]
         if missing or unexpected:
-            raise ValueError(f"{p} is not an Inception-v3 FID state dict: {len(missing)} tensors missing "
-                             f"(e.g. {missing[:2]}), {len(unexpected)} unexpected (e.g. {unexpected[:2]})")
+            raise ValueError(
+                f"{p} is not an Inception-v3 FID state dict: {len(missing)} tensors missing "
+                f"(e.g. {missing[:2]}), {len(unexpected)} unexpected (e.g. {unexpected[:2]})"
+            )
         return net.eval()
 
 

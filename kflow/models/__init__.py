@@ -1,4 +1,5 @@
 """Backbones sharing one interface: model(x, k, y=None) -> velocity, k in [0, 1]."""
+
 from __future__ import annotations
 
 from .dit import DiT, DiTConfig

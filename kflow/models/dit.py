@@ -1,8 +1,8 @@
 """DiT: patchify, transformer blocks with adaLN-Zero conditioning on the k (+ class) embedding,
 and an optional mixture-of-experts feed-forward (top-k routing over expert MLPs)."""
+
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import torch
@@ -82,7 +82,11 @@ class DiTBlock(nn.Module):
     def forward(self, x: Tensor, c: Tensor) -> Tensor:
         s1, sc1, g1, s2, sc2, g2 = self.ada(c).chunk(6, dim=-1)
         B, T, D = x.shape
-        q, k, v = self.qkv(modulate(self.norm1(x), s1, sc1)).reshape(B, T, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
+        q, k, v = (
+            self.qkv(modulate(self.norm1(x), s1, sc1))
+            .reshape(B, T, 3, self.heads, D // self.heads)
+            .permute(2, 0, 3, 1, 4)
+        )
         a = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(B, T, D)
         x = x + g1[:, None] * self.proj(a)
         return x + g2[:, None] * self.mlp(modulate(self.norm2(x), s2, sc2))
@@ -115,7 +119,9 @@ class DiT(nn.Module):
         """Fixed 2D sin-cos position embedding (n*n, dim)."""
         q = dim // 4
         omega = 1.0 / 10000 ** (torch.arange(q, dtype=torch.float64) / q)
-        yy, xx = torch.meshgrid(torch.arange(n, dtype=torch.float64), torch.arange(n, dtype=torch.float64), indexing="ij")
+        yy, xx = torch.meshgrid(
+            torch.arange(n, dtype=torch.float64), torch.arange(n, dtype=torch.float64), indexing="ij"
+        )
         parts = []
         for g in (yy.flatten(), xx.flatten()):
             a = g[:, None] * omega[None]

@@ -1,4 +1,5 @@
 """Embeddings of the scale time k in [0, 1] and of class labels (with a reserved null class)."""
+
 from __future__ import annotations
 
 import math
@@ -52,8 +53,10 @@ class ClassEmbedding(nn.Module):
         if y is None:
             y = torch.full((n,), self.num_classes, device=device, dtype=torch.long)
         elif (y < 0).any() or (y > self.num_classes).any():
-            raise ValueError(f"class labels must lie in 0..{self.num_classes - 1} (or {self.num_classes} = null); "
-                             f"got {int(y.min())}..{int(y.max())}")
+            raise ValueError(
+                f"class labels must lie in 0..{self.num_classes - 1} (or {self.num_classes} = null); "
+                f"got {int(y.min())}..{int(y.max())}"
+            )
         return self.table(y)
 
 

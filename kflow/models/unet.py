@@ -1,5 +1,6 @@
 """A compact ADM-style UNet: residual blocks with group norm, scale-shift conditioning on the
 k (+ class) embedding, optional self-attention at chosen resolutions."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -85,8 +86,9 @@ class UNet(nn.Module):
                 self.down.append(nn.ModuleList([nn.Conv2d(c, c, 3, stride=2, padding=1)]))
                 skips.append(c)
                 res //= 2
-        self.mid = nn.ModuleList([ResBlock(c, c, emb_dim, cfg.dropout), Attention(c, cfg.num_heads),
-                                  ResBlock(c, c, emb_dim, cfg.dropout)])
+        self.mid = nn.ModuleList(
+            [ResBlock(c, c, emb_dim, cfg.dropout), Attention(c, cfg.num_heads), ResBlock(c, c, emb_dim, cfg.dropout)]
+        )
         self.up = nn.ModuleList()
         for i, m in reversed(list(enumerate(cfg.channel_mult))):
             for j in range(cfg.num_res_blocks + 1):

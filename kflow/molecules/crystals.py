@@ -12,6 +12,7 @@ nearest molecules by centroid. Start positions (what the flow starts from): ever
 rotated uniformly at random about its centroid and its centroid redrawn uniformly in a box around
 the cluster, at least `min_gap` from the others. Splits are by molecule (SMILES), not at random.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -47,14 +48,17 @@ class Cluster:
 def pyxtal_databases() -> list[Path]:
     spec = importlib.util.find_spec("pyxtal")
     if spec is None or not spec.submodule_search_locations:
-        raise DataError("the crystal source is the PyPI package pyxtal: pip install --no-deps pyxtal ase "
-                        "(make test installs both)")
+        raise DataError(
+            "the crystal source is the PyPI package pyxtal: pip install --no-deps pyxtal ase (make test installs both)"
+        )
     root = Path(list(spec.submodule_search_locations)[0]) / "database"
     dbs = [root / "test.db", root / "mech.db"]
     missing = [str(p) for p in dbs if not p.is_file()]
     if missing:
-        raise DataError(f"pyxtal is installed but {missing[0]} is missing; reinstall it: pip install --no-deps "
-                        "--force-reinstall pyxtal")
+        raise DataError(
+            f"pyxtal is installed but {missing[0]} is missing; reinstall it: pip install --no-deps "
+            "--force-reinstall pyxtal"
+        )
     return dbs
 
 
@@ -67,8 +71,15 @@ def read_crystals() -> list[Crystal]:
     for db in pyxtal_databases():
         for row in connect(str(db)).select():
             a = row.toatoms()
-            out.append(Crystal(str(row.get("csd_code", row.id)), str(row.get("mol_smi", "")), a.numbers.copy(),
-                               a.positions.copy(), np.array(a.cell)))
+            out.append(
+                Crystal(
+                    str(row.get("csd_code", row.id)),
+                    str(row.get("mol_smi", "")),
+                    a.numbers.copy(),
+                    a.positions.copy(),
+                    np.array(a.cell),
+                )
+            )
     return out
 
 
@@ -151,8 +162,9 @@ def random_rotations(n: int, rng: np.random.Generator) -> np.ndarray:
     return q
 
 
-def loose_start(target: np.ndarray, rng: np.random.Generator, box_scale: float = 1.5,
-                min_gap: float | None = None) -> np.ndarray:
+def loose_start(
+    target: np.ndarray, rng: np.random.Generator, box_scale: float = 1.5, min_gap: float | None = None
+) -> np.ndarray:
     """Each molecule of a (17, A, 3) cluster rotated about its centroid and its centroid redrawn
     uniformly in a cube `box_scale` times the cluster's centroid extent, keeping centroids apart."""
     cent = target.mean(1)  # (M, 3)
@@ -240,8 +252,9 @@ def split_of(smiles: str) -> str:
     return "test" if h == 0 else "val" if h == 1 else "train"
 
 
-def build_clusters(crystals: list[Crystal], centres: int = 4, rotations: int = 4, seed: int = 0,
-                   log=print) -> tuple[dict[str, list[Cluster]], dict[str, str]]:
+def build_clusters(
+    crystals: list[Crystal], centres: int = 4, rotations: int = 4, seed: int = 0, log=print
+) -> tuple[dict[str, list[Cluster]], dict[str, str]]:
     """All clusters by split, and the reason each skipped crystal was skipped."""
     rng = np.random.default_rng(seed)
     splits: dict[str, list[Cluster]] = {"train": [], "val": [], "test": []}
@@ -272,16 +285,29 @@ def save_clusters(out: str | Path, splits: dict[str, list[Cluster]], info: dict)
     counts = {}
     for split, clusters in splits.items():
         sizes = np.array([c.numbers.shape[1] for c in clusters], dtype=np.int64)
-        flat = lambda key: np.concatenate([getattr(c, key).reshape(-1, *getattr(c, key).shape[2:])  # noqa: E731
-                                           for c in clusters]) if clusters else np.zeros((0, 3))
-        tensors = {"atoms_per_molecule": torch.from_numpy(sizes),
-                   "numbers": torch.from_numpy(flat("numbers").astype(np.int64).reshape(-1)),
-                   "target": torch.from_numpy(flat("target").astype(np.float64).reshape(-1, 3)),
-                   "start": torch.from_numpy(flat("start").astype(np.float64).reshape(-1, 3))}
+        flat = lambda key: (
+            np.concatenate(
+                [
+                    getattr(c, key).reshape(-1, *getattr(c, key).shape[2:])  # noqa: E731
+                    for c in clusters
+                ]
+            )
+            if clusters
+            else np.zeros((0, 3))
+        )
+        tensors = {
+            "atoms_per_molecule": torch.from_numpy(sizes),
+            "numbers": torch.from_numpy(flat("numbers").astype(np.int64).reshape(-1)),
+            "target": torch.from_numpy(flat("target").astype(np.float64).reshape(-1, 3)),
+            "start": torch.from_numpy(flat("start").astype(np.float64).reshape(-1, 3)),
+        }
         meta = {"names": json.dumps([c.name for c in clusters]), "smiles": json.dumps([c.smiles for c in clusters])}
         atomic_write(out / f"{split}.safetensors", lambda tmp, t=tensors, m=meta: save_file(t, str(tmp), metadata=m))
-        counts[split] = {"clusters": len(clusters), "molecules": len({c.smiles for c in clusters}),
-                         "crystals": len({c.name for c in clusters})}
+        counts[split] = {
+            "clusters": len(clusters),
+            "molecules": len({c.smiles for c in clusters}),
+            "crystals": len({c.name for c in clusters}),
+        }
     atomic_write_json(out / "manifest.json", dict(info, counts=counts))
 
 
@@ -302,7 +328,14 @@ def load_clusters(folder: str | Path, split: str) -> list[Cluster]:
     for name, smi, A in zip(names, smiles, sizes):
         n = CLUSTER_SIZE * int(A)
         sl = slice(at, at + n)
-        out.append(Cluster(name, smi, arrays["numbers"][sl].reshape(CLUSTER_SIZE, A),
-                           arrays["target"][sl].reshape(CLUSTER_SIZE, A, 3), arrays["start"][sl].reshape(CLUSTER_SIZE, A, 3)))
+        out.append(
+            Cluster(
+                name,
+                smi,
+                arrays["numbers"][sl].reshape(CLUSTER_SIZE, A),
+                arrays["target"][sl].reshape(CLUSTER_SIZE, A, 3),
+                arrays["start"][sl].reshape(CLUSTER_SIZE, A, 3),
+            )
+        )
         at += n
     return out

@@ -13,6 +13,7 @@ The network sees the atoms at the current state and predicts world-frame transla
 angular velocities; the rotational part of du/dk is taken as R_0^T omega (invariant to a global
 rotation, as u's rotational part is), so the model is equivariant and its targets exact.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -55,7 +56,7 @@ class AssemblyBatch:
     def atoms(self, u: Tensor) -> Tensor:
         return self.state(u).atoms(self.local) * (self.numbers > 0)[..., None]
 
-    def to(self, device) -> "AssemblyBatch":
+    def to(self, device) -> AssemblyBatch:
         return AssemblyBatch(*(getattr(self, f).to(device) for f in self.__dataclass_fields__))
 
 

@@ -10,6 +10,7 @@ Angstrom (it drifted off the cluster). The rates are the fractions of clusters w
 With several samples per cluster, PM-atom and PM-center each take their best sample, collision and
 separation are those of the PM-atom-best sample; then everything is averaged over clusters.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -67,4 +68,6 @@ def score_assemblies(samples: Tensor, ref: Tensor, collision: float = 1.0, separ
         pm_center=pm_center(samples, ref.expand_as(samples)).min(0).values.mean().item(),
         collision_rate=(near < collision).any(-1).float().mean().item(),
         separation_rate=(near > separation).any(-1).float().mean().item(),
-        clusters=N, samples_per_cluster=S)
+        clusters=N,
+        samples_per_cluster=S,
+    )

@@ -11,6 +11,7 @@ velocity, built from cross products of atom offsets with their coordinate update
 which rotates the same way under proper rotations). Nothing depends on absolute positions or
 orientations, so the outputs are equivariant to rotating and moving the whole cluster.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -61,15 +62,24 @@ class MoleculeLayer(nn.Module):
         M = hm.shape[1]
         rel = centre[:, :, None] - centre[:, None]  # (N, M, M, 3) from j to i
         # squared distances in units of 10 A, so the MLP sees O(1) inputs at molecular spacings
-        e = self.edge(torch.cat([hm[:, :, None].expand(-1, -1, M, -1), hm[:, None].expand(-1, M, -1, -1),
-                                 rel.pow(2).sum(-1, keepdim=True) / 100], -1))  # (N, M, M, H)
+        e = self.edge(
+            torch.cat(
+                [
+                    hm[:, :, None].expand(-1, -1, M, -1),
+                    hm[:, None].expand(-1, M, -1, -1),
+                    rel.pow(2).sum(-1, keepdim=True) / 100,
+                ],
+                -1,
+            )
+        )  # (N, M, M, H)
         e = e * (1 - torch.eye(M, device=hm.device, dtype=e.dtype))[None, :, :, None]
         return hm + self.node(torch.cat([hm, e.mean(2)], -1)), (rel * torch.tanh(self.coord(e))).mean(2)
 
 
 class AssemblyNet(nn.Module):
-    def __init__(self, cfg: AssemblyNetConfig = AssemblyNetConfig()):
+    def __init__(self, cfg: AssemblyNetConfig | None = None):
         super().__init__()
+        cfg = cfg or AssemblyNetConfig()
         self.cfg = cfg
         h = cfg.hidden
         self.embed = nn.Embedding(cfg.num_types, h)
@@ -99,7 +109,9 @@ class AssemblyNet(nn.Module):
         src, dst, same = self.edges(x, mol, mask.reshape(N, M * A))
         h = self.embed(numbers.reshape(-1)) + self.k_embed(k).repeat_interleave(M * A, 0)
         xf = x.reshape(-1, 3)
-        deg = torch.zeros(len(xf), device=x.device, dtype=x.dtype).index_add_(0, dst, torch.ones_like(same)).clamp_min(1)
+        deg = (
+            torch.zeros(len(xf), device=x.device, dtype=x.dtype).index_add_(0, dst, torch.ones_like(same)).clamp_min(1)
+        )
         dx_total = torch.zeros_like(xf)
         for layer in self.layers:
             h, dx = layer(h, xf + dx_total, src, dst, same, deg)

@@ -8,6 +8,7 @@ centrosymmetric molecules, fall back to the first atom with a clear projection);
 is then e_1 x e_2, so every frame is a proper rotation. The rule commutes with rotating the
 molecule: frame(R x + t) = R frame(x) for non-degenerate molecules.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -38,9 +39,14 @@ def inertial_frame(x: Tensor, eps: float = 1e-6) -> tuple[Tensor, Tensor]:
 def hat(w: Tensor) -> Tensor:
     """(..., 3) -> (..., 3, 3) skew-symmetric matrix with hat(w) v = w x v."""
     z = torch.zeros_like(w[..., 0])
-    return torch.stack([torch.stack([z, -w[..., 2], w[..., 1]], -1),
-                        torch.stack([w[..., 2], z, -w[..., 0]], -1),
-                        torch.stack([-w[..., 1], w[..., 0], z], -1)], -2)
+    return torch.stack(
+        [
+            torch.stack([z, -w[..., 2], w[..., 1]], -1),
+            torch.stack([w[..., 2], z, -w[..., 0]], -1),
+            torch.stack([-w[..., 1], w[..., 0], z], -1),
+        ],
+        -2,
+    )
 
 
 def so3_exp(w: Tensor) -> Tensor:

@@ -4,6 +4,7 @@ x_0 is the start plus a little Gaussian noise in u (`start_noise`, Angstrom and 
 repeated samples of one cluster differ and the best of several can be taken, as AssembleFlow
 reports.
 """
+
 from __future__ import annotations
 
 import json
@@ -42,13 +43,19 @@ def collate(items: list[AssemblyBatch]) -> AssemblyBatch:
     def pad(t, dims):  # pad the atom axis (dim 2) with zeros
         return torch.nn.functional.pad(t, (0, 0) * (dims - 3) + (0, A - t.shape[2])) if t.shape[2] < A else t
 
-    return AssemblyBatch(numbers=torch.cat([pad(b.numbers, 3) for b in items]),
-                         local=torch.cat([pad(b.local, 4) for b in items]),
-                         t0=torch.cat([b.t0 for b in items]), R0=torch.cat([b.R0 for b in items]),
-                         u1=torch.cat([b.u1 for b in items]), target=torch.cat([pad(b.target, 4) for b in items]))
+    return AssemblyBatch(
+        numbers=torch.cat([pad(b.numbers, 3) for b in items]),
+        local=torch.cat([pad(b.local, 4) for b in items]),
+        t0=torch.cat([b.t0 for b in items]),
+        R0=torch.cat([b.R0 for b in items]),
+        u1=torch.cat([b.u1 for b in items]),
+        target=torch.cat([pad(b.target, 4) for b in items]),
+    )
 
 
-def train_assembly(clusters: list[Cluster], cfg: AssemblyConfig, out: str | Path | None = None, log=print) -> AssemblyNet:
+def train_assembly(
+    clusters: list[Cluster], cfg: AssemblyConfig, out: str | Path | None = None, log=print
+) -> AssemblyNet:
     if cfg.flow not in FLOWS:
         raise ValueError(f"flow={cfg.flow!r}: use one of {', '.join(FLOWS)}")
     clusters = pair(clusters, cfg.pairing)
@@ -87,8 +94,9 @@ def train_assembly(clusters: list[Cluster], cfg: AssemblyConfig, out: str | Path
 
 
 @torch.no_grad()
-def evaluate_assembly(net: AssemblyNet, clusters: list[Cluster], cfg: AssemblyConfig, samples: int = 5,
-                      steps: int = 20, seed: int = 0) -> AssemblyScores:
+def evaluate_assembly(
+    net: AssemblyNet, clusters: list[Cluster], cfg: AssemblyConfig, samples: int = 5, steps: int = 20, seed: int = 0
+) -> AssemblyScores:
     """Best of `samples` per cluster (metrics.py), Euler `steps` on the band grid. Clusters are
     grouped by molecule size, so no padded atom enters a distance matrix."""
     net.eval()
@@ -96,7 +104,7 @@ def evaluate_assembly(net: AssemblyNet, clusters: list[Cluster], cfg: AssemblyCo
     for c in pair(clusters, cfg.pairing):
         groups.setdefault(c.numbers.shape[1], []).append(c)
     results, n_total = [], 0
-    for A, group in sorted(groups.items()):
+    for _, group in sorted(groups.items()):
         b = make_batch(group)
         path = assembly_path(b, cfg.flow, cfg.num_bands, cfg.bump)
         model = BoundAssembly(net, b)
@@ -107,6 +115,8 @@ def evaluate_assembly(net: AssemblyNet, clusters: list[Cluster], cfg: AssemblyCo
             outs.append(b.atoms(u))
         results.append((score_assemblies(torch.stack(outs), b.target), len(group)))
         n_total += len(group)
-    avg = {f: sum(getattr(r, f) * n for r, n in results) / n_total
-           for f in ("pm_atom", "pm_center", "collision_rate", "separation_rate")}
+    avg = {
+        f: sum(getattr(r, f) * n for r, n in results) / n_total
+        for f in ("pm_atom", "pm_center", "collision_rate", "separation_rate")
+    }
     return AssemblyScores(**avg, clusters=n_total, samples_per_cluster=samples)

@@ -1,4 +1,5 @@
 """Bumps mu: [0, 1] -> [0, 1], mu(0) = 0, mu(1) = 1, and their derivatives."""
+
 from __future__ import annotations
 
 import math

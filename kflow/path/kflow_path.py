@@ -16,10 +16,11 @@ Everything about the schedule lives here: amplitudes and local times, which band
 finished at k, the boundaries a band-aware grid must hit, and the final-sample estimate from a
 velocity. Samplers, steering, restoration and analysis ask the path; none reads kappa or the bump.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 from torch import Tensor
@@ -41,9 +42,16 @@ class PathSample:
 
 
 class KFlowPath:
-    def __init__(self, transform: Transform, bump: str = "linear", allocation: str | Sequence[float] = "uniform",
-                 order: str = "low_to_high", energy: Sequence[float] | Tensor | None = None, overlap: float = 0.0,
-                 windows: Sequence[Sequence[float]] | Tensor | None = None):
+    def __init__(
+        self,
+        transform: Transform,
+        bump: str = "linear",
+        allocation: str | Sequence[float] = "uniform",
+        order: str = "low_to_high",
+        energy: Sequence[float] | Tensor | None = None,
+        overlap: float = 0.0,
+        windows: Sequence[Sequence[float]] | Tensor | None = None,
+    ):
         self.transform = transform
         self.bump_name = bump
         self.bump = get_bump(bump)
@@ -87,8 +95,9 @@ class KFlowPath:
         order = torch.argsort(s)
         reach = torch.cummax(e[order], 0).values  # furthest end among windows starting so far
         if s.min() > 0 or e.max() < 1 or (B > 1 and (s[order[1:]] > reach[:-1]).any()):
-            raise ValueError(f"windows {w.tolist()} leave some k in [0, 1] where no band moves; "
-                             "they must cover [0, 1] without gaps")
+            raise ValueError(
+                f"windows {w.tolist()} leave some k in [0, 1] where no band moves; they must cover [0, 1] without gaps"
+            )
         return w
 
     @staticmethod
@@ -98,8 +107,10 @@ class KFlowPath:
                 return torch.ones(B, dtype=torch.float64)
             if allocation == "energy":
                 if energy is None:
-                    raise ValueError("allocation='energy' needs energy= per-band energies measured from data "
-                                     "(transform.band_energy(x))")
+                    raise ValueError(
+                        "allocation='energy' needs energy= per-band energies measured from data "
+                        "(transform.band_energy(x))"
+                    )
                 w = torch.as_tensor(energy, dtype=torch.float64).flatten()
                 if len(w) != B:
                     raise ValueError(f"energy has {len(w)} entries but the transform has {B} bands")
@@ -217,5 +228,11 @@ class KFlowPath:
         return self.transform.filter(v, self.moving(k).to(v.dtype))
 
     def config(self) -> dict:
-        return {"bump": self.bump_name, "allocation": self.allocation, "order": self.order,
-                "kappa": self.kappa.tolist(), "overlap": self.overlap, "windows": self._windows.tolist()}
+        return {
+            "bump": self.bump_name,
+            "allocation": self.allocation,
+            "order": self.order,
+            "kappa": self.kappa.tolist(),
+            "overlap": self.overlap,
+            "windows": self._windows.tolist(),
+        }

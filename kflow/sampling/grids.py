@@ -1,8 +1,9 @@
 """k-grids for the ODE solvers. A band-aware grid puts step boundaries on band boundaries, so no
 step straddles two bands, and allocates steps per band."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -52,6 +53,8 @@ def band_grid(path, steps: int, weights: Sequence[float] | str = "length") -> Te
             raise ValueError("per-band step weights need windows that do not overlap; use 'length' or 'equal'")
         w = w[path.band_of_position]
     counts = allocate_steps(steps, w.tolist())
-    pieces = [torch.linspace(float(edges[i]), float(edges[i + 1]), n + 1, dtype=torch.float64)[:-1]
-              for i, n in enumerate(counts)]
+    pieces = [
+        torch.linspace(float(edges[i]), float(edges[i + 1]), n + 1, dtype=torch.float64)[:-1]
+        for i, n in enumerate(counts)
+    ]
     return torch.cat(pieces + [torch.ones(1, dtype=torch.float64)])

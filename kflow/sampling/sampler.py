@@ -1,4 +1,5 @@
 """Generate samples: draw x_0, integrate the velocity from k = 0 to 1 on a (band-aware) grid."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,7 +8,7 @@ import torch
 from torch import Tensor
 
 from .grids import band_grid, uniform_grid
-from .solvers import dopri5, get_solver
+from .solvers import get_solver
 from .wrappers import ModelVelocity, ProjectedVelocity
 
 GRIDS = ("band", "uniform")
@@ -32,10 +33,25 @@ def make_grid(path, steps: int, grid: str = "band", step_allocation="length") ->
 
 
 @torch.no_grad()
-def sample(model, path, n: int, *, solver: str = "euler", steps: int = 50, grid: str = "band", project: bool = False,
-           y: Tensor | None = None, seed: int = 0, x_0: Tensor | None = None, device=None, dtype=torch.float32,
-           batch_size: int = 500, record_bands: bool = False, velocity=None,
-           step_allocation="length") -> SampleOutput:
+def sample(
+    model,
+    path,
+    n: int,
+    *,
+    solver: str = "euler",
+    steps: int = 50,
+    grid: str = "band",
+    project: bool = False,
+    y: Tensor | None = None,
+    seed: int = 0,
+    x_0: Tensor | None = None,
+    device=None,
+    dtype=torch.float32,
+    batch_size: int = 500,
+    record_bands: bool = False,
+    velocity=None,
+    step_allocation="length",
+) -> SampleOutput:
     """`velocity` (a callable (x, k) -> v built from the model, e.g. guidance) replaces ModelVelocity."""
     shape = tuple(path.transform.shape)
     device = device or next(model.parameters()).device

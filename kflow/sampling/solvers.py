@@ -7,10 +7,11 @@ velocity(x, k) -> dx/dk with k of shape (N,); grid is an increasing (sampling) o
 around `velocity`, never inside a solver. A stage that lands on a step's end is evaluated one
 ulp inside the step, so on band-aware grids each step only sees its own band.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import Tensor
@@ -98,8 +99,9 @@ def rk4(velocity: Velocity, x: Tensor, grid: Tensor, callback=None) -> Solution:
 
 
 @torch.no_grad()
-def dopri5(velocity: Velocity, x: Tensor, grid: Tensor, callback=None, rtol: float = 1e-5,
-           atol: float = 1e-5) -> Solution:
+def dopri5(
+    velocity: Velocity, x: Tensor, grid: Tensor, callback=None, rtol: float = 1e-5, atol: float = 1e-5
+) -> Solution:
     """Adaptive Dormand-Prince (torchdiffeq) on each segment of `grid` separately, so that a
     band-aware grid keeps band boundaries as hard restarts (the velocity may jump there)."""
     try:

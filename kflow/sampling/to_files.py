@@ -3,17 +3,18 @@ atomically as parts/part-NNNNN.npz; a rerun with the same settings skips finishe
 interrupted job continues where it stopped and ends with the same samples.npz as an
 uninterrupted one (the noise of all n samples is drawn up front from the seed). For latent
 models, `decode` maps the generated latents to images; the parts keep both (z and x)."""
+
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from ..utils.atomic import atomic_write, atomic_write_json
+from ..utils.atomic import atomic_write_json, atomic_write_npz
 from .sampler import sample
 
 
@@ -21,9 +22,21 @@ def to_uint8(x: Tensor) -> np.ndarray:
     return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
 
 
-def sample_to_folder(model, path, n: int, out: str | Path, settings: dict, *, x_0: Tensor | None = None,
-                     y: Tensor | None = None, seed: int = 0, batch_size: int = 500, log=print,
-                     decode: Callable[[Tensor], Tensor] | None = None, **sample_kw) -> Path:
+def sample_to_folder(
+    model,
+    path,
+    n: int,
+    out: str | Path,
+    settings: dict,
+    *,
+    x_0: Tensor | None = None,
+    y: Tensor | None = None,
+    seed: int = 0,
+    batch_size: int = 500,
+    log=print,
+    decode: Callable[[Tensor], Tensor] | None = None,
+    **sample_kw,
+) -> Path:
     """Write out/samples.npz (uint8 x, and y when given) through resumable parts. `settings` (JSON-able:
     checkpoint, solver, steps, ...) must match the parts already in the folder."""
     out = Path(out)
@@ -34,8 +47,10 @@ def sample_to_folder(model, path, n: int, out: str | Path, settings: dict, *, x_
         old = json.loads(mf.read_text())
         if old != json.loads(json.dumps(manifest)):
             diff = sorted(k for k in set(old) | set(manifest) if old.get(k) != manifest.get(k))
-            raise ValueError(f"{out} holds parts of another sampling job (differs in {', '.join(diff)}); "
-                             "use another --out or delete its parts/ folder")
+            raise ValueError(
+                f"{out} holds parts of another sampling job (differs in {', '.join(diff)}); "
+                "use another --out or delete its parts/ folder"
+            )
     shape = tuple(path.transform.shape)
     if x_0 is None:
         x_0 = torch.randn(n, *shape, generator=torch.Generator().manual_seed(seed))
@@ -46,18 +61,27 @@ def sample_to_folder(model, path, n: int, out: str | Path, settings: dict, *, x_
             done += 1
             continue
         sl = slice(start, min(start + batch_size, n))
-        res = sample(model, path, sl.stop - sl.start, x_0=x_0[sl], y=None if y is None else y[sl], batch_size=batch_size,
-                     **sample_kw)
+        res = sample(
+            model,
+            path,
+            sl.stop - sl.start,
+            x_0=x_0[sl],
+            y=None if y is None else y[sl],
+            batch_size=batch_size,
+            **sample_kw,
+        )
         if not torch.isfinite(res.x).all():
-            raise ValueError(f"the sampler produced NaN/Inf values in samples {sl.start}..{sl.stop - 1}; "
-                             "nothing written for them (try more steps or another solver)")
+            raise ValueError(
+                f"the sampler produced NaN/Inf values in samples {sl.start}..{sl.stop - 1}; "
+                "nothing written for them (try more steps or another solver)"
+            )
         nfe = res.nfe
         arrays = {"x": to_uint8(res.x if decode is None else decode(res.x)), "nfe": nfe}
         if decode is not None:
             arrays["z"] = res.x.float().numpy()
         if not mf.exists():  # written with the first part, so a failed job leaves nothing
             atomic_write_json(mf, manifest)
-        atomic_write(part, lambda tmp, a=arrays: np.savez(open(tmp, "wb"), **a))
+        atomic_write_npz(part, arrays)
     if done:
         log(f"resumed: {done} finished part(s) of {batch_size} samples reused")
     xs, zs = [], []
@@ -71,5 +95,5 @@ def sample_to_folder(model, path, n: int, out: str | Path, settings: dict, *, x_
         arrays["z"] = np.concatenate(zs)
     if y is not None:
         arrays["y"] = y.numpy()
-    atomic_write(out / "samples.npz", lambda tmp: np.savez(open(tmp, "wb"), **arrays))
+    atomic_write_npz(out / "samples.npz", arrays)
     return out / "samples.npz"

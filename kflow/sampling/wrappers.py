@@ -1,7 +1,7 @@
 """Velocity wrappers: turn a model(x, k, y=None) into the velocity(x, k) a solver integrates."""
+
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 

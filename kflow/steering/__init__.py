@@ -1,9 +1,24 @@
 """Control per band: class guidance and condition dropping, noise splitting, band editing, restoration."""
+
 from .editing import EditOutput, edit_bands, generate, invert, psnr
 from .guidance import ClassConditional, class_conditional, null_label
 from .noise import band_mask, split_noise
 from .restore import Degradation, RestoreOutput, baseline, make_degradation, restore
 
-__all__ = ["ClassConditional", "class_conditional", "null_label", "band_mask", "split_noise", "invert", "generate",
-           "edit_bands", "EditOutput", "psnr",
-           "Degradation", "make_degradation", "restore", "RestoreOutput", "baseline"]
+__all__ = [
+    "ClassConditional",
+    "class_conditional",
+    "null_label",
+    "band_mask",
+    "split_noise",
+    "invert",
+    "generate",
+    "edit_bands",
+    "EditOutput",
+    "psnr",
+    "Degradation",
+    "make_degradation",
+    "restore",
+    "RestoreOutput",
+    "baseline",
+]

@@ -4,10 +4,11 @@ image comes from, change chosen bands of that noise, and integrate forward again
 Bands kept from the recovered noise keep what they generate (in K-Flow, the coarse bands carry
 layout and class); redrawn bands are generated anew, conditioned on the kept ones.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 from torch import Tensor
@@ -19,8 +20,9 @@ from .noise import band_mask
 
 
 @torch.no_grad()
-def invert(model, path, x_1: Tensor, steps: int = 50, solver: str = "rk4", y: Tensor | None = None,
-           velocity=None) -> Tensor:
+def invert(
+    model, path, x_1: Tensor, steps: int = 50, solver: str = "rk4", y: Tensor | None = None, velocity=None
+) -> Tensor:
     """The noise x_0 whose forward ODE solution is x_1: the same band grid, walked from 1 to 0."""
     v = velocity(y) if velocity is not None else ModelVelocity(model, y)
     grid = make_grid(path, steps, "band").flip(0)
@@ -28,8 +30,9 @@ def invert(model, path, x_1: Tensor, steps: int = 50, solver: str = "rk4", y: Te
 
 
 @torch.no_grad()
-def generate(model, path, x_0: Tensor, steps: int = 50, solver: str = "rk4", y: Tensor | None = None,
-             velocity=None) -> Tensor:
+def generate(
+    model, path, x_0: Tensor, steps: int = 50, solver: str = "rk4", y: Tensor | None = None, velocity=None
+) -> Tensor:
     v = velocity(y) if velocity is not None else ModelVelocity(model, y)
     return get_solver(solver)(v, x_0, make_grid(path, steps, "band")).x
 
@@ -42,8 +45,17 @@ class EditOutput:
     reconstruction: Tensor  # (N, *shape) forward pass of the unedited recovered noise
 
 
-def edit_bands(model, path, x_1: Tensor, keep_bands: Sequence[int], seed: int = 0, steps: int = 50,
-               solver: str = "rk4", y: Tensor | None = None, donor: Tensor | None = None) -> EditOutput:
+def edit_bands(
+    model,
+    path,
+    x_1: Tensor,
+    keep_bands: Sequence[int],
+    seed: int = 0,
+    steps: int = 50,
+    solver: str = "rk4",
+    y: Tensor | None = None,
+    donor: Tensor | None = None,
+) -> EditOutput:
     """Keep the recovered noise on keep_bands; the other bands get fresh noise (seed) or, when a
     donor batch of images is given, the donor's recovered noise (a band swap)."""
     T = path.transform
@@ -58,8 +70,12 @@ def edit_bands(model, path, x_1: Tensor, keep_bands: Sequence[int], seed: int = 
         other = torch.randn(x_1.shape, generator=g, dtype=x_1.dtype).to(x_1.device)
     c = torch.where(keep, T.analyze(x_0), T.analyze(other))
     x_0_edited = T.synthesize(c)
-    return EditOutput(x=generate(model, path, x_0_edited, steps, solver, y), x_0=x_0, x_0_edited=x_0_edited,
-                      reconstruction=generate(model, path, x_0, steps, solver, y))
+    return EditOutput(
+        x=generate(model, path, x_0_edited, steps, solver, y),
+        x_0=x_0,
+        x_0_edited=x_0_edited,
+        reconstruction=generate(model, path, x_0, steps, solver, y),
+    )
 
 
 def psnr(x: Tensor, ref: Tensor, data_range: float = 2.0) -> Tensor:

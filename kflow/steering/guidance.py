@@ -5,6 +5,7 @@ v = v_u + scale (v_c - v_u); condition dropping keeps the class only while k < k
 samples the rest unconditionally (the paper drops it after the first 30% of k, i.e. once the
 coarse bands that carry class identity are generated).
 """
+
 from __future__ import annotations
 
 import torch
@@ -14,8 +15,10 @@ from torch import Tensor
 def null_label(model) -> int:
     n = getattr(getattr(model, "cfg", None), "num_classes", 0)
     if not n:
-        raise ValueError("this model is unconditional (num_classes=0): guidance and condition dropping need a "
-                         "class-conditional model (train with data.labels=true)")
+        raise ValueError(
+            "this model is unconditional (num_classes=0): guidance and condition dropping need a "
+            "class-conditional model (train with data.labels=true)"
+        )
     return n
 
 

@@ -3,12 +3,13 @@
 Generation is deterministic given x_0, and in K-Flow each band of x_0 is the noise that band is
 generated from. The band generated first decides most of the sample: with low_to_high order,
 sharing the coarse bands' noise fixes the layout and leaves the detail partly free; with
-high_to_low, sharing the fine bands' noise fixes nearly everything (measured in docs/steering.md). The mix is exact in the
-transform's coefficients, so x_0 is still N(0, I).
+high_to_low, sharing the fine bands' noise fixes nearly everything (measured in docs/steering.md).
+The mix is exact in the transform's coefficients, so x_0 is still N(0, I).
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -16,8 +17,9 @@ from torch import Tensor
 from ..transforms.base import Transform
 
 
-def band_mask(transform: Transform, fix_bands: Sequence[int] | None = None,
-              vary_bands: Sequence[int] | None = None) -> Tensor:
+def band_mask(
+    transform: Transform, fix_bands: Sequence[int] | None = None, vary_bands: Sequence[int] | None = None
+) -> Tensor:
     """(D,) bool: coefficients whose noise is shared. Give exactly one of fix_bands / vary_bands."""
     B = transform.num_bands
     if (fix_bands is None) == (vary_bands is None):
@@ -30,15 +32,22 @@ def band_mask(transform: Transform, fix_bands: Sequence[int] | None = None,
     return fixed if fix_bands is not None else ~fixed
 
 
-def split_noise(transform: Transform, n: int, fix_bands: Sequence[int] | None = None,
-                vary_bands: Sequence[int] | None = None, seed: int = 0, shared_seed: int | None = None,
-                dtype=torch.float32) -> Tensor:
+def split_noise(
+    transform: Transform,
+    n: int,
+    fix_bands: Sequence[int] | None = None,
+    vary_bands: Sequence[int] | None = None,
+    seed: int = 0,
+    shared_seed: int | None = None,
+    dtype=torch.float32,
+) -> Tensor:
     """x_0 (n, *shape): coefficients on the fixed bands are one draw (from shared_seed, default seed)
     shared by all n samples; the other coefficients are drawn per sample from seed."""
     fixed = band_mask(transform, fix_bands, vary_bands)
     D = transform.dim
-    shared = torch.randn(1, D, generator=torch.Generator().manual_seed(seed if shared_seed is None else shared_seed),
-                         dtype=torch.float64)
+    shared = torch.randn(
+        1, D, generator=torch.Generator().manual_seed(seed if shared_seed is None else shared_seed), dtype=torch.float64
+    )
     fresh = torch.randn(n, D, generator=torch.Generator().manual_seed(seed + 1), dtype=torch.float64)
     c = torch.where(fixed, shared, fresh)
     return transform.synthesize(c.to(transform.bands.device)).to(dtype).cpu()

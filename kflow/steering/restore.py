@@ -14,6 +14,7 @@ are generated. With one band (FM) this is a projection method on the flow (DDNM-
 Degradations are dense matrices built by applying the operator to the identity, which is exact
 and cheap for the image sizes kflow trains on (D = C*H*W up to a few thousand).
 """
+
 from __future__ import annotations
 
 import math
@@ -75,8 +76,9 @@ def _matrix(fn, shape) -> Tensor:
     return fn(eye).reshape(D, -1).T.contiguous()  # (m, D)
 
 
-def make_degradation(task: str, shape, factor: int = 2, sigma: float = 1.0, sigma_y: float = 0.0,
-                     mask: Tensor | None = None) -> Degradation:
+def make_degradation(
+    task: str, shape, factor: int = 2, sigma: float = 1.0, sigma_y: float = 0.0, mask: Tensor | None = None
+) -> Degradation:
     """task: 'sr_box' (average pooling by `factor`), 'sr_bicubic' (antialiased bicubic downsampling),
     'blur' (Gaussian, std `sigma` pixels, circular boundary), 'inpaint' (keep pixels where mask is 1;
     default: the centre half of the image missing)."""
@@ -86,8 +88,13 @@ def make_degradation(task: str, shape, factor: int = 2, sigma: float = 1.0, sigm
     if task == "sr_box":
         fn, out = (lambda x: F.avg_pool2d(x, factor)), (C, H // factor, W // factor)
     elif task == "sr_bicubic":
-        fn = lambda x: F.interpolate(x, size=(H // factor, W // factor), mode="bicubic", antialias=True,  # noqa: E731
-                                     align_corners=False)
+        fn = lambda x: F.interpolate(
+            x,
+            size=(H // factor, W // factor),
+            mode="bicubic",
+            antialias=True,  # noqa: E731
+            align_corners=False,
+        )
         out = (C, H // factor, W // factor)
     elif task == "blur":
         kern = gaussian_kernel(sigma)
@@ -113,8 +120,9 @@ class RestoreOutput:
 
 
 @torch.no_grad()
-def restore(model, path: KFlowPath, y: Tensor, A: Degradation, steps: int = 50, seed: int = 0,
-            eps: float = 1e-3) -> RestoreOutput:
+def restore(
+    model, path: KFlowPath, y: Tensor, A: Degradation, steps: int = 50, seed: int = 0, eps: float = 1e-3
+) -> RestoreOutput:
     """Sample from noise with band-by-band measurement consistency (module docstring).
 
     Each step: the model's estimate of the final sample on the finished and active bands, made

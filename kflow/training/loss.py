@@ -1,8 +1,9 @@
 """Conditional flow matching on a K-Flow path: || v(x_k, k, y) - dx_k ||^2."""
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 from torch import Tensor

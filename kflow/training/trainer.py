@@ -6,11 +6,11 @@ from seeds derived from (seed, step), and the data order from (seed, epoch). So 
 replays exactly the steps it missed, and each DDP rank draws the global batch's randomness and
 keeps its own slice: the same global batch semantics as one process.
 """
+
 from __future__ import annotations
 
 import copy
 import csv
-import json
 import math
 import os
 import time
@@ -26,7 +26,14 @@ from ..data import ImageData, load_dataset
 from ..recipe import make_model, make_path, make_transform, pick_device
 from ..sampling.sampler import sample
 from ..utils.atomic import atomic_write_json
-from ..utils.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint, load_optimizer, load_state, save_checkpoint
+from ..utils.checkpoint import (
+    latest_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    load_optimizer,
+    load_state,
+    save_checkpoint,
+)
 from ..utils.errors import TrainingError
 from .loss import FlowMatchingLoss, draw_k
 
@@ -62,8 +69,10 @@ class Trainer:
             self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
             torch.cuda.set_device(self.device)
         if cfg.train.batch_size % self.world:
-            raise TrainingError(f"train.batch_size={cfg.train.batch_size} is not divisible by the {self.world} processes; "
-                                "choose a multiple")
+            raise TrainingError(
+                f"train.batch_size={cfg.train.batch_size} is not divisible by the {self.world} processes; "
+                "choose a multiple"
+            )
         self.out = Path(cfg.out_dir)
         self.ckpt_dir = self.out / "checkpoints"
         if self.rank == 0:
@@ -88,8 +97,9 @@ class Trainer:
         self.ema = copy.deepcopy(self.model).requires_grad_(False)
         t = cfg.train
         fused = self.device.type == "cuda"
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=t.lr, betas=tuple(t.betas), weight_decay=t.weight_decay,
-                                     fused=fused or None)
+        self.opt = torch.optim.AdamW(
+            self.model.parameters(), lr=t.lr, betas=tuple(t.betas), weight_decay=t.weight_decay, fused=fused or None
+        )
         self.step = 0
         if resume:
             ck = latest_checkpoint(self.ckpt_dir)
@@ -101,7 +111,8 @@ class Trainer:
         self.net = self.model
         if self.distributed:
             self.net = torch.nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
         if t.compile:
             self.net = torch.compile(self.net)
         self.amp = self.device.type == "cuda" and t.amp in ("auto", "bf16") or (t.amp == "bf16")
@@ -116,8 +127,10 @@ class Trainer:
         saved = ck.meta.get("config", {})
         for section in ("transform", "path", "model"):
             if section in saved and saved[section] != getattr(self.cfg, section).__dict__ and section != "model":
-                raise TrainingError(f"{path.name} was trained with {section}={saved[section]}, the config now says "
-                                    f"{getattr(self.cfg, section).__dict__}; resume with the run's own config.json")
+                raise TrainingError(
+                    f"{path.name} was trained with {section}={saved[section]}, the config now says "
+                    f"{getattr(self.cfg, section).__dict__}; resume with the run's own config.json"
+                )
         load_state(self.model, ck.state("model"), "model")
         load_state(self.ema, ck.state("ema"), "EMA")
         load_optimizer(self.opt, ck.state("optim"), ck.meta["optimizer"])
@@ -182,22 +195,32 @@ class Trainer:
             dist.all_reduce(flag, op=dist.ReduceOp.MAX)
         if flag.item() >= 0:
             ck = latest_checkpoint(self.ckpt_dir)
-            raise TrainingError(f"non-finite loss or gradient at step {flag.item()}; stopped. Last good checkpoint: "
-                                f"{ck or 'none'}. Lower train.lr or check the data, or set train.nonfinite=skip")
+            raise TrainingError(
+                f"non-finite loss or gradient at step {flag.item()}; stopped. Last good checkpoint: "
+                f"{ck or 'none'}. Lower train.lr or check the data, or set train.nonfinite=skip"
+            )
 
     def save(self) -> Path | None:
         if self.rank != 0:
             return None
         path = self.ckpt_dir / f"ckpt-{self.step:08d}.safetensors"
         epoch, offset = divmod(self.step * self.cfg.train.batch_size, len(self.data))
-        meta = {"step": self.step, "epoch": epoch, "position": offset, "config": self.cfg.to_dict(),
-                "num_classes": self.data.num_classes, "shape": list(self.transform.shape)}
+        meta = {
+            "step": self.step,
+            "epoch": epoch,
+            "position": offset,
+            "config": self.cfg.to_dict(),
+            "num_classes": self.data.num_classes,
+            "shape": list(self.transform.shape),
+        }
         try:
             save_checkpoint(path, self.model, self.ema, self.opt, meta)
         except OSError as e:  # disk full, quota, permissions: the previous checkpoint is untouched
             last = list_checkpoints(self.ckpt_dir)
-            raise TrainingError(f"could not write checkpoint {path.name} ({e.strerror or e}); free space or choose another "
-                                f"out_dir, then --resume from {last[-1].name if last else 'the start'}") from None
+            raise TrainingError(
+                f"could not write checkpoint {path.name} ({e.strerror or e}); free space or choose another "
+                f"out_dir, then --resume from {last[-1].name if last else 'the start'}"
+            ) from None
         for old in list_checkpoints(self.ckpt_dir)[: -self.cfg.train.keep_checkpoints]:
             old.unlink(missing_ok=True)
         return path
@@ -216,8 +239,19 @@ class Trainer:
             from ..steering import class_conditional
 
             velocity = class_conditional(self.ema, s.guidance, s.keep_class_until)
-        out = sample(self.ema, self.path, n, solver=s.solver, steps=s.steps, grid=s.grid, project=s.project, y=y,
-                     seed=1234, device=self.device, velocity=velocity)
+        out = sample(
+            self.ema,
+            self.path,
+            n,
+            solver=s.solver,
+            steps=s.steps,
+            grid=s.grid,
+            project=s.project,
+            y=y,
+            seed=1234,
+            device=self.device,
+            velocity=velocity,
+        )
         if not torch.isfinite(out.x).all():
             print(f"warning: the samples at step {self.step} contain NaN/Inf; not writing {name}")
             return None
@@ -272,7 +306,9 @@ class Trainer:
                     out = self.loss_fn(self.net, x_1, x_0, k, y)
                 self.opt.zero_grad(set_to_none=True)
                 out.loss.backward()
-                gnorm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip if t.grad_clip > 0 else math.inf)
+                gnorm = torch.nn.utils.clip_grad_norm_(
+                    self.model.parameters(), t.grad_clip if t.grad_clip > 0 else math.inf
+                )
                 bad = torch.stack([out.loss.detach(), gnorm.detach()]).isfinite().all().logical_not()
                 if t.nonfinite == "skip":  # deciding per step needs the flag on the host: one sync per step
                     bad = bad.float()
@@ -280,8 +316,10 @@ class Trainer:
                         dist.all_reduce(bad)
                     if bad.item() > 0:
                         if self.rank == 0:
-                            print(f"warning: non-finite loss or gradient at step {self.step} (loss={out.loss.item():.4g}, "
-                                  f"grad norm={gnorm.item():.4g}); step skipped")
+                            print(
+                                f"warning: non-finite loss or gradient at step {self.step} "
+                                f"(loss={out.loss.item():.4g}, grad norm={gnorm.item():.4g}); step skipped"
+                            )
                         self.step += 1
                         continue
                 else:  # stop: remember the first bad step on the device, look at it only before logs and saves
@@ -305,8 +343,16 @@ class Trainer:
                     sps = window_steps / max(dt, 1e-9)
                     images_per_s = sps * t.batch_size
                     if writer:
-                        writer.writerow([self.step, f"{loss.item():.6f}", f"{self._lr(self.step - 1):.3g}", f"{sps:.3f}",
-                                         f"{images_per_s:.1f}", f"{time.time() - t0:.1f}"])
+                        writer.writerow(
+                            [
+                                self.step,
+                                f"{loss.item():.6f}",
+                                f"{self._lr(self.step - 1):.3g}",
+                                f"{sps:.3f}",
+                                f"{images_per_s:.1f}",
+                                f"{time.time() - t0:.1f}",
+                            ]
+                        )
                         log.flush()
                     if tb:
                         tb.add_scalar("loss", loss.item(), self.step)
@@ -340,7 +386,9 @@ class Trainer:
         if self.step == t.steps or (t.max_minutes is not None and until is None):
             self.sample_grid("final.png")
         loss_value = locals().get("last_loss", float("nan"))
-        return TrainResult(step=self.step, loss=loss_value, images_per_s=images_per_s, checkpoint=last_ckpt, out_dir=self.out)
+        return TrainResult(
+            step=self.step, loss=loss_value, images_per_s=images_per_s, checkpoint=last_ckpt, out_dir=self.out
+        )
 
 
 def train(cfg: Config, resume: bool = False) -> TrainResult:

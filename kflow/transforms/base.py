@@ -6,10 +6,11 @@ K-Flow path needs is the filter P(w) = F^T diag(w) F with per-band weights w, so
 may override the "native" domain used by `filter` (rfft grid for Fourier) to avoid the flat
 coefficient vector on the hot path.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor

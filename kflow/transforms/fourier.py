@@ -5,9 +5,10 @@ coefficient vector keeps each self-conjugate frequency (DC, Nyquist) once as its
 for every other conjugate pair, sqrt(2) Re and sqrt(2) Im of one representative. The filter
 never needs that vector: a radial weight is real and symmetric, so P(w) x = irfft2(w * rfft2(x)).
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -33,8 +34,13 @@ class FourierTransform(Transform):
     r_max = min(H, W)/2, like wavelet levels) or `split="count"` (about equal coefficient counts).
     """
 
-    def __init__(self, shape: Sequence[int], num_bands: int | None = None, edges: Sequence[float] | None = None,
-                 split: str = "dyadic"):
+    def __init__(
+        self,
+        shape: Sequence[int],
+        num_bands: int | None = None,
+        edges: Sequence[float] | None = None,
+        split: str = "dyadic",
+    ):
         shape = tuple(int(s) for s in shape)
         if len(shape) != 3 or min(shape) < 1:
             raise ValueError(f"FourierTransform needs shape=(C, H, W) of positive sizes, got {shape}")
@@ -125,8 +131,9 @@ class FourierTransform(Transform):
         nr, npair = len(self._real_idx), len(self._pair_idx)
         real, re, im = c[..., :nr], c[..., nr : nr + npair], c[..., nr + npair :]
         Wr = W // 2 + 1
-        X = torch.zeros(N, C, H * Wr, dtype=torch.complex128 if c.dtype == torch.float64 else torch.complex64,
-                        device=c.device)
+        X = torch.zeros(
+            N, C, H * Wr, dtype=torch.complex128 if c.dtype == torch.float64 else torch.complex64, device=c.device
+        )
         X[..., self._dev("_real_idx", c.device)] = real.to(X.dtype)
         X[..., self._dev("_pair_idx", c.device)] = torch.complex(re, im) / SQRT2
         X[..., self._dev("_mirror_dst", c.device)] = X[..., self._dev("_mirror_src", c.device)].conj()

@@ -11,10 +11,11 @@ The graph may differ per sample (a batch of weight matrices (N, V, V), e.g. buil
 sample's own starting geometry); the transform then acts sample by sample and only takes batches
 of that size. On a path graph with unit weights U is the orthonormal DCT-II basis.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -45,8 +46,15 @@ def gaussian_weights(points: Tensor, sigma: float | Tensor | None = None) -> Ten
 
 
 class GraphTransform(Transform):
-    def __init__(self, weights: Tensor, features: int = 1, num_bands: int = 2, split: str = "dyadic",
-                 band_sizes: Sequence[int] | None = None, normalized: bool = False):
+    def __init__(
+        self,
+        weights: Tensor,
+        features: int = 1,
+        num_bands: int = 2,
+        split: str = "dyadic",
+        band_sizes: Sequence[int] | None = None,
+        normalized: bool = False,
+    ):
         if weights.dim() not in (2, 3) or weights.shape[-1] != weights.shape[-2]:
             raise ValueError(f"GraphTransform: weights must be (V, V) or (N, V, V), got {tuple(weights.shape)}")
         if not torch.allclose(weights, weights.transpose(-1, -2)) or (weights < 0).any():
@@ -72,8 +80,10 @@ class GraphTransform(Transform):
 
     def _U(self, like: Tensor) -> Tensor:
         if self.batched and like.shape[0] != self.basis.shape[0]:
-            raise ValueError(f"this GraphTransform holds {self.basis.shape[0]} per-sample graphs but got a batch of "
-                             f"{like.shape[0]}; build it from the graphs of this batch")
+            raise ValueError(
+                f"this GraphTransform holds {self.basis.shape[0]} per-sample graphs but got a batch of "
+                f"{like.shape[0]}; build it from the graphs of this batch"
+            )
         return self._basis_like(like)
 
     def analyze(self, x: Tensor) -> Tensor:
@@ -86,5 +96,11 @@ class GraphTransform(Transform):
         return self._U(c) @ c.reshape(len(c), *self.shape)
 
     def config(self) -> dict:
-        return {"name": "graph", "shape": list(self.shape), "band_sizes": self.sizes, "normalized": self.normalized,
-                "nodes": self.shape[0], "dim": math.prod(self.shape)}
+        return {
+            "name": "graph",
+            "shape": list(self.shape),
+            "band_sizes": self.sizes,
+            "normalized": self.normalized,
+            "nodes": self.shape[0],
+            "dim": math.prod(self.shape),
+        }

@@ -1,7 +1,8 @@
 """One band, F = I: the K-Flow path becomes plain (rectified) flow matching."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor

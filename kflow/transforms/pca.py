@@ -5,12 +5,13 @@ analyze is c = x U (no mean subtraction: the path needs a linear map). torch.lin
 a complete orthonormal basis even when the covariance is rank deficient (fewer samples than
 dimensions), so the transform stays exact; the null-space directions come last.
 """
+
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 from torch import Tensor
@@ -22,8 +23,10 @@ class PCATransform(Transform):
     def __init__(self, basis: Tensor, variance: Tensor, shape: Sequence[int], band_sizes: Sequence[int]):
         D = math.prod(shape)
         if basis.shape != (D, D):
-            raise ValueError(f"PCA basis of shape {tuple(basis.shape)} does not fit samples of shape {tuple(shape)} "
-                             f"(needs ({D}, {D})); refit the PCA on data of this shape")
+            raise ValueError(
+                f"PCA basis of shape {tuple(basis.shape)} does not fit samples of shape {tuple(shape)} "
+                f"(needs ({D}, {D})); refit the PCA on data of this shape"
+            )
         if sum(band_sizes) != D or min(band_sizes) < 1:
             raise ValueError(f"PCA band sizes {list(band_sizes)} must be positive and sum to D={D}")
         self.shape = tuple(int(s) for s in shape)
@@ -34,8 +37,9 @@ class PCATransform(Transform):
         self._cache: dict = {}
 
     @classmethod
-    def fit(cls, x: Tensor, num_bands: int = 2, split: str = "dyadic",
-            band_sizes: Sequence[int] | None = None) -> "PCATransform":
+    def fit(
+        cls, x: Tensor, num_bands: int = 2, split: str = "dyadic", band_sizes: Sequence[int] | None = None
+    ) -> PCATransform:
         """Fit on data x of shape (N, *shape). Bands: explicit `band_sizes`, or `num_bands` groups
         sized like dyadic wavelet levels (split="dyadic": D/4^(B-1), ...) or equal ("count")."""
         if x.dim() < 2 or x.shape[0] < 2:
@@ -93,7 +97,9 @@ class PCATransform(Transform):
                     continue
                 ja, jb = used.min().item(), used.max().item()
                 cj = c[:, start[ja] - start[a] : start[jb + 1] - start[a]]
-                wj = w[idx][:, ja : jb + 1].repeat_interleave(torch.tensor(self.sizes[ja : jb + 1], device=x.device), dim=1)
+                wj = w[idx][:, ja : jb + 1].repeat_interleave(
+                    torch.tensor(self.sizes[ja : jb + 1], device=x.device), dim=1
+                )
                 outs[j][idx] = (cj * wj) @ U[:, start[ja] : start[jb + 1]].T
         return [o.reshape(x.shape) for o in outs]
 
@@ -104,21 +110,30 @@ class PCATransform(Transform):
         from ..utils.atomic import atomic_write
 
         meta = {"shape": json.dumps(list(self.shape)), "band_sizes": json.dumps(self.sizes)}
-        atomic_write(path, lambda tmp: save_file({"basis": self.basis.contiguous(), "variance": self.variance},
-                                                 str(tmp), metadata=meta))
+        atomic_write(
+            path,
+            lambda tmp: save_file(
+                {"basis": self.basis.contiguous(), "variance": self.variance}, str(tmp), metadata=meta
+            ),
+        )
 
     @classmethod
-    def load(cls, path: str | Path) -> "PCATransform":
-        from safetensors import safe_open
+    def load(cls, path: str | Path) -> PCATransform:
 
         from ..utils.atomic import open_safetensors
 
         with open_safetensors(path) as f:
             meta = f.metadata() or {}
             if "shape" not in meta or "band_sizes" not in meta:
-                raise ValueError(f"{path} is not a kflow PCA basis (no shape/band_sizes metadata); refit with PCATransform.fit")
-            return cls(f.get_tensor("basis"), f.get_tensor("variance"), json.loads(meta["shape"]),
-                       json.loads(meta["band_sizes"]))
+                raise ValueError(
+                    f"{path} is not a kflow PCA basis (no shape/band_sizes metadata); refit with PCATransform.fit"
+                )
+            return cls(
+                f.get_tensor("basis"),
+                f.get_tensor("variance"),
+                json.loads(meta["shape"]),
+                json.loads(meta["band_sizes"]),
+            )
 
     def config(self) -> dict:
         return {"name": "pca", "shape": list(self.shape), "band_sizes": self.sizes}

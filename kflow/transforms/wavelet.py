@@ -7,9 +7,10 @@ matrices are per axis and per level (at most 32 x 32 for a 32 x 32 image), never
 Coefficients match pywt.wavedec2(x, wavelet, mode="periodization", level=L), flattened in its
 list order: [cA_L, (cH_L, cV_L, cD_L), ..., (cH_1, cV_1, cD_1)].
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -46,8 +47,10 @@ def _wavelet_filters(name: str):
         )
     w = pywt.Wavelet(name)
     if not w.orthogonal:
-        raise ValueError(f"wavelet {name!r} is not orthogonal (biorthogonal wavelets are not orthonormal); "
-                         "use haar, dbN, symN or coifN")
+        raise ValueError(
+            f"wavelet {name!r} is not orthogonal (biorthogonal wavelets are not orthonormal); "
+            "use haar, dbN, symN or coifN"
+        )
     return w.dec_lo, w.dec_hi
 
 
@@ -58,8 +61,9 @@ class WaveletTransform(Transform):
     Default `levels`: down to a 4 x 4 approximation (3 levels for 32 x 32).
     """
 
-    def __init__(self, shape: Sequence[int], wavelet: str = "db6", levels: int | None = None,
-                 num_bands: int | None = None):
+    def __init__(
+        self, shape: Sequence[int], wavelet: str = "db6", levels: int | None = None, num_bands: int | None = None
+    ):
         shape = tuple(int(s) for s in shape)
         if len(shape) != 3 or min(shape) < 1:
             raise ValueError(f"WaveletTransform needs shape=(C, H, W) of positive sizes, got {shape}")
@@ -75,8 +79,13 @@ class WaveletTransform(Transform):
             )
         lo, hi = _wavelet_filters(wavelet)
         self.shape, self.wavelet, self.levels = shape, wavelet, levels
-        self._mats = [(torch.from_numpy(periodized_level_matrix(lo, hi, H >> l)),
-                       torch.from_numpy(periodized_level_matrix(lo, hi, W >> l))) for l in range(levels)]
+        self._mats = [
+            (
+                torch.from_numpy(periodized_level_matrix(lo, hi, H >> l)),
+                torch.from_numpy(periodized_level_matrix(lo, hi, W >> l)),
+            )
+            for l in range(levels)
+        ]
         self._cache: dict = {}
 
         # scale groups coarse -> fine: approximation, then detail levels L..1
@@ -105,8 +114,16 @@ class WaveletTransform(Transform):
             y = Mh @ a @ Mw.T  # (N, C, h, w)
             h2, w2 = y.shape[-2] // 2, y.shape[-1] // 2
             # cH: highpass along rows (axis -2); cV: highpass along columns; cD: both
-            details.append(torch.cat([y[..., h2:, :w2].reshape(N, C, -1), y[..., :h2, w2:].reshape(N, C, -1),
-                                      y[..., h2:, w2:].reshape(N, C, -1)], dim=-1))
+            details.append(
+                torch.cat(
+                    [
+                        y[..., h2:, :w2].reshape(N, C, -1),
+                        y[..., :h2, w2:].reshape(N, C, -1),
+                        y[..., h2:, w2:].reshape(N, C, -1),
+                    ],
+                    dim=-1,
+                )
+            )
             a = y[..., :h2, :w2]
         parts = [a.reshape(N, C, -1)] + details[::-1]
         return torch.cat(parts, dim=-1).reshape(N, -1)
@@ -131,5 +148,10 @@ class WaveletTransform(Transform):
         return a
 
     def config(self) -> dict:
-        return {"name": "wavelet", "shape": list(self.shape), "wavelet": self.wavelet, "levels": self.levels,
-                "num_bands": self.num_bands_}
+        return {
+            "name": "wavelet",
+            "shape": list(self.shape),
+            "wavelet": self.wavelet,
+            "levels": self.levels,
+            "num_bands": self.num_bands_,
+        }

@@ -3,14 +3,15 @@
 A write goes to a temp file in the same folder, is fsynced, then renamed over the target: a
 kill at any moment leaves either the old file or the new one, never a torn one.
 """
+
 from __future__ import annotations
 
 import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
@@ -43,6 +44,18 @@ def atomic_write_json(path: str | Path, obj) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
+def atomic_write_npz(path: str | Path, arrays: dict) -> None:
+    """An uncompressed .npz of named arrays (np.savez through a closed handle: given a bare path it
+    would append '.npz' to the temp name)."""
+    import numpy as np
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+
+    atomic_write(path, write)
+
+
 @contextlib.contextmanager
 def open_safetensors(path: str | Path):
     """safe_open with one-line errors for missing, pickled or corrupted files."""
@@ -54,12 +67,15 @@ def open_safetensors(path: str | Path):
     with open(path, "rb") as f:
         head = f.read(8)
     if head[:2] in (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05") or head[:2] == b"PK":
-        raise ValueError(f"{path} is a pickle/zip file (torch.save); kflow loads only safetensors files, "
-                         "never pickles: convert it with a trusted tool first")
+        raise ValueError(
+            f"{path} is a pickle/zip file (torch.save); kflow loads only safetensors files, "
+            "never pickles: convert it with a trusted tool first"
+        )
     try:
         handle = safe_open(str(path), framework="pt")
     except (SafetensorError, OSError, ValueError) as e:
-        raise ValueError(f"{path} is not a readable safetensors file ({e}); it is truncated or corrupted, "
-                         "use an earlier checkpoint") from None
+        raise ValueError(
+            f"{path} is not a readable safetensors file ({e}); it is truncated or corrupted, use an earlier checkpoint"
+        ) from None
     with handle as f:
         yield f

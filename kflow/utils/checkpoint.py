@@ -1,6 +1,7 @@
 """Checkpoints: one safetensors file per save (model, EMA, optimizer moments, RNG state) with
 the run's JSON (config, step, data position, optimizer hyper-parameters) in its metadata.
 Written atomically; loaded without pickle."""
+
 from __future__ import annotations
 
 import json
@@ -45,8 +46,9 @@ def load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, Tensor], meta:
     opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
-def save_checkpoint(path: Path, model: torch.nn.Module, ema: torch.nn.Module, opt: torch.optim.Optimizer,
-                    meta: dict) -> None:
+def save_checkpoint(
+    path: Path, model: torch.nn.Module, ema: torch.nn.Module, opt: torch.optim.Optimizer, meta: dict
+) -> None:
     from safetensors.torch import save_file
 
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -92,8 +94,14 @@ def load_state(module: torch.nn.Module, state: dict[str, Tensor], what: str) -> 
     extra = sorted(set(state) - set(own))
     shapes = [k for k in own if k in state and own[k].shape != state[k].shape]
     if missing or extra or shapes:
-        detail = (f"missing {missing[0]}" if missing else f"unexpected {extra[0]}" if extra
-                  else f"{shapes[0]} has shape {tuple(state[shapes[0]].shape)}, model has {tuple(own[shapes[0]].shape)}")
-        raise CheckpointError(f"the {what} weights do not fit this model ({detail}); use the config the checkpoint "
-                              "was trained with")
+        detail = (
+            f"missing {missing[0]}"
+            if missing
+            else f"unexpected {extra[0]}"
+            if extra
+            else f"{shapes[0]} has shape {tuple(state[shapes[0]].shape)}, model has {tuple(own[shapes[0]].shape)}"
+        )
+        raise CheckpointError(
+            f"the {what} weights do not fit this model ({detail}); use the config the checkpoint was trained with"
+        )
     module.load_state_dict(state)

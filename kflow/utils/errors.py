@@ -1,5 +1,6 @@
 """One error base for everything kflow refuses. The CLI turns a KFlowError into one line and a
 non-zero exit; anything else is a bug and keeps its traceback (behind --debug)."""
+
 from __future__ import annotations
 
 

@@ -1,4 +1,5 @@
 """Image grids as PNG (Pillow), images in [-1, 1]."""
+
 from __future__ import annotations
 
 import math

@@ -1,5 +1,6 @@
 """Figures of the analyses (matplotlib, the `plot` extra). Each takes the JSON-able report dict
 that `kflow.inspect` also writes, so every figure can be redrawn from its JSON."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -41,8 +42,7 @@ def plot_data_spectra(report: dict, path) -> Path:
     r = np.arange(1, len(sp["fourier_radius"]))  # entry 0 is the mean (|f| = 0)
     axes[2].loglog(r, sp["fourier_radius"][1:], "o-", ms=3, label="data")
     fit = sp["fourier_powerlaw"]
-    axes[2].loglog(r, np.exp(fit["intercept"]) * r ** fit["slope"], "k--", lw=1,
-                   label=f"fit |f|^{fit['slope']:.2f}")
+    axes[2].loglog(r, np.exp(fit["intercept"]) * r ** fit["slope"], "k--", lw=1, label=f"fit |f|^{fit['slope']:.2f}")
     axes[2].set(title="Fourier: variance per coefficient", xlabel="radial frequency |f|")
     axes[2].legend(fontsize=8)
     axes[3].semilogy(sp["wavelet_level"], "o-")
@@ -67,8 +67,7 @@ def plot_spectral_evolution(report: dict, path) -> Path:
             kk = np.array(run["k"][: len(rel)])
             B = rel.shape[1]
             for b in range(B):
-                ax.plot(kk, rel[:, b], styles[j % 4], color=colours(b / max(B - 1, 1)),
-                        label=f"{name}: band {b}")
+                ax.plot(kk, rel[:, b], styles[j % 4], color=colours(b / max(B - 1, 1)), label=f"{name}: band {b}")
         for kb in report["kappa"][1:-1]:
             ax.axvline(kb, color="grey", ls="--", lw=0.8)
         ax.axhline(1, color="k", lw=0.5)
@@ -76,8 +75,10 @@ def plot_spectral_evolution(report: dict, path) -> Path:
         if key == "estimate":  # spikes where the network blends two bands (band starts) are cut at 1.6
             ax.set_ylim(-0.05, 1.6)
     axes[1].legend(fontsize=7, ncol=2)
-    fig.suptitle(f"per-band energy along sampling, bands of {report['decomposition']} ({report['n']} samples, "
-                 f"seed {report['seed']}, {report['steps']} Euler steps; dashed: band boundaries)")
+    fig.suptitle(
+        f"per-band energy along sampling, bands of {report['decomposition']} ({report['n']} samples, "
+        f"seed {report['seed']}, {report['steps']} Euler steps; dashed: band boundaries)"
+    )
     fig.tight_layout()
     return _save(fig, path)
 
@@ -89,8 +90,11 @@ def plot_projection_ratio(report: dict, path) -> Path:
         ax.plot(run["k"], run["projection_ratio"], label=name)
     for kb in report["kappa"][1:-1]:
         ax.axvline(kb, color="grey", ls="--", lw=0.8)
-    ax.set(title=f"energy kept by the top-2 principal components ({report['n']} samples)", xlabel="k",
-           ylabel="1 - ||x - proj_2 x||^2 / ||x||^2")
+    ax.set(
+        title=f"energy kept by the top-2 principal components ({report['n']} samples)",
+        xlabel="k",
+        ylabel="1 - ||x - proj_2 x||^2 / ||x||^2",
+    )
     ax.legend()
     fig.tight_layout()
     return _save(fig, path)

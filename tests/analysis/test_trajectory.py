@@ -1,4 +1,5 @@
 """Spectral evolution and projection ratio on cases with a known answer."""
+
 import numpy as np
 import pytest
 import torch

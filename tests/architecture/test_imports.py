@@ -1,6 +1,7 @@
 """The package's layering: no import cycle between kflow's modules (imports inside functions
 count), and the core (transforms, path, models, sampling) imports without the training loop,
 the CLI, metrics or plotting."""
+
 import ast
 import subprocess
 import sys
@@ -94,10 +95,12 @@ def test_no_import_cycle():
 
 
 def test_core_imports_without_training_cli_metrics_or_plotting():
-    code = ("import sys, kflow, kflow.transforms, kflow.path, kflow.models, kflow.sampling\n"
-            "bad = sorted(m for m in sys.modules if m.split('.')[:2] in (['kflow', 'training'], ['kflow', 'cli'], "
-            "['kflow', 'metrics'], ['kflow', 'viz']) or m.split('.')[0] in ('matplotlib', 'sklearn', 'scipy', 'yaml'))\n"
-            "print(','.join(bad))")
+    code = (
+        "import sys, kflow, kflow.transforms, kflow.path, kflow.models, kflow.sampling\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[:2] in (['kflow', 'training'], ['kflow', 'cli'], "
+        "['kflow', 'metrics'], ['kflow', 'viz']) or m.split('.')[0] in ('matplotlib', 'sklearn', 'scipy', 'yaml'))\n"
+        "print(','.join(bad))"
+    )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert res.returncode == 0, res.stderr[-2000:]
     assert res.stdout.strip() == "", f"the core pulled in: {res.stdout.strip()}"

@@ -13,8 +13,14 @@ TINY = ROOT / "configs" / "digits_tiny.yaml"
 
 def kflow(*args, cwd=None):
     env = dict(os.environ, KFLOW_PROGRESS="0")
-    return subprocess.run([sys.executable, "-m", "kflow.cli.main", *map(str, args)], capture_output=True, text=True,
-                          env=env, cwd=cwd, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "kflow.cli.main", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=600,
+    )
 
 
 def test_train_then_sample_end_to_end(tmp_path):
@@ -53,9 +59,11 @@ def test_bad_config_gives_one_line_error(tmp_path, args, message):
 
 def test_missing_fashion_mnist_is_one_line(tmp_path, monkeypatch):
     # point KFLOW_DATA at an empty folder and hide the Debian path: download fails offline
-    code = ("import kflow.data.datasets as d, pathlib, sys; d.FASHION_MNIST_DEBIAN = pathlib.Path('/nonexistent'); "
-            "d.FASHION_MNIST_URL = 'http://127.0.0.1:9/'; from kflow.cli.main import main; "
-            f"sys.exit(main(['train', '{TINY}', 'data.name=fashion_mnist', 'out_dir={tmp_path}/r']))")
+    code = (
+        "import kflow.data.datasets as d, pathlib, sys; d.FASHION_MNIST_DEBIAN = pathlib.Path('/nonexistent'); "
+        "d.FASHION_MNIST_URL = 'http://127.0.0.1:9/'; from kflow.cli.main import main; "
+        f"sys.exit(main(['train', '{TINY}', 'data.name=fashion_mnist', 'out_dir={tmp_path}/r']))"
+    )
     env = dict(os.environ, KFLOW_DATA=str(tmp_path / "empty"), KFLOW_PROGRESS="0")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 2
@@ -87,8 +95,13 @@ def test_eval_train_classifier_and_score_npz(tmp_path):
     np.savez(tmp_path / "real.npz", x=((x + 1) * 127.5).round().numpy().astype(np.uint8))
     env_cache = {"KFLOW_CACHE": str(tmp_path / "cache")}
     env = dict(os.environ, KFLOW_PROGRESS="0", **env_cache)
-    r = subprocess.run([sys.executable, "-m", "kflow.cli.main", "eval", "score", str(tmp_path / "real.npz"),
-                        "--classifier", str(clf)], capture_output=True, text=True, env=env, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-m", "kflow.cli.main", "eval", "score", str(tmp_path / "real.npz"), "--classifier", str(clf)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     import json
 
@@ -121,8 +134,20 @@ def test_inspect_data_path_and_strip(tmp_path):
     assert cols[0].startswith("x_k, k=0.00") and cols[-1] == "band 2 alone"
     r = kflow("inspect", "path", runs["fm"], "--out", tmp_path / "q")
     assert r.returncode == 2 and "at least one K-Flow checkpoint" in r.stderr
-    r = kflow("inspect", "data", "--dataset", "digits", "--image-size", 8, "--limit", 300, "--num-bands", 2,
-              "--out", tmp_path / "d")
+    r = kflow(
+        "inspect",
+        "data",
+        "--dataset",
+        "digits",
+        "--image-size",
+        8,
+        "--limit",
+        300,
+        "--num-bands",
+        2,
+        "--out",
+        tmp_path / "d",
+    )
     assert r.returncode == 0, r.stderr
     assert "|f|^" in r.stdout and (tmp_path / "d" / "band_energy.png").stat().st_size > 0
 
@@ -138,8 +163,24 @@ def test_eval_inception_missing_weights_is_one_line(tmp_path):
 def test_sample_with_guidance_dropping_and_noise_splitting(tmp_path):
     run = tmp_path / "run"
     assert kflow("train", TINY, f"out_dir={run}", "train.steps=3", "train.label_dropout=0.2").returncode == 0
-    r = kflow("sample", run, "--n", 6, "--steps", 6, "--label", "all", "--guidance", 2, "--keep-class-until", 0.3,
-              "--fix-bands", "0", "--out", tmp_path / "s")
+    r = kflow(
+        "sample",
+        run,
+        "--n",
+        6,
+        "--steps",
+        6,
+        "--label",
+        "all",
+        "--guidance",
+        2,
+        "--keep-class-until",
+        0.3,
+        "--fix-bands",
+        "0",
+        "--out",
+        tmp_path / "s",
+    )
     assert r.returncode == 0, r.stderr
     assert "NFE 6" in r.stdout
     r = kflow("sample", run, "--n", 2, "--guidance", 2, "--out", tmp_path / "t")

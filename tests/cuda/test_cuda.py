@@ -2,6 +2,7 @@
 reason). Tolerances: float32 on both sides agrees to ~1e-5 relative, but cuDNN convolutions use
 TF32 by default (10-bit mantissa), so anything through a convolution is compared at 1e-2 relative
 in norm; bf16 autocast results are only checked for being finite and for learning."""
+
 import os
 import subprocess
 import sys
@@ -40,8 +41,11 @@ def rel(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def transforms(shape, data):
-    return {"fourier": FourierTransform(shape, num_bands=3), "wavelet": WaveletTransform(shape, "db6", num_bands=3),
-            "pca": PCATransform.fit(data.double(), num_bands=2)}
+    return {
+        "fourier": FourierTransform(shape, num_bands=3),
+        "wavelet": WaveletTransform(shape, "db6", num_bands=3),
+        "pca": PCATransform.fit(data.double(), num_bands=2),
+    }
 
 
 @pytest.mark.parametrize("name", ["fourier", "wavelet", "pca"])
@@ -63,8 +67,16 @@ def test_transforms_and_path_on_cuda_equal_cpu(name):
 
 @pytest.mark.parametrize("compile", [False, True], ids=["eager", "compile"])
 def test_training_under_bf16_autocast_learns(tmp_path, compile):
-    tr = Trainer(cfg(tmp_path, "train.steps=60", "train.log_every=20", "train.ckpt_every=60", "train.amp=bf16",
-                     f"train.compile={str(compile).lower()}"))
+    tr = Trainer(
+        cfg(
+            tmp_path,
+            "train.steps=60",
+            "train.log_every=20",
+            "train.ckpt_every=60",
+            "train.amp=bf16",
+            f"train.compile={str(compile).lower()}",
+        )
+    )
     assert tr.amp and next(tr.model.parameters()).is_cuda
     assert tr.opt.defaults.get("fused"), "AdamW should be the fused CUDA kernel"
     tr.fit()
@@ -74,8 +86,14 @@ def test_training_under_bf16_autocast_learns(tmp_path, compile):
 
 
 def test_dit_with_gradient_checkpointing_matches_without(tmp_path):
-    over = ["model.name=dit", "model.dit.size=XS", "model.dit.patch_size=2", "train.amp=none", "train.steps=3",
-            "train.ckpt_every=3"]
+    over = [
+        "model.name=dit",
+        "model.dit.size=XS",
+        "model.dit.patch_size=2",
+        "train.amp=none",
+        "train.steps=3",
+        "train.ckpt_every=3",
+    ]
     a = Trainer(cfg(tmp_path / "a", *over))
     a.fit()
     b = Trainer(cfg(tmp_path / "b", *over, "model.dit.grad_checkpointing=true"))
@@ -104,8 +122,11 @@ def test_resume_on_cuda_within_tolerance(tmp_path):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("run")
-    tr = Trainer(load_config(TINY, [f"out_dir={tmp}", "train.device=cuda", "train.steps=30", "train.amp=none",
-                                    "transform.num_bands=2"]))
+    tr = Trainer(
+        load_config(
+            TINY, [f"out_dir={tmp}", "train.device=cuda", "train.steps=30", "train.amp=none", "transform.num_bands=2"]
+        )
+    )
     tr.fit()
     return tr
 
@@ -131,8 +152,18 @@ def test_ddp_with_nccl(tmp_path):
     dump.mkdir()
     n = torch.cuda.device_count()
     env = dict(os.environ, KFLOW_PROGRESS="0")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}",
-           str(ROOT / "tests" / "training" / "ddp_worker.py"), str(tmp_path / "ddp"), str(dump), str(TINY), "cuda"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={n}",
+        str(ROOT / "tests" / "training" / "ddp_worker.py"),
+        str(tmp_path / "ddp"),
+        str(dump),
+        str(TINY),
+        "cuda",
+    ]
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     with safe_open(dump / "rank0.safetensors", "pt") as f:
@@ -158,9 +189,21 @@ def test_latent_pipeline_on_cuda(tmp_path):
     encode_dataset(images, vae, tmp_path / "lat_cpu", shard_size=16, device="cpu", log=lambda *_: None)
     z_gpu, z_cpu = load_latents(tmp_path / "lat_gpu").x, load_latents(tmp_path / "lat_cpu").x
     assert rel(z_gpu, z_cpu) < 1e-2
-    tr = Trainer(cfg(tmp_path / "run", "data.name=latents", f"data.root={tmp_path / 'lat_gpu'}", "data.image_size=null",
-                     "transform.name=wavelet", "transform.wavelet=haar", "transform.num_bands=2", "train.steps=5",
-                     "train.ckpt_every=5", "sample.steps=4", "sample.num_grid=4"))
+    tr = Trainer(
+        cfg(
+            tmp_path / "run",
+            "data.name=latents",
+            f"data.root={tmp_path / 'lat_gpu'}",
+            "data.image_size=null",
+            "transform.name=wavelet",
+            "transform.wavelet=haar",
+            "transform.num_bands=2",
+            "train.steps=5",
+            "train.ckpt_every=5",
+            "sample.steps=4",
+            "sample.num_grid=4",
+        )
+    )
     tr.fit()
     assert (tmp_path / "run" / "samples" / "final.png").exists()
     z = sample(tr.ema.eval(), tr.path, 4, steps=4, device=CUDA, y=torch.zeros(4, dtype=torch.long)).x

@@ -5,8 +5,17 @@ from kflow.models import DiT, DiTConfig, UNet, UNetConfig
 
 
 def test_unet_shapes_conditioning_and_gradients():
-    m = UNet(UNetConfig(in_channels=3, image_size=16, channels=16, channel_mult=[1, 2], num_res_blocks=1,
-                        attention_resolutions=[8], num_classes=5))
+    m = UNet(
+        UNetConfig(
+            in_channels=3,
+            image_size=16,
+            channels=16,
+            channel_mult=[1, 2],
+            num_res_blocks=1,
+            attention_resolutions=[8],
+            num_classes=5,
+        )
+    )
     x, k, y = torch.randn(4, 3, 16, 16), torch.rand(4), torch.tensor([0, 1, 4, 5])  # 5 = null class
     out = m(x, k, y)
     assert out.shape == x.shape
@@ -73,9 +82,18 @@ def test_band_k_embedding_is_saved_with_the_run(tmp_path, model, monkeypatch):
     monkeypatch.setenv("KFLOW_PROGRESS", "0")
     root = Path(__file__).resolve().parents[2]
     extra = ["model.name=dit", "model.dit.size=XS", "model.dit.patch_size=2"] if model == "dit" else []
-    cfg = load_config(root / "configs" / "digits_tiny.yaml",
-                      [f"out_dir={tmp_path}", "train.device=cpu", "train.steps=2", "train.ckpt_every=2",
-                       "model.k_embedding=band", "path.allocation=[0.6,0.3,0.1]", *extra])
+    cfg = load_config(
+        root / "configs" / "digits_tiny.yaml",
+        [
+            f"out_dir={tmp_path}",
+            "train.device=cpu",
+            "train.steps=2",
+            "train.ckpt_every=2",
+            "model.k_embedding=band",
+            "path.allocation=[0.6,0.3,0.1]",
+            *extra,
+        ],
+    )
     tr = Trainer(cfg)
     tr.fit()
     edges = tr.path.kappa[1:-1].tolist()

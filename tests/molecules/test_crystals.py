@@ -1,13 +1,25 @@
 """Cutting 17-molecule clusters from crystals: hand-made cells with known answers, then the real
 pyxtal crystals when pyxtal and ase are installed."""
+
 import numpy as np
 import pytest
 
 pytest.importorskip("ase")
 
-from kflow.molecules.crystals import (Cluster, Crystal, assignment, build_clusters, cut_clusters,  # noqa: E402
-                                      load_clusters, loose_start, pair, pair_nearest, save_clusters, split_of,
-                                      whole_molecules)
+from kflow.molecules.crystals import (
+    Cluster,
+    Crystal,
+    assignment,
+    build_clusters,
+    cut_clusters,  # noqa: E402
+    load_clusters,
+    loose_start,
+    pair,
+    pair_nearest,
+    save_clusters,
+    split_of,
+    whole_molecules,
+)
 
 
 def diatomic_crystal(a=6.0):
@@ -26,7 +38,7 @@ def test_molecules_come_out_whole_across_the_boundary():
 def test_cluster_of_a_cubic_lattice():
     """Centre + 6 face neighbours at a + the first 10 of the 12 edge neighbours at a*sqrt(2)."""
     a = 6.0
-    (nums, pos), = cut_clusters(diatomic_crystal(a), centres=1)
+    ((nums, pos),) = cut_clusters(diatomic_crystal(a), centres=1)
     assert nums.shape == (17, 2) and pos.shape == (17, 2, 3)
     d = np.sort(np.linalg.norm(pos.mean(1) - pos[0].mean(0), axis=1))
     np.testing.assert_allclose(d, [0] + [a] * 6 + [a * np.sqrt(2)] * 10, atol=1e-9)
@@ -38,12 +50,14 @@ def test_skips_mixed_crystals_and_networks():
     a = 6.0
     mixed = Crystal("mix", "x", np.array([1, 1, 8]), np.array([[0.2, 1, 1], [a - 0.2, 1, 1], [3, 3, 3]]), np.eye(3) * a)
     assert cut_clusters(mixed) == "2 kinds of molecule"
-    chain = Crystal("chain", "x", np.array([6]), np.array([[0.0, 0, 0]]), np.diag([1.4, 8, 8]))  # C bonded to its own image
+    chain = Crystal(
+        "chain", "x", np.array([6]), np.array([[0.0, 0, 0]]), np.diag([1.4, 8, 8])
+    )  # C bonded to its own image
     assert cut_clusters(chain) == "bonded network does not split into molecules"
 
 
 def test_loose_start_is_a_rigid_motion_per_molecule():
-    (nums, pos), = cut_clusters(diatomic_crystal(), centres=1)
+    ((nums, pos),) = cut_clusters(diatomic_crystal(), centres=1)
     start = loose_start(pos, np.random.default_rng(0))
     for m in range(17):
         d0 = np.linalg.norm(pos[m, 0] - pos[m, 1])
@@ -78,7 +92,7 @@ def test_assignment_matches_scipy_on_17():
 def test_pair_nearest_undoes_a_shuffle_and_keeps_rigid_copies():
     """Start molecules that sit next to a shuffled slot each: nearest pairing sends every slot its
     neighbour's pose, built from the slot's own atoms (a rigid copy, same atom order)."""
-    (nums, pos), = cut_clusters(diatomic_crystal(), centres=1)
+    ((nums, pos),) = cut_clusters(diatomic_crystal(), centres=1)
     rng = np.random.default_rng(1)
     shuffle = rng.permutation(17)
     start = loose_start(pos, rng)

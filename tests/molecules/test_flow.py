@@ -1,16 +1,21 @@
 """The assembly flow: exact endpoints, finite-difference velocity of the path in u, equivariance
 of the network, and a few training steps through the shared loss and sampler."""
+
 import numpy as np
 import pytest
 import torch
 
 pytest.importorskip("ase")
 
-from kflow.molecules.crystals import Cluster, cut_clusters, loose_start  # noqa: E402
+from kflow.molecules.crystals import (  # noqa: E402
+    Cluster,
+    Crystal,  # noqa: E402
+    cut_clusters,
+    loose_start,
+)
 from kflow.molecules.flow import BoundAssembly, assembly_path, make_batch  # noqa: E402
 from kflow.molecules.model import AssemblyNet, AssemblyNetConfig  # noqa: E402
 from kflow.molecules.rigid import so3_exp  # noqa: E402
-from kflow.molecules.crystals import Crystal  # noqa: E402
 
 
 def toy_clusters(n=3, seed=0):
@@ -19,7 +24,7 @@ def toy_clusters(n=3, seed=0):
     mol = np.array([[0.0, 0, 0], [1.4, 0, 0], [2.0, 1.2, 0], [-0.6, -0.9, 0.3]])
     cell = np.diag([5.0, 6.0, 7.0])
     c = Crystal("toy", "CNO", np.array([6, 7, 8, 1]), mol + 1.0, cell)
-    (nums, pos), = cut_clusters(c, centres=1)
+    ((nums, pos),) = cut_clusters(c, centres=1)
     pos = pos - pos.reshape(-1, 3).mean(0)
     return [Cluster("toy", "CNO", nums, pos, loose_start(pos, rng)) for _ in range(n)]
 

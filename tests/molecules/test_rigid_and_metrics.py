@@ -1,4 +1,5 @@
 """Rigid-body maps and assembly metrics on hand-made clusters with known answers."""
+
 import math
 
 import numpy as np
@@ -18,8 +19,9 @@ def test_exp_log_round_trip_and_finite_difference():
     w = torch.randn(200, 3, dtype=torch.float64)
     w = w / w.norm(dim=-1, keepdim=True) * torch.rand(200, 1, dtype=torch.float64) * (math.pi - 1e-6)
     R = so3_exp(w)
-    torch.testing.assert_close(R @ R.transpose(-1, -2), torch.eye(3, dtype=torch.float64).expand(200, 3, 3),
-                               rtol=0, atol=1e-12)
+    torch.testing.assert_close(
+        R @ R.transpose(-1, -2), torch.eye(3, dtype=torch.float64).expand(200, 3, 3), rtol=0, atol=1e-12
+    )
     torch.testing.assert_close(torch.linalg.det(R), torch.ones(200, dtype=torch.float64), rtol=0, atol=1e-12)
     torch.testing.assert_close(so3_log(R), w, rtol=0, atol=1e-8)
     # d/ds exp(s w) at s = 0 is hat(w): finite difference of the rotated vector
@@ -90,8 +92,9 @@ def test_pm_on_a_hand_made_cluster():
 
 
 def test_collision_separation_and_best_of_n():
-    ref = torch.tensor([[[0.0, 0, 0], [1, 0, 0]], [[0, 3, 0], [1, 3, 0]], [[0, 6, 0], [1, 6, 0]]],
-                       dtype=torch.float64)  # three 2-atom molecules 3 A apart
+    ref = torch.tensor(
+        [[[0.0, 0, 0], [1, 0, 0]], [[0, 3, 0], [1, 3, 0]], [[0, 6, 0], [1, 6, 0]]], dtype=torch.float64
+    )  # three 2-atom molecules 3 A apart
     near = nearest_other_molecule(ref)
     torch.testing.assert_close(near, torch.tensor([3.0, 3.0, 3.0], dtype=torch.float64))
     collided = ref.clone()

@@ -1,4 +1,5 @@
 """The K-Flow path against NOTES.md: endpoints, finite differences, localization, FM special case."""
+
 import pytest
 import torch
 
@@ -108,9 +109,13 @@ def test_energy_allocation_follows_band_energy():
 
 @pytest.mark.parametrize(
     "kwargs, match",
-    [({"bump": "sigmoid"}, "unknown bump"), ({"order": "random"}, "unknown order"),
-     ({"allocation": [1.0, -1.0, 1.0]}, "positive"), ({"allocation": [1.0]}, "one per band"),
-     ({"allocation": "log"}, "unknown allocation")],
+    [
+        ({"bump": "sigmoid"}, "unknown bump"),
+        ({"order": "random"}, "unknown order"),
+        ({"allocation": [1.0, -1.0, 1.0]}, "positive"),
+        ({"allocation": [1.0]}, "one per band"),
+        ({"allocation": "log"}, "unknown allocation"),
+    ],
 )
 def test_bad_path_options(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -1,5 +1,6 @@
 """Per-band k-windows: overlap 0 is the hard path bit for bit, overlap 1 is FM, derivatives,
 localisation, the x_1 estimate, refusals."""
+
 import pytest
 import torch
 
@@ -33,7 +34,9 @@ def hard_amplitudes(path: KFlowPath, k):
     lo, hi = kappa[p], kappa[p + 1]
     mu, dmu = path.bump(((k - lo) / (hi - lo)).clamp(0, 1))
     pos, pk = path.position_of_band[None, :], p[:, None]
-    a = torch.where(pos < pk, torch.ones_like(mu)[:, None], torch.where(pos == pk, mu[:, None], torch.zeros_like(mu)[:, None]))
+    a = torch.where(
+        pos < pk, torch.ones_like(mu)[:, None], torch.where(pos == pk, mu[:, None], torch.zeros_like(mu)[:, None])
+    )
     da = torch.where(pos == pk, (dmu / (hi - lo))[:, None], torch.zeros_like(mu)[:, None])
     return a, da
 
@@ -45,7 +48,9 @@ def hard_amplitudes(path: KFlowPath, k):
 def test_overlap_zero_is_the_hard_path_bit_for_bit(transform, bump, order, allocation, dtype):
     path = KFlowPath(transform, bump=bump, order=order, allocation=allocation, overlap=0.0)
     # random k plus every boundary and both ends
-    k = torch.cat([torch.rand(64, dtype=torch.float64), path.kappa, torch.tensor([0.0, 1.0], dtype=torch.float64)]).to(dtype)
+    k = torch.cat([torch.rand(64, dtype=torch.float64), path.kappa, torch.tensor([0.0, 1.0], dtype=torch.float64)]).to(
+        dtype
+    )
     a, da = path.amplitudes(k)
     a_ref, da_ref = hard_amplitudes(path, k)
     assert torch.equal(a, a_ref) and torch.equal(da, da_ref)
@@ -77,8 +82,11 @@ def staggered(B):
 @pytest.mark.parametrize("bump", list(BUMPS))
 def test_velocity_is_finite_difference_inside_the_windows(transform, bump, kind):
     B = transform.num_bands
-    kw = {"overlap": dict(overlap=0.5), "staggered": dict(windows=staggered(B)),
-          "mixed": dict(windows=[[0.0, 0.6], [0.2, 0.9], [0.5, 1.0]][:B])}[kind]
+    kw = {
+        "overlap": dict(overlap=0.5),
+        "staggered": dict(windows=staggered(B)),
+        "mixed": dict(windows=[[0.0, 0.6], [0.2, 0.9], [0.5, 1.0]][:B]),
+    }[kind]
     path = KFlowPath(transform, bump=bump, **kw)
     x0, x1 = pair(1)
     h = 1e-6
@@ -91,7 +99,9 @@ def test_velocity_is_finite_difference_inside_the_windows(transform, bump, kind)
         torch.testing.assert_close(path.sample(x0, x1, kk).dx_k, fd, rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("kw", [dict(overlap=0.3), dict(overlap=1.0), dict(windows=[[0.0, 0.7], [0.1, 1.0], [0.4, 1.0]])])
+@pytest.mark.parametrize(
+    "kw", [dict(overlap=0.3), dict(overlap=1.0), dict(windows=[[0.0, 0.7], [0.1, 1.0], [0.4, 1.0]])]
+)
 def test_endpoints_and_localisation(transform, kw):
     path = KFlowPath(transform, bump="cosine", **kw)
     x0, x1 = pair(32)
@@ -158,18 +168,21 @@ def test_started_finished_and_boundaries():
     assert torch.equal(hard.boundaries(), hard.kappa)
 
 
-@pytest.mark.parametrize("kw, match", [
-    (dict(windows=[[0.0, 1.0], [0.5, 1.0]]), "3 pairs"),
-    (dict(windows=[[0.0, 0.4], [0.5, 0.8], [0.7, 1.0]]), "no band moves"),
-    (dict(windows=[[0.1, 0.5], [0.4, 0.8], [0.7, 1.0]]), "no band moves"),
-    (dict(windows=[[0.0, 0.5], [0.4, 0.8], [0.7, 0.9]]), "no band moves"),
-    (dict(windows=[[0.0, 0.5], [0.5, 0.5], [0.5, 1.0]]), "start < end"),
-    (dict(windows=[[0.0, 0.5], [0.4, 1.2], [0.5, 1.0]]), "start < end"),
-    (dict(windows=[[0.0, float("nan")], [0.4, 1.0], [0.5, 1.0]]), "start < end"),
-    (dict(overlap=1.5), "overlap"),
-    (dict(overlap=float("nan")), "overlap"),
-    (dict(overlap=0.5, windows=[[0.0, 1.0]] * 3), "not both"),
-])
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        (dict(windows=[[0.0, 1.0], [0.5, 1.0]]), "3 pairs"),
+        (dict(windows=[[0.0, 0.4], [0.5, 0.8], [0.7, 1.0]]), "no band moves"),
+        (dict(windows=[[0.1, 0.5], [0.4, 0.8], [0.7, 1.0]]), "no band moves"),
+        (dict(windows=[[0.0, 0.5], [0.4, 0.8], [0.7, 0.9]]), "no band moves"),
+        (dict(windows=[[0.0, 0.5], [0.5, 0.5], [0.5, 1.0]]), "start < end"),
+        (dict(windows=[[0.0, 0.5], [0.4, 1.2], [0.5, 1.0]]), "start < end"),
+        (dict(windows=[[0.0, float("nan")], [0.4, 1.0], [0.5, 1.0]]), "start < end"),
+        (dict(overlap=1.5), "overlap"),
+        (dict(overlap=float("nan")), "overlap"),
+        (dict(overlap=0.5, windows=[[0.0, 1.0]] * 3), "not both"),
+    ],
+)
 def test_bad_windows_are_refused_in_one_line(kw, match):
     with pytest.raises(ValueError, match=match) as e:
         KFlowPath(FourierTransform(SHAPE, num_bands=3), **kw)

@@ -1,6 +1,7 @@
 """The bad-input table (docs/reliability.md): every case is a one-line error naming the problem
 and the fix, exit status 2 from the CLI, no traceback. Run in-process for speed; the subprocess
 path (what a shell sees) is covered in tests/cli."""
+
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +40,7 @@ def files(tmp: Path) -> dict:
     d["bad_img"] = tmp / "bad_img"
     (tmp / "mixed").mkdir()
     from PIL import Image
+
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp / "mixed" / "a.png")
     Image.fromarray(np.zeros((9, 9), np.uint8)).save(tmp / "mixed" / "b.png")
     d["mixed"] = tmp / "mixed"
@@ -47,6 +49,7 @@ def files(tmp: Path) -> dict:
     d["truncated"] = tmp / "ckpt-00000001.safetensors"
     d["notkflow"] = tmp / "plain.safetensors"
     import torch
+
     save_file({"w": torch.zeros(2)}, str(d["notkflow"]))
     d["pca_other"] = tmp / "pca_run"
     return d
@@ -54,11 +57,23 @@ def files(tmp: Path) -> dict:
 
 CASES = [
     # (id, argv template, expected words in the error)
-    ("unknown key", ["train", "{TINY}", "out_dir={tmp}/a", "train.stepz=3"], "unknown config key train.stepz (did you mean train.steps?)"),
+    (
+        "unknown key",
+        ["train", "{TINY}", "out_dir={tmp}/a", "train.stepz=3"],
+        "unknown config key train.stepz (did you mean train.steps?)",
+    ),
     ("unknown section", ["train", "{TINY}", "out_dir={tmp}/a", "trian.steps=3"], "unknown config"),
     ("wrong type", ["train", "{TINY}", "out_dir={tmp}/a", "train.lr=fast"], "config key train.lr must be float"),
-    ("out of range", ["train", "{TINY}", "out_dir={tmp}/a", "train.batch_size=0"], "train.batch_size=0 is out of range"),
-    ("bad choice", ["train", "{TINY}", "out_dir={tmp}/a", "transform.name=wavelets"], "transform.name='wavelets' is not one of"),
+    (
+        "out of range",
+        ["train", "{TINY}", "out_dir={tmp}/a", "train.batch_size=0"],
+        "train.batch_size=0 is out of range",
+    ),
+    (
+        "bad choice",
+        ["train", "{TINY}", "out_dir={tmp}/a", "transform.name=wavelets"],
+        "transform.name='wavelets' is not one of",
+    ),
     ("bad bump", ["train", "{TINY}", "out_dir={tmp}/a", "path.bump=sigmoid"], "sigmoid"),
     ("override syntax", ["train", "{TINY}", "out_dir={tmp}/a", "train.steps"], "key=value"),
     ("missing config", ["train", "{tmp}/nope.yaml"], "nope.yaml"),
@@ -66,14 +81,34 @@ CASES = [
     ("wavelet levels too deep", ["train", "{TINY}", "out_dir={tmp}/a", "transform.levels=5"], "levels"),
     ("more bands than levels", ["train", "{TINY}", "out_dir={tmp}/a", "transform.num_bands=9"], "band"),
     ("allocation length", ["train", "{TINY}", "out_dir={tmp}/a", "path.allocation=[1,2]"], "allocation"),
-    ("missing npz", ["train", "{TINY}", "out_dir={tmp}/a", "data.name=npz", "data.root={tmp}/none.npz"], "does not exist"),
-    ("npz without x", ["train", "{TINY}", "out_dir={tmp}/a", "data.name=npz", "data.root={nokey_npz}"], "save the images under 'x'"),
+    (
+        "missing npz",
+        ["train", "{TINY}", "out_dir={tmp}/a", "data.name=npz", "data.root={tmp}/none.npz"],
+        "does not exist",
+    ),
+    (
+        "npz without x",
+        ["train", "{TINY}", "out_dir={tmp}/a", "data.name=npz", "data.root={nokey_npz}"],
+        "save the images under 'x'",
+    ),
     ("empty npz", ["train", "{TINY}", "out_dir={tmp}/a", "data.name=npz", "data.root={empty_npz}"], "N > 0"),
     ("NaN in data", ["train", "{TINY}", "out_dir={tmp}/a", "data.name=npz", "data.root={nan_npz}"], "NaN"),
-    ("labels do not match", ["train", "{TINY}", "out_dir={tmp}/a", "data.name=npz", "data.root={badlabel_npz}"], "labels for"),
-    ("folder without root", ["train", "{TINY}", "out_dir={tmp}/a", "data.name=folder"], "data.name=folder needs data.root"),
+    (
+        "labels do not match",
+        ["train", "{TINY}", "out_dir={tmp}/a", "data.name=npz", "data.root={badlabel_npz}"],
+        "labels for",
+    ),
+    (
+        "folder without root",
+        ["train", "{TINY}", "out_dir={tmp}/a", "data.name=folder"],
+        "data.name=folder needs data.root",
+    ),
     ("empty folder", ["train", "{TINY}", "out_dir={tmp}/a", "data.name=folder", "data.root={empty_dir}"], "no images"),
-    ("unreadable image", ["train", "{TINY}", "out_dir={tmp}/a", "data.name=folder", "data.root={bad_img}"], "cannot read image"),
+    (
+        "unreadable image",
+        ["train", "{TINY}", "out_dir={tmp}/a", "data.name=folder", "data.root={bad_img}"],
+        "cannot read image",
+    ),
     ("mixed sizes", ["train", "{TINY}", "out_dir={tmp}/a", "data.name=folder", "data.root={mixed}"], "mixed sizes"),
     ("missing checkpoint", ["sample", "{tmp}/none"], "none"),
     ("truncated checkpoint", ["sample", "{truncated}", "--out", "{tmp}/s"], "truncated or corrupted"),
@@ -82,9 +117,21 @@ CASES = [
     ("label not a number", ["sample", "{run}", "--label", "shoe", "--out", "{tmp}/s"], "give a class index or 'all'"),
     ("guidance without label", ["sample", "{run}", "--guidance", "2", "--out", "{tmp}/s"], "need --label"),
     ("band not in transform", ["sample", "{run}", "--fix-bands", "5", "--out", "{tmp}/s"], "bands 0..2"),
-    ("band list syntax", ["sample", "{run}", "--vary-bands", "low", "--out", "{tmp}/s"], "comma-separated band indices"),
-    ("keep-class-until range", ["sample", "{run}", "--label", "1", "--keep-class-until", "2", "--out", "{tmp}/s"], "--keep-class-until 2.0 must lie in [0, 1]"),
-    ("step allocation syntax", ["sample", "{run}", "--step-allocation", "fast", "--out", "{tmp}/s"], "--step-allocation"),
+    (
+        "band list syntax",
+        ["sample", "{run}", "--vary-bands", "low", "--out", "{tmp}/s"],
+        "comma-separated band indices",
+    ),
+    (
+        "keep-class-until range",
+        ["sample", "{run}", "--label", "1", "--keep-class-until", "2", "--out", "{tmp}/s"],
+        "--keep-class-until 2.0 must lie in [0, 1]",
+    ),
+    (
+        "step allocation syntax",
+        ["sample", "{run}", "--step-allocation", "fast", "--out", "{tmp}/s"],
+        "--step-allocation",
+    ),
     ("classifier missing", ["eval", "score", "{nan_npz}", "--classifier", "{tmp}/c.safetensors"], "train-classifier"),
     ("inspect path without K-Flow", ["inspect", "path"], "needs a checkpoint"),
 ]
@@ -106,8 +153,9 @@ def test_bad_input_is_one_line(case, run, tmp_path, capsys):
     assert words in err, err
 
 
-@pytest.mark.parametrize("change, words", [(["model.unet.channels=24"], "do not fit this model"),
-                                           (["transform.name=fourier"], "transform")])
+@pytest.mark.parametrize(
+    "change, words", [(["model.unet.channels=24"], "do not fit this model"), (["transform.name=fourier"], "transform")]
+)
 def test_resume_with_another_architecture_or_transform(run, tmp_path, capsys, monkeypatch, change, words):
     """Resuming a run under a changed config: one line naming the mismatch, checkpoints untouched."""
     monkeypatch.setenv("KFLOW_PROGRESS", "0")

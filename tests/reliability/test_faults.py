@@ -1,4 +1,5 @@
 """Faults while writing and sampling: disk full, no permission, non-finite samples."""
+
 import errno
 from pathlib import Path
 
@@ -86,7 +87,9 @@ def test_a_run_writes_only_inside_its_output_folder(tmp_path, monkeypatch):
     work.mkdir()
     monkeypatch.chdir(work)
     monkeypatch.setenv("KFLOW_CACHE", str(tmp_path / "cache"))
-    assert main(["train", str(TINY), "out_dir=runs/x", "train.steps=4", "train.ckpt_every=2", "train.sample_every=2"]) == 0
+    assert (
+        main(["train", str(TINY), "out_dir=runs/x", "train.steps=4", "train.ckpt_every=2", "train.sample_every=2"]) == 0
+    )
     assert main(["sample", "runs/x", "--n", "4", "--steps", "3", "--out", "runs/x/samples_cli"]) == 0
     written = sorted(str(p.relative_to(work)) for p in work.rglob("*") if p.is_file())
     assert written and all(w.startswith("runs/x/") for w in written), written

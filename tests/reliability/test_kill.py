@@ -2,6 +2,7 @@
 resume each time, and check that nothing is lost: every checkpoint on disk loads, at most the
 steps since the last checkpoint are redone, and the final weights equal an uninterrupted run's
 bit for bit (CPU)."""
+
 import csv
 import os
 import random
@@ -21,9 +22,19 @@ STEPS, EVERY, KILLS = 60, 2, 20
 
 
 def cmd(out: Path, resume: bool):
-    return [sys.executable, "-m", "kflow.cli.main", "train", str(TINY), f"out_dir={out}", f"train.steps={STEPS}",
-            f"train.ckpt_every={EVERY}", "train.log_every=1", "train.sample_every=0",
-            *(["--resume"] if resume else [])]
+    return [
+        sys.executable,
+        "-m",
+        "kflow.cli.main",
+        "train",
+        str(TINY),
+        f"out_dir={out}",
+        f"train.steps={STEPS}",
+        f"train.ckpt_every={EVERY}",
+        "train.log_every=1",
+        "train.sample_every=0",
+        *(["--resume"] if resume else []),
+    ]
 
 
 def logged_step(out: Path) -> int:
@@ -36,8 +47,11 @@ def logged_step(out: Path) -> int:
 
 
 def weights(out: Path) -> dict:
-    return {k: v for k, v in load_checkpoint(latest_checkpoint(out / "checkpoints")).tensors.items()
-            if k.startswith(("model.", "ema."))}
+    return {
+        k: v
+        for k, v in load_checkpoint(latest_checkpoint(out / "checkpoints")).tensors.items()
+        if k.startswith(("model.", "ema."))
+    }
 
 
 def test_twenty_kills_lose_nothing(tmp_path):
@@ -89,12 +103,30 @@ def test_killed_sampling_continues_where_it_stopped(tmp_path):
 
     env = dict(os.environ, KFLOW_PROGRESS="0")
     run = tmp_path / "run"
-    subprocess.run([sys.executable, "-m", "kflow.cli.main", "train", str(TINY), f"out_dir={run}", "train.steps=2"],
-                   env=env, check=True, capture_output=True, timeout=600)
+    subprocess.run(
+        [sys.executable, "-m", "kflow.cli.main", "train", str(TINY), f"out_dir={run}", "train.steps=2"],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
 
     def sample_cmd(out):
-        return [sys.executable, "-m", "kflow.cli.main", "sample", str(run), "--n", "3000", "--batch-size", "100",
-                "--steps", "12", "--out", str(out)]
+        return [
+            sys.executable,
+            "-m",
+            "kflow.cli.main",
+            "sample",
+            str(run),
+            "--n",
+            "3000",
+            "--batch-size",
+            "100",
+            "--steps",
+            "12",
+            "--out",
+            str(out),
+        ]
 
     subprocess.run(sample_cmd(tmp_path / "ref"), env=env, check=True, capture_output=True, timeout=600)
     out = tmp_path / "killed"
@@ -112,6 +144,7 @@ def test_killed_sampling_continues_where_it_stopped(tmp_path):
     assert r.returncode == 0 and f"resumed: {len(parts)} finished part(s)" in r.stdout, r.stderr
     with np.load(out / "samples.npz") as a, np.load(tmp_path / "ref" / "samples.npz") as b:
         assert np.array_equal(a["x"], b["x"])
-    r = subprocess.run(sample_cmd(out)[:-2] + ["--seed", "5", "--out", str(out)], env=env, capture_output=True,
-                       text=True, timeout=600)
+    r = subprocess.run(
+        sample_cmd(out)[:-2] + ["--seed", "5", "--out", str(out)], env=env, capture_output=True, text=True, timeout=600
+    )
     assert r.returncode == 2 and "another sampling job (differs in seed)" in r.stderr

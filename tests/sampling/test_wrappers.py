@@ -1,4 +1,5 @@
 """Velocity wrappers (kflow/sampling/wrappers.py)."""
+
 import pytest
 import torch
 

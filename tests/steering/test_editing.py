@@ -25,4 +25,6 @@ def test_kept_bands_keep_their_noise_and_edits_change_the_image(tiny_model):
     assert psnr(out.reconstruction, x_1).min() > 40
     assert psnr(out.x, x_1).max() < 40  # redrawn fine bands change the image
     swap = edit_bands(tiny_model, path, x_1, keep_bands=[0], donor=x_1.flip(0), steps=12)
-    torch.testing.assert_close(T.analyze(swap.x_0_edited)[:, ~low], T.analyze(out.x_0.flip(0))[:, ~low], rtol=0, atol=1e-9)
+    torch.testing.assert_close(
+        T.analyze(swap.x_0_edited)[:, ~low], T.analyze(out.x_0.flip(0))[:, ~low], rtol=0, atol=1e-9
+    )

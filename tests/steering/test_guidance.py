@@ -9,8 +9,11 @@ from kflow.steering import ClassConditional, class_conditional
 
 def inputs(n=4):
     g = torch.Generator().manual_seed(1)
-    return (torch.randn(n, 1, 8, 8, generator=g, dtype=torch.float64), torch.rand(n, generator=g, dtype=torch.float64),
-            torch.tensor([0, 1, 2, 1][:n]))
+    return (
+        torch.randn(n, 1, 8, 8, generator=g, dtype=torch.float64),
+        torch.rand(n, generator=g, dtype=torch.float64),
+        torch.tensor([0, 1, 2, 1][:n]),
+    )
 
 
 def test_scale_one_is_the_conditional_model(tiny_model):
@@ -23,7 +26,9 @@ def test_guidance_extrapolates_from_unconditional(tiny_model):
     null = torch.full_like(y, 3)
     vc, vu = tiny_model(x, k, y), tiny_model(x, k, null)
     assert (vc - vu).abs().max() > 1e-3  # the label matters
-    torch.testing.assert_close(ClassConditional(tiny_model, y, scale=2.5)(x, k), vu + 2.5 * (vc - vu), rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(
+        ClassConditional(tiny_model, y, scale=2.5)(x, k), vu + 2.5 * (vc - vu), rtol=1e-10, atol=1e-10
+    )
     torch.testing.assert_close(ClassConditional(tiny_model, y, scale=0.0)(x, k), vu, rtol=1e-10, atol=1e-10)
 
 
@@ -54,8 +59,11 @@ def test_bad_uses_are_clear():
     unc = UNet(UNetConfig(image_size=8, channels=8, channel_mult=[1], num_res_blocks=1, attention_resolutions=[]))
     with pytest.raises(ValueError, match="unconditional"):
         ClassConditional(unc, torch.tensor([0]))
-    cond = UNet(UNetConfig(image_size=8, channels=8, channel_mult=[1], num_res_blocks=1, attention_resolutions=[],
-                           num_classes=3))
+    cond = UNet(
+        UNetConfig(
+            image_size=8, channels=8, channel_mult=[1], num_res_blocks=1, attention_resolutions=[], num_classes=3
+        )
+    )
     with pytest.raises(ValueError, match="labels must lie in 0..2"):
         ClassConditional(cond, torch.tensor([3]))
     with pytest.raises(ValueError, match="keep_until"):

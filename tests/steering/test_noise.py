@@ -7,8 +7,11 @@ from kflow.steering import split_noise
 
 def transforms():
     x = torch.randn(200, 1, 8, 8, dtype=torch.float64).cumsum(-1)  # some structure for PCA
-    return [WaveletTransform((1, 8, 8), "haar", levels=2), FourierTransform((1, 8, 8), num_bands=3),
-            PCATransform.fit(x, num_bands=3)]
+    return [
+        WaveletTransform((1, 8, 8), "haar", levels=2),
+        FourierTransform((1, 8, 8), num_bands=3),
+        PCATransform.fit(x, num_bands=3),
+    ]
 
 
 @pytest.mark.parametrize("T", transforms(), ids=["wavelet", "fourier", "pca"])

@@ -17,8 +17,10 @@ def test_degradation_matrices_match_the_operators():
     x = images()
     A = make_degradation("sr_box", (1, 8, 8), factor=2)
     torch.testing.assert_close(A(x), F.avg_pool2d(x, 2))
-    torch.testing.assert_close((A(x).flatten(1) @ A.pinv().T).reshape(x.shape),
-                               F.avg_pool2d(x, 2).repeat_interleave(2, -1).repeat_interleave(2, -2))  # A^+ = nearest up
+    torch.testing.assert_close(
+        (A(x).flatten(1) @ A.pinv().T).reshape(x.shape),
+        F.avg_pool2d(x, 2).repeat_interleave(2, -1).repeat_interleave(2, -2),
+    )  # A^+ = nearest up
     B = make_degradation("blur", (1, 8, 8), sigma=1.0)
     assert B(x).shape == x.shape and torch.allclose(B(x).mean((1, 2, 3)), x.mean((1, 2, 3)))  # mass preserved
     C = make_degradation("sr_bicubic", (1, 8, 8), factor=2)

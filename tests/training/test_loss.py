@@ -1,4 +1,5 @@
 """FlowMatchingLoss: per-band weights, including 'interval' (undo the 1/dk scale of each band's target)."""
+
 import pytest
 import torch
 
@@ -58,7 +59,10 @@ def test_bad_weights_are_refused():
         FlowMatchingLoss(path, [1.0, 1.0, 1.0])
     with pytest.raises(ConfigError, match="band_loss_weights"):
         load_config("configs/fmnist_wavelet3.yaml", ["train.band_loss_weights=energy"])
-    assert load_config("configs/fmnist_wavelet3.yaml", ["train.band_loss_weights=interval"]).train.band_loss_weights == "interval"
+    assert (
+        load_config("configs/fmnist_wavelet3.yaml", ["train.band_loss_weights=interval"]).train.band_loss_weights
+        == "interval"
+    )
 
 
 def test_targets_stay_float32_under_bf16_autocast():

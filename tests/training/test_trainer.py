@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 
 from kflow.config import load_config
 from kflow.training import Trainer, TrainingError
-from kflow.utils.checkpoint import CheckpointError, list_checkpoints, load_checkpoint
+from kflow.utils.checkpoint import list_checkpoints, load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "configs" / "digits_tiny.yaml"
@@ -95,8 +95,17 @@ def test_ddp_two_gloo_processes_match_one_process(tmp_path):
     dump = tmp_path / "dump"
     dump.mkdir()
     env = dict(os.environ, KFLOW_PROGRESS="0", OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           str(ROOT / "tests" / "training" / "ddp_worker.py"), str(tmp_path / "ddp"), str(dump), str(TINY)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        str(ROOT / "tests" / "training" / "ddp_worker.py"),
+        str(tmp_path / "ddp"),
+        str(dump),
+        str(TINY),
+    ]
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     r0, r1 = load_file(dump / "rank0.safetensors"), load_file(dump / "rank1.safetensors")
@@ -122,8 +131,16 @@ def test_sample_grid_uses_the_configured_guidance(tmp_path, monkeypatch):
         original(self, model, y, scale, keep_until)
 
     monkeypatch.setattr(guidance.ClassConditional, "__init__", spy)
-    tr = Trainer(cfg(tmp_path, "train.steps=2", "train.ckpt_every=2", "sample.guidance=1.5",
-                     "sample.keep_class_until=0.3", "sample.steps=3"))
+    tr = Trainer(
+        cfg(
+            tmp_path,
+            "train.steps=2",
+            "train.ckpt_every=2",
+            "sample.guidance=1.5",
+            "sample.keep_class_until=0.3",
+            "sample.steps=3",
+        )
+    )
     tr.fit()
     assert seen == [(1.5, 0.3, 16)] and (tmp_path / "samples" / "final.png").exists()
 

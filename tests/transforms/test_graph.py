@@ -1,5 +1,6 @@
 """The graph Fourier transform: orthonormal, exact round trip, bands by graph frequency, DCT-II on
 a path graph (scipy), per-sample graphs."""
+
 import numpy as np
 import pytest
 import torch
@@ -31,7 +32,7 @@ def test_orthonormal_round_trip_and_numpy_eigh():
     U = T.basis.numpy()
     np.testing.assert_allclose(U.T @ L @ U, np.diag(evals), atol=1e-10)
     assert abs(evals[0]) < 1e-10  # connected graph: frequency 0 is the constant vector
-    np.testing.assert_allclose(np.abs(U[:, 0]), np.full(17, 17 ** -0.5), atol=1e-10)
+    np.testing.assert_allclose(np.abs(U[:, 0]), np.full(17, 17**-0.5), atol=1e-10)
 
 
 def test_path_graph_is_the_dct():

@@ -1,4 +1,5 @@
 """Identities every K-amplitude decomposition must satisfy, in float64."""
+
 import numpy as np
 import pytest
 import torch
@@ -60,7 +61,9 @@ def test_filter_matches_coefficient_scaling(name):
     wc = torch.rand(T.dim, dtype=torch.float64)  # per-coefficient weights
     torch.testing.assert_close(T.filter(x, wc), T.synthesize(T.analyze(x) * wc), rtol=0, atol=1e-12)
     # band projections sum to the identity and are orthogonal
-    parts = [T.filter(x, torch.nn.functional.one_hot(torch.tensor(b), T.num_bands).double()) for b in range(T.num_bands)]
+    parts = [
+        T.filter(x, torch.nn.functional.one_hot(torch.tensor(b), T.num_bands).double()) for b in range(T.num_bands)
+    ]
     torch.testing.assert_close(sum(parts), x, rtol=0, atol=1e-12)
     if len(parts) > 1:
         assert abs(float((parts[0] * parts[-1]).sum())) < 1e-9
@@ -93,7 +96,9 @@ def test_wavelet_grouping_keeps_finest_levels_separate():
     x = torch.randn(2, 1, 32, 32, dtype=torch.float64)
     low = T.filter(x, torch.tensor([1.0, 0.0], dtype=torch.float64))
     box = torch.nn.functional.avg_pool2d(x, 2)
-    torch.testing.assert_close(low, torch.nn.functional.interpolate(box, scale_factor=2, mode="nearest"), rtol=0, atol=1e-12)
+    torch.testing.assert_close(
+        low, torch.nn.functional.interpolate(box, scale_factor=2, mode="nearest"), rtol=0, atol=1e-12
+    )
 
 
 def test_wavelet_autograd_and_float32():
