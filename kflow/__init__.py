@@ -1,7 +1,7 @@
 """kflow: K-Flow generative modelling, generation band by band along a K-amplitude decomposition."""
 
 from .path import KFlowPath, PathSample
-from .transforms import FourierTransform, IdentityTransform, PCATransform, Transform, WaveletTransform, build_transform
+from .transforms import FourierTransform, IdentityTransform, PCATransform, Transform, WaveletTransform
 
 __version__ = "0.1.0"
 __all__ = [
@@ -12,5 +12,4 @@ __all__ = [
     "WaveletTransform",
     "PCATransform",
     "IdentityTransform",
-    "build_transform",
 ]

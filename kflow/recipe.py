@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import torch
@@ -10,13 +11,6 @@ from .config import Config, ConfigError
 from .models import build_model
 from .path import KFlowPath
 from .transforms import FourierTransform, IdentityTransform, PCATransform, Transform, WaveletTransform
-
-
-def sample_shape(cfg: Config, x: torch.Tensor | None = None) -> tuple[int, int, int]:
-    if x is not None:
-        return tuple(x.shape[1:])
-    m = cfg.model.unet if cfg.model.name == "unet" else cfg.model.dit
-    return (m.in_channels, m.image_size, m.image_size)
 
 
 def make_transform(
@@ -67,16 +61,18 @@ def make_path(cfg: Config, transform: Transform, data: torch.Tensor | None = Non
 
 
 def make_model(cfg: Config, shape, num_classes: int, path: KFlowPath | None = None) -> torch.nn.Module:
-    """With model.k_embedding=band the path's boundaries go into the model config (saved with it)."""
+    """The backbone for data of `shape` with `num_classes` classes. What follows from the data and the
+    path (channels, size, classes, the band k-embedding's edges) goes into a copy of the model
+    config; the caller's config is left as it is."""
     m = cfg.model.unet if cfg.model.name == "unet" else cfg.model.dit
-    if cfg.model.k_embedding == "band" and path is not None:
-        m.band_edges = path.position_starts()[1:].tolist()
-    elif cfg.model.k_embedding == "k":
-        m.band_edges = []
-    m.in_channels, m.image_size = shape[0], shape[1]
     if shape[1] != shape[2]:
         raise ConfigError(f"models take square images; got {shape[1]}x{shape[2]} (set data.image_size)")
-    m.num_classes = num_classes
+    edges = m.band_edges
+    if cfg.model.k_embedding == "band" and path is not None:
+        edges = path.position_starts()[1:].tolist()
+    elif cfg.model.k_embedding == "k":
+        edges = []
+    m = dataclasses.replace(m, band_edges=edges, in_channels=shape[0], image_size=shape[1], num_classes=num_classes)
     return build_model(cfg.model.name, m)
 
 

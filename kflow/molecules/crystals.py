@@ -184,38 +184,6 @@ def loose_start(
     return np.einsum("mij,maj->mai", R, local) + np.stack(new)[:, None]
 
 
-def assignment(cost: np.ndarray) -> np.ndarray:
-    """Minimum-cost perfect matching of a square cost matrix (Hungarian method with potentials,
-    O(n^3)): returns col with row i matched to col[i]. Small n (17 molecules), plain Python."""
-    n = cost.shape[0]
-    u, v = np.zeros(n + 1), np.zeros(n + 1)
-    p, way = np.zeros(n + 1, dtype=int), np.zeros(n + 1, dtype=int)  # p[j]: row matched to column j
-    for i in range(1, n + 1):
-        p[0], j0 = i, 0
-        minv, used = np.full(n + 1, np.inf), np.zeros(n + 1, dtype=bool)
-        while p[j0] != 0:  # grow a shortest augmenting path from row i
-            used[j0] = True
-            i0, delta, j1 = p[j0], np.inf, 0
-            for j in range(1, n + 1):
-                if not used[j]:
-                    cur = cost[i0 - 1, j - 1] - u[i0] - v[j]
-                    if cur < minv[j]:
-                        minv[j], way[j] = cur, j0
-                    if minv[j] < delta:
-                        delta, j1 = minv[j], j
-            u[p[used]] += delta
-            v[used] -= delta
-            minv[~used] -= delta
-            j0 = j1
-        while j0:  # flip the path
-            j1 = way[j0]
-            p[j0] = p[j1]
-            j0 = j1
-    col = np.zeros(n, dtype=int)
-    col[p[1:] - 1] = np.arange(n)
-    return col
-
-
 def pair_nearest(c: Cluster) -> Cluster:
     """The same cluster with its start poses re-assigned to the crystal slots so that the sum of
     squared centroid displacements is smallest. The 17 molecules are copies of one molecule, so
@@ -224,15 +192,19 @@ def pair_nearest(c: Cluster) -> Cluster:
 
     Slot j then starts at the centroid and orientation of the start molecule matched to it, with its
     own atoms (copies may list atoms in different orders, so atoms never move between slots)."""
+    import torch
+    from scipy.optimize import linear_sum_assignment
+
+    from .rigid import kabsch
+
     c0, c1 = c.start.mean(1), c.target.mean(1)  # (M, 3)
-    col = assignment(((c0[:, None] - c1[None]) ** 2).sum(-1))  # start i -> slot col[i]
+    _, col = linear_sum_assignment(((c0[:, None] - c1[None]) ** 2).sum(-1))  # start i -> slot col[i]
+    # start i is target i rigidly rotated (loose_start): recover each rotation, apply it to slot col[i]
+    a, b = torch.from_numpy(c.target - c1[:, None]), torch.from_numpy(c.start)
+    R = kabsch(a, b, torch.ones(a.shape[:2], dtype=torch.bool)).numpy()  # (M, 3, 3): b - c0 ~ a @ R.T
     start = np.empty_like(c.start)
     for i, j in enumerate(col):
-        # start i is target i rigidly rotated (loose_start): recover the rotation, apply it to slot j
-        a, b = c.target[i] - c1[i], c.start[i] - c0[i]
-        U, _, Vt = np.linalg.svd(a.T @ b)
-        R = (U @ np.diag([1, 1, np.sign(np.linalg.det(U @ Vt))]) @ Vt).T  # b ~ a @ R.T
-        start[j] = (c.target[j] - c1[j]) @ R.T + c0[i]
+        start[j] = (c.target[j] - c1[j]) @ R[i].T + c0[i]
     return Cluster(c.name, c.smiles, c.numbers, c.target, start)
 
 

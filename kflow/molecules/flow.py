@@ -25,20 +25,9 @@ from ..path import KFlowPath
 from ..transforms import IdentityTransform
 from ..transforms.graph import GraphTransform, gaussian_weights
 from .crystals import Cluster
-from .rigid import RigidState, inertial_frame, so3_exp, so3_log
+from .rigid import RigidState, inertial_frame, kabsch, so3_exp, so3_log
 
 FLOWS = ("rigid_fm", "kflow")
-
-
-def kabsch(local: Tensor, x: Tensor, mask: Tensor) -> Tensor:
-    """Rotation R (..., 3, 3) minimising |R local - (x - mean)| over the atoms in mask."""
-    w = mask[..., None].to(x.dtype)
-    xc = x - (x * w).sum(-2, keepdim=True) / w.sum(-2, keepdim=True).clamp_min(1)
-    H = (local * w).transpose(-1, -2) @ (xc * w)  # (..., 3, 3)
-    U, _, Vh = torch.linalg.svd(H)
-    d = torch.sign(torch.linalg.det(Vh.transpose(-1, -2) @ U.transpose(-1, -2)))
-    D = torch.diag_embed(torch.stack([torch.ones_like(d), torch.ones_like(d), d], -1))
-    return Vh.transpose(-1, -2) @ D @ U.transpose(-1, -2)
 
 
 @dataclass

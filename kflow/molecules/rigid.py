@@ -96,3 +96,14 @@ def rigid_from_atoms(x: Tensor) -> tuple[RigidState, Tensor]:
     t, R = inertial_frame(x)
     local = torch.einsum("...mji,...maj->...mai", R, x - t[..., None, :])  # R^T (x - t)
     return RigidState(t, R), local
+
+
+def kabsch(local: Tensor, x: Tensor, mask: Tensor) -> Tensor:
+    """Rotation R (..., 3, 3) minimising |R local - (x - mean)| over the atoms in mask."""
+    w = mask[..., None].to(x.dtype)
+    xc = x - (x * w).sum(-2, keepdim=True) / w.sum(-2, keepdim=True).clamp_min(1)
+    H = (local * w).transpose(-1, -2) @ (xc * w)  # (..., 3, 3)
+    U, _, Vh = torch.linalg.svd(H)
+    d = torch.sign(torch.linalg.det(Vh.transpose(-1, -2) @ U.transpose(-1, -2)))
+    D = torch.diag_embed(torch.stack([torch.ones_like(d), torch.ones_like(d), d], -1))
+    return Vh.transpose(-1, -2) @ D @ U.transpose(-1, -2)

@@ -10,7 +10,6 @@ keeps its own slice: the same global batch semantics as one process.
 from __future__ import annotations
 
 import copy
-import csv
 import math
 import os
 import time
@@ -35,6 +34,7 @@ from ..utils.checkpoint import (
     save_checkpoint,
 )
 from ..utils.errors import TrainingError
+from .logger import RunLogger
 from .loss import FlowMatchingLoss, draw_k
 
 
@@ -56,6 +56,7 @@ def _seed(*parts: int) -> int:
 
 class Trainer:
     def __init__(self, cfg: Config, resume: bool = False):
+        cfg = copy.deepcopy(cfg)  # settings resolved below go into the run's own copy, not the caller's
         self.cfg = cfg
         # under torchrun (WORLD_SIZE set, world size 1 included): a process group and DDP
         self.distributed = "WORLD_SIZE" in os.environ and "RANK" in os.environ
@@ -263,131 +264,97 @@ class Trainer:
         return save_grid(x, self.out / "samples" / name)
 
     # ---------------------------------------------------------------------------------------
+    def _step(self) -> tuple[Tensor, bool]:
+        """One optimisation step at self.step: (the loss on the device, whether it was skipped as
+        non-finite under train.nonfinite=skip). Under 'stop' a non-finite step is only remembered
+        (on the device, no sync) and looked at before the next log or save."""
+        t = self.cfg.train
+        torch.manual_seed(_seed(t.seed, self.step, 2, self.rank))  # dropout etc.
+        x_1, x_0, k, y = self._batch(self.step)
+        for group in self.opt.param_groups:
+            group["lr"] = self._lr(self.step)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            out = self.loss_fn(self.net, x_1, x_0, k, y)
+        self.opt.zero_grad(set_to_none=True)
+        out.loss.backward()
+        gnorm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip if t.grad_clip > 0 else math.inf)
+        bad = torch.stack([out.loss.detach(), gnorm.detach()]).isfinite().all().logical_not()
+        if t.nonfinite == "skip":  # deciding per step needs the flag on the host: one sync per step
+            bad = bad.float()
+            if self.distributed:
+                dist.all_reduce(bad)
+            if bad.item() > 0:
+                if self.rank == 0:
+                    print(
+                        f"warning: non-finite loss or gradient at step {self.step} "
+                        f"(loss={out.loss.item():.4g}, grad norm={gnorm.item():.4g}); step skipped"
+                    )
+                self.step += 1
+                return out.loss.detach(), True
+        else:
+            self.first_bad = torch.where(bad & (self.first_bad < 0), self.step, self.first_bad)
+        self.opt.step()
+        self._update_ema()
+        self.step += 1
+        return out.loss.detach(), False
+
+    def _out_of_time(self, started: float) -> bool:
+        """The wall-clock stop rule (train.max_minutes), agreed by all ranks so they stop together."""
+        limit = self.cfg.train.max_minutes
+        if limit is None:
+            return False
+        stop = torch.tensor(float(time.time() - started > 60 * limit), device=self.device)
+        if self.distributed:
+            dist.all_reduce(stop)
+        return stop.item() > 0
+
     def fit(self, until: int | None = None) -> TrainResult:
         """Train to cfg.train.steps (or stop early at step `until` without a final save, as a
         kill after the last checkpoint would)."""
         t = self.cfg.train
         end = t.steps if until is None else min(until, t.steps)
-        log_path = self.out / "log.csv"
-        new_log = not log_path.exists()
-        log = open(log_path, "a", newline="") if self.rank == 0 else None
-        writer = csv.writer(log) if log else None
-        if writer and new_log:
-            writer.writerow(["step", "loss", "lr", "steps_per_s", "images_per_s", "elapsed_s"])
-        tb = None
-        if self.rank == 0:
-            try:  # TensorBoard only when it is installed
-                from torch.utils.tensorboard import SummaryWriter
-
-                tb = SummaryWriter(str(self.out / "tensorboard"))
-            except ImportError:
-                tb = None
-        bar = None
-        if self.rank == 0 and os.environ.get("KFLOW_PROGRESS", "1") != "0":
-            try:
-                from tqdm import tqdm
-
-                bar = tqdm(total=t.steps, initial=self.step, dynamic_ncols=True, mininterval=1.0)
-            except ImportError:
-                bar = None
-        t0 = time.time()
+        logger = RunLogger(self.out, self.step, t.steps, t.max_minutes, active=self.rank == 0)
         window, window_t, window_steps = [], time.time(), 0
-        last_ckpt = None
-        images_per_s = 0.0
+        last_ckpt, last_loss, images_per_s = None, float("nan"), 0.0
         self.model.train()
-        first_bad = torch.tensor(-1, device=self.device)  # step of the first non-finite loss/gradient
+        self.first_bad = torch.tensor(-1, device=self.device)  # step of the first non-finite loss/gradient
         try:
             while self.step < end:
-                torch.manual_seed(_seed(t.seed, self.step, 2, self.rank))  # dropout etc.
-                x_1, x_0, k, y = self._batch(self.step)
-                for group in self.opt.param_groups:
-                    group["lr"] = self._lr(self.step)
-                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-                    out = self.loss_fn(self.net, x_1, x_0, k, y)
-                self.opt.zero_grad(set_to_none=True)
-                out.loss.backward()
-                gnorm = torch.nn.utils.clip_grad_norm_(
-                    self.model.parameters(), t.grad_clip if t.grad_clip > 0 else math.inf
-                )
-                bad = torch.stack([out.loss.detach(), gnorm.detach()]).isfinite().all().logical_not()
-                if t.nonfinite == "skip":  # deciding per step needs the flag on the host: one sync per step
-                    bad = bad.float()
-                    if self.distributed:
-                        dist.all_reduce(bad)
-                    if bad.item() > 0:
-                        if self.rank == 0:
-                            print(
-                                f"warning: non-finite loss or gradient at step {self.step} "
-                                f"(loss={out.loss.item():.4g}, grad norm={gnorm.item():.4g}); step skipped"
-                            )
-                        self.step += 1
-                        continue
-                else:  # stop: remember the first bad step on the device, look at it only before logs and saves
-                    first_bad = torch.where(bad & (first_bad < 0), self.step, first_bad)
-                self.opt.step()
-                self._update_ema()
-                self.step += 1
-                window.append(out.loss.detach())
+                loss, skipped = self._step()
+                if skipped:
+                    continue
+                window.append(loss)
                 window_steps += 1
-                if bar:
-                    bar.update(1)
+                logger.stepped(self.step)
                 at_log = self.step % t.log_every == 0 or self.step == end
                 if t.nonfinite == "stop" and (at_log or self.step % t.ckpt_every == 0 or self.step == t.steps):
-                    self._check_finite(first_bad)
+                    self._check_finite(self.first_bad)
                 if at_log:
-                    loss = torch.stack(window).mean()
+                    mean = torch.stack(window).mean()
                     if self.distributed:
-                        dist.all_reduce(loss)
-                        loss /= self.world
-                    dt = time.time() - window_t
-                    sps = window_steps / max(dt, 1e-9)
+                        dist.all_reduce(mean)
+                        mean /= self.world
+                    sps = window_steps / max(time.time() - window_t, 1e-9)
                     images_per_s = sps * t.batch_size
-                    if writer:
-                        writer.writerow(
-                            [
-                                self.step,
-                                f"{loss.item():.6f}",
-                                f"{self._lr(self.step - 1):.3g}",
-                                f"{sps:.3f}",
-                                f"{images_per_s:.1f}",
-                                f"{time.time() - t0:.1f}",
-                            ]
-                        )
-                        log.flush()
-                    if tb:
-                        tb.add_scalar("loss", loss.item(), self.step)
-                        tb.add_scalar("images_per_s", images_per_s, self.step)
-                    if bar:
-                        bar.set_postfix(loss=f"{loss.item():.4f}", img_s=f"{images_per_s:.0f}")
-                    last_loss = loss.item()
+                    last_loss = mean.item()
+                    logger.log(self.step, last_loss, self._lr(self.step - 1), sps, images_per_s)
                     window, window_t, window_steps = [], time.time(), 0
                 if self.step % t.ckpt_every == 0 or self.step == t.steps:
                     last_ckpt = self.save() or last_ckpt
                 if t.sample_every and self.step % t.sample_every == 0 and self.step != t.steps:
                     self.sample_grid(f"step_{self.step:08d}.png")
                     self.model.train()
-                if t.max_minutes is None or not at_log:  # the wall-time check runs with the logs: no sync
-                    continue
-                stop = torch.tensor(float(time.time() - t0 > 60 * t.max_minutes), device=self.device)
-                if self.distributed:  # all ranks stop at the same step
-                    dist.all_reduce(stop)
-                if stop.item() > 0:
+                if at_log and self._out_of_time(logger.t0):  # checked with the logs: no extra sync
                     if self.rank == 0:
                         print(f"\nstopping at step {self.step}: train.max_minutes={t.max_minutes} reached")
                     last_ckpt = self.save() or last_ckpt
                     break
         finally:
-            if bar:
-                bar.close()
-            if log:
-                log.close()
-            if tb:
-                tb.close()
+            logger.close()
         if self.step == t.steps or (t.max_minutes is not None and until is None):
             self.sample_grid("final.png")
-        loss_value = locals().get("last_loss", float("nan"))
         return TrainResult(
-            step=self.step, loss=loss_value, images_per_s=images_per_s, checkpoint=last_ckpt, out_dir=self.out
+            step=self.step, loss=last_loss, images_per_s=images_per_s, checkpoint=last_ckpt, out_dir=self.out
         )
 
 

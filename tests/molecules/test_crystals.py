@@ -9,7 +9,6 @@ pytest.importorskip("ase")
 from kflow.molecules.crystals import (
     Cluster,
     Crystal,
-    assignment,
     build_clusters,
     cut_clusters,  # noqa: E402
     load_clusters,
@@ -67,26 +66,18 @@ def test_loose_start_is_a_rigid_motion_per_molecule():
     assert gaps.min() >= 0.8 * 6.0 - 1e-9
 
 
-@pytest.mark.parametrize("n", [1, 2, 4, 6])
-def test_assignment_is_the_brute_force_optimum(n):
+def test_pair_nearest_minimises_the_squared_centroid_displacement():
+    """Against brute force over all pairings of a small cluster (scipy's assignment does the work)."""
     import itertools
 
-    rng = np.random.default_rng(n)
-    for _ in range(10):
-        cost = rng.standard_normal((n, n)) ** 2
-        col = assignment(cost)
-        assert sorted(col.tolist()) == list(range(n))
-        best = min(sum(cost[i, p[i]] for i in range(n)) for p in itertools.permutations(range(n)))
-        assert cost[np.arange(n), col].sum() == pytest.approx(best, abs=1e-12)
-
-
-def test_assignment_matches_scipy_on_17():
-    linear_sum_assignment = pytest.importorskip("scipy.optimize").linear_sum_assignment
-    rng = np.random.default_rng(0)
-    for _ in range(20):
-        cost = rng.uniform(0, 100, (17, 17))
-        r, c = linear_sum_assignment(cost)
-        assert cost[np.arange(17), assignment(cost)].sum() == pytest.approx(cost[r, c].sum(), abs=1e-9)
+    ((nums, pos),) = cut_clusters(diatomic_crystal(), centres=1)
+    nums, pos = nums[:6], pos[:6]
+    rng = np.random.default_rng(3)
+    start = loose_start(pos, rng) + rng.normal(0, 2.0, (6, 1, 3))
+    c = pair_nearest(Cluster("H2", "[H][H]", nums, pos, start))
+    c0, c1 = start.mean(1), pos.mean(1)
+    best = min(((c0[list(p)] - c1) ** 2).sum() for p in itertools.permutations(range(6)))  # slot j <- start p[j]
+    assert ((c.start.mean(1) - c1) ** 2).sum() == pytest.approx(best, abs=1e-9)
 
 
 def test_pair_nearest_undoes_a_shuffle_and_keeps_rigid_copies():

@@ -163,3 +163,19 @@ def test_nonfinite_skip_leaves_the_weights_of_that_step_untouched(tmp_path, caps
     assert all(torch.equal(v, tr.model.state_dict()[k]) for k, v in before.items())
     tr.fit()
     assert tr.step == 4 and all(torch.isfinite(p).all() for p in tr.model.parameters())
+
+
+def test_the_callers_config_is_left_as_given(tmp_path):
+    """Derived settings (resolved allocation, model channels/size/classes, band edges) go into the
+    run's copy and its config.json, never into the config object the caller passed."""
+    import copy
+    import json
+
+    c = cfg(tmp_path, "train.steps=2", "train.ckpt_every=2", "path.allocation=energy", "model.k_embedding=band")
+    before = copy.deepcopy(c)
+    tr = Trainer(c)
+    tr.fit()
+    assert c == before
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert isinstance(saved["path"]["allocation"], list) and len(saved["path"]["allocation"]) == tr.path.num_bands
+    assert tr.model.cfg.num_classes == 10 and tr.model.cfg.band_edges == tr.path.position_starts()[1:].tolist()
