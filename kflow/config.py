@@ -13,8 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
 
+from .data.datasets import DATASETS
+from .models import K_EMBEDDINGS, MODELS
 from .models.dit import DiTConfig
 from .models.unet import UNetConfig
+from .path import BUMPS, K_DENSITIES, ORDERS
+from .sampling.sampler import GRIDS
+from .sampling.solvers import SOLVERS
+from .transforms import TRANSFORMS
+from .transforms.base import SPLITS
 from .utils.errors import ConfigError
 
 
@@ -116,19 +123,20 @@ class Config:
         return cfg
 
 
+# every option list lives with the code that implements it; config validation and the CLI read them here
 CHOICES = {
-    "data.name": ("digits", "fashion_mnist", "folder", "npz", "latents"),
-    "transform.name": ("identity", "fourier", "wavelet", "pca"),
-    "transform.split": ("dyadic", "count"),
-    "path.bump": ("linear", "cosine", "smoothstep"),
-    "path.order": ("low_to_high", "high_to_low"),
-    "model.name": ("unet", "dit"),
-    "model.k_embedding": ("k", "band"),
-    "train.k_density": ("uniform", "logit_normal"),
-    "train.amp": ("auto", "bf16", "none"),
+    "data.name": DATASETS,
+    "transform.name": TRANSFORMS,
+    "transform.split": SPLITS,
+    "path.bump": tuple(BUMPS),
+    "path.order": ORDERS,
+    "model.name": MODELS,
+    "model.k_embedding": K_EMBEDDINGS,
+    "train.k_density": K_DENSITIES,
+    "train.amp": ("auto", "bf16", "none"),  # auto: bf16 on CUDA
     "train.nonfinite": ("stop", "skip"),
-    "sample.solver": ("euler", "heun", "midpoint", "rk4", "dopri5"),
-    "sample.grid": ("band", "uniform"),
+    "sample.solver": tuple(SOLVERS),
+    "sample.grid": GRIDS,
 }
 
 

@@ -181,6 +181,10 @@ def _demo(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ..config import CHOICES, SampleConfig
+    from ..steering.restore import TASKS
+
+    sc_defaults = SampleConfig()  # `kflow sample` defaults are the config's
     p = argparse.ArgumentParser(prog="kflow", description="K-Flow: flow matching band by band")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -193,10 +197,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("sample", help="generate images from a checkpoint")
     s.add_argument("checkpoint", help="ckpt-*.safetensors or a run folder")
-    s.add_argument("--n", type=int, default=64)
-    s.add_argument("--solver", default="euler", choices=["euler", "heun", "midpoint", "rk4", "dopri5"])
-    s.add_argument("--steps", type=int, default=50)
-    s.add_argument("--grid", default="band", choices=["band", "uniform"])
+    s.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
+    s.add_argument("--solver", default=sc_defaults.solver, choices=CHOICES["sample.solver"], help="ODE solver")
+    s.add_argument("--steps", type=int, default=sc_defaults.steps, help="solver steps (dopri5: adaptive, ignored)")
+    s.add_argument(
+        "--grid", default=sc_defaults.grid, choices=CHOICES["sample.grid"], help="k grid: band-aware or uniform"
+    )
     s.add_argument(
         "--step-allocation",
         default="length",
@@ -214,14 +220,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--fix-bands", default=None, help="noise splitting: bands (e.g. 0) whose noise all samples share")
     s.add_argument("--vary-bands", default=None, help="noise splitting: bands drawn per sample (the others shared)")
     s.add_argument("--shared-seed", type=int, default=None, help="seed of the shared noise (default --seed)")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--batch-size", type=int, default=500)
+    s.add_argument("--seed", type=int, default=0, help="seed of the noise x_0 (the same seed, the same samples)")
+    s.add_argument("--batch-size", type=int, default=500, help="samples integrated at once (memory)")
     s.add_argument("--grid-size", type=int, default=64, help="images in the PNG grid")
     s.add_argument(
         "--vae", default=None, help="latent models: VAE folder (default: the one the latents were encoded with)"
     )
-    s.add_argument("--device", default="auto")
-    s.add_argument("--out", default="outputs/samples")
+    s.add_argument("--device", default="auto", help="auto (CUDA when there is one), cpu, cuda or cuda:N")
+    s.add_argument("--out", default="outputs/samples", help="folder for samples.npz, samples.png and parts/")
     s.set_defaults(func=_sample)
 
     i = sub.add_parser(
@@ -229,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="data: per-band spectra of a dataset; path: spectral evolution and projection "
         "ratio of checkpoints; strip: band-by-band pictures (PNG + JSON)",
     )
-    i.add_argument("what", choices=["data", "path", "strip"])
+    i.add_argument("what", choices=["data", "path", "strip"], help="which analysis (see above)")
     i.add_argument("checkpoints", nargs="*", help="path/strip: checkpoints or run folders (path: FM and K-Flow runs)")
     i.add_argument("--dataset", default="fashion_mnist", help="data")
     i.add_argument("--root", default=None, help="data: dataset folder")
@@ -239,20 +245,20 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--names", default=None, help="path: comma-separated run names (default: folder names)")
     i.add_argument("--n", type=int, default=None, help="path/strip: samples (default 128 / 6)")
     i.add_argument("--steps", type=int, default=None, help="path/strip: Euler steps (default 100 / 50)")
-    i.add_argument("--seed", type=int, default=0)
+    i.add_argument("--seed", type=int, default=0, help="path/strip: noise seed")
     i.add_argument("--strip", default="all", choices=["all", "states", "generated", "bands"], help="strip: columns")
-    i.add_argument("--device", default="auto")
-    i.add_argument("--out", default="outputs/inspect")
+    i.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    i.add_argument("--out", default="outputs/inspect", help="folder for the PNG and JSON files")
     i.set_defaults(func=_inspect)
 
     e = sub.add_parser("eval", help="train the feature classifier, or score samples (FD, precision, recall)")
     esub = e.add_subparsers(dest="eval_cmd", required=True)
     tc = esub.add_parser("train-classifier", help="train the dataset classifier whose features give FD")
-    tc.add_argument("--dataset", default="fashion_mnist")
-    tc.add_argument("--root", default=None)
-    tc.add_argument("--image-size", type=int, default=32)
-    tc.add_argument("--epochs", type=int, default=3)
-    tc.add_argument("--out", default="classifiers/fashion_mnist.safetensors")
+    tc.add_argument("--dataset", default="fashion_mnist", help="dataset name (see data.name)")
+    tc.add_argument("--root", default=None, help="dataset folder (folder/npz datasets)")
+    tc.add_argument("--image-size", type=int, default=32, help="images are padded/resized to this")
+    tc.add_argument("--epochs", type=int, default=3, help="training epochs")
+    tc.add_argument("--out", default="classifiers/fashion_mnist.safetensors", help="classifier file (safetensors)")
     sc = esub.add_parser("score", help="FD / precision / recall of a checkpoint's samples or of an .npz")
     sc.add_argument("source", help="checkpoint, run folder, or .npz of uint8 samples (key x)")
     sc.add_argument("--classifier", default=None, help="from `kflow eval train-classifier`: FD, precision, recall")
@@ -261,48 +267,49 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sc.add_argument("--dataset", default=None, help="reference dataset (default: the classifier's)")
     sc.add_argument("--image-size", type=int, default=None, help="reference image size (default: the samples')")
-    sc.add_argument("--split", default="test")
-    sc.add_argument("--n", type=int, default=5000)
-    sc.add_argument("--solver", default="euler")
-    sc.add_argument("--steps", type=int, default=50)
-    sc.add_argument("--grid", default="band", choices=["band", "uniform"])
-    sc.add_argument("--seed", type=int, default=0)
-    sc.add_argument("--device", default="auto")
+    sc.add_argument("--split", default="test", help="reference split")
+    sc.add_argument("--n", type=int, default=5000, help="samples drawn from a checkpoint")
+    sc.add_argument("--solver", default=sc_defaults.solver, choices=CHOICES["sample.solver"], help="ODE solver")
+    sc.add_argument("--steps", type=int, default=sc_defaults.steps, help="solver steps")
+    sc.add_argument("--grid", default=sc_defaults.grid, choices=CHOICES["sample.grid"], help="k grid")
+    sc.add_argument("--seed", type=int, default=0, help="noise seed")
+    sc.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     sc.add_argument("--json", default=None, help="also write the result here")
     ci = esub.add_parser("convert-inception", help="pytorch-fid .pth weights -> safetensors (loaded weights-only)")
-    ci.add_argument("src")
-    ci.add_argument("dst")
+    ci.add_argument("src", help="pytorch-fid weights (.pth)")
+    ci.add_argument("dst", help="output .safetensors")
     e.set_defaults(func=_eval)
 
     ed = sub.add_parser(
         "edit", help="band editing of real images: recover their noise, redraw or swap bands, regenerate"
     )
-    ed.add_argument("checkpoint")
+    ed.add_argument("checkpoint", help="ckpt-*.safetensors or a run folder")
     ed.add_argument("images", help=".npz, image file, image folder, or NAME:SPLIT (e.g. fashion_mnist:test)")
     ed.add_argument("--keep-bands", default="0", help="bands whose recovered noise is kept (default 0, the coarsest)")
     ed.add_argument("--donor", default=None, help="images whose noise fills the other bands (a band swap)")
     ed.add_argument("--n", type=int, default=8, help="at most this many images")
     ed.add_argument("--label", default=None, help="class for conditional models (index or 'all')")
-    ed.add_argument("--steps", type=int, default=50)
-    ed.add_argument("--solver", default="rk4", choices=["euler", "heun", "midpoint", "rk4"])
-    ed.add_argument("--seed", type=int, default=0)
-    ed.add_argument("--device", default="auto")
-    ed.add_argument("--out", default="outputs/edit")
+    ed.add_argument("--steps", type=int, default=50, help="solver steps each way (inversion and regeneration)")
+    fixed_step = [s for s in CHOICES["sample.solver"] if s != "dopri5"]  # inversion needs the same grid both ways
+    ed.add_argument("--solver", default="rk4", choices=fixed_step, help="fixed-step ODE solver")
+    ed.add_argument("--seed", type=int, default=0, help="seed of the redrawn noise")
+    ed.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    ed.add_argument("--out", default="outputs/edit", help="folder for edit.png and edit.npz")
     ed.set_defaults(func=_edit)
 
     rs = sub.add_parser("restore", help="training-free restoration: super-resolution, deblurring, inpainting")
-    rs.add_argument("checkpoint")
+    rs.add_argument("checkpoint", help="ckpt-*.safetensors or a run folder")
     rs.add_argument("images", help="clean images to degrade (.npz, image file, folder, NAME:SPLIT)")
-    rs.add_argument("--task", default="sr_box", choices=["sr_box", "sr_bicubic", "blur", "inpaint"])
+    rs.add_argument("--task", default="sr_box", choices=TASKS, help="degradation")
     rs.add_argument("--factor", type=int, default=2, help="super-resolution factor")
     rs.add_argument("--sigma", type=float, default=1.0, help="blur std in pixels")
     rs.add_argument("--noise", type=float, default=0.0, help="measurement noise std (images in [-1, 1])")
     rs.add_argument("--degraded", action="store_true", help="the images are observations already (SR: low-res; blur)")
-    rs.add_argument("--n", type=int, default=8)
-    rs.add_argument("--steps", type=int, default=50)
-    rs.add_argument("--seed", type=int, default=0)
-    rs.add_argument("--device", default="auto")
-    rs.add_argument("--out", default="outputs/restore")
+    rs.add_argument("--n", type=int, default=8, help="at most this many images")
+    rs.add_argument("--steps", type=int, default=50, help="sampling steps")
+    rs.add_argument("--seed", type=int, default=0, help="noise seed")
+    rs.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    rs.add_argument("--out", default="outputs/restore", help="folder for restore.png and restore.npz")
     rs.set_defaults(func=_restore)
 
     from .data import add_parser as add_data_parser
@@ -312,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="train a wavelet K-Flow on Fashion-MNIST for a few minutes, write pictures")
     d.add_argument("--minutes", type=float, default=7.0, help="training wall time")
     d.add_argument("--config", default=None, help="config (default configs/demo.yaml)")
-    d.add_argument("--out", default="outputs/demo")
+    d.add_argument("--out", default="outputs/demo", help="folder for the run and its pictures")
     d.set_defaults(func=_demo)
     return p
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 from .dit import DiT, DiTConfig
 from .unet import UNet, UNetConfig
 
-__all__ = ["UNet", "UNetConfig", "DiT", "DiTConfig", "build_model"]
+MODELS = ("unet", "dit")
+K_EMBEDDINGS = ("k", "band")  # sinusoids of k; also a one-hot of the band position
+
+__all__ = ["MODELS", "K_EMBEDDINGS", "UNet", "UNetConfig", "DiT", "DiTConfig", "build_model"]
 
 
 def build_model(name: str, cfg):

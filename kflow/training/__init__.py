@@ -1,4 +1,4 @@
-from .loss import FlowMatchingLoss, LossOutput, draw_k
+from .loss import FlowMatchingLoss, LossOutput
 from .trainer import Trainer, TrainingError, TrainResult, train
 
-__all__ = ["FlowMatchingLoss", "LossOutput", "draw_k", "Trainer", "TrainingError", "TrainResult", "train"]
+__all__ = ["FlowMatchingLoss", "LossOutput", "Trainer", "TrainingError", "TrainResult", "train"]

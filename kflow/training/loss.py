@@ -10,16 +10,6 @@ from torch import Tensor
 
 from ..path import KFlowPath
 
-K_DENSITIES = ("uniform", "logit_normal")
-
-
-def draw_k(n: int, density: str, generator: torch.Generator | None = None, device="cpu") -> Tensor:
-    if density == "uniform":
-        return torch.rand(n, generator=generator, device=device)
-    if density == "logit_normal":  # more weight mid-path (SD3); never exactly 0 or 1
-        return torch.sigmoid(torch.randn(n, generator=generator, device=device))
-    raise ValueError(f"unknown k density {density!r}; use one of {', '.join(K_DENSITIES)}")
-
 
 @dataclass
 class LossOutput:

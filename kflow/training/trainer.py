@@ -22,6 +22,7 @@ from torch import Tensor
 
 from ..config import Config
 from ..data import ImageData, load_dataset
+from ..path import draw_k
 from ..recipe import make_model, make_path, make_transform, pick_device
 from ..sampling.sampler import sample
 from ..utils.atomic import atomic_write_json
@@ -35,7 +36,7 @@ from ..utils.checkpoint import (
 )
 from ..utils.errors import TrainingError
 from .logger import RunLogger
-from .loss import FlowMatchingLoss, draw_k
+from .loss import FlowMatchingLoss
 
 
 @dataclass

@@ -9,7 +9,11 @@ from .identity import IdentityTransform
 from .pca import PCATransform
 from .wavelet import WaveletTransform
 
+# what a config can name (graph transforms are built by the molecules code)
+TRANSFORMS = ("identity", "fourier", "wavelet", "pca")
+
 __all__ = [
+    "TRANSFORMS",
     "Transform",
     "FourierTransform",
     "GraphTransform",
