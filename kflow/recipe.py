@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -111,3 +113,31 @@ def load_run(checkpoint: str | Path, device="cpu", weights: str = "ema") -> Load
         raise ValueError(f"weights={weights!r}: use 'ema' or 'model'")
     load_state(model, ck.state(weights), weights)
     return LoadedRun(cfg, model.to(device).eval(), path, int(ck.meta["num_classes"]), int(ck.meta["step"]))
+
+
+@dataclass
+class RunSampling:
+    """How a run is sampled beyond the bare model: the velocity factory `sample(velocity=...)`
+    takes (guidance and condition dropping) and the decoder of a latent run. None where plain."""
+
+    velocity: Callable | None  # labels (N,) -> velocity(x, k)
+    decode: Callable | None  # latents (N, C, h, w) -> images in [-1, 1]
+
+
+def run_sampling(
+    model, cfg: Config, y, guidance: float = 1.0, keep_class_until: float = 1.0, device="cpu", vae=None
+) -> RunSampling:
+    """The one place that turns a run's sampling settings into wrappers (trainer grids, `kflow sample`)."""
+    velocity = None
+    if guidance != 1.0 or keep_class_until < 1.0:
+        if y is None:
+            raise ConfigError("guidance and condition dropping need class labels and a class-conditional model")
+        from .steering import class_conditional
+
+        velocity = class_conditional(model, guidance, keep_class_until)
+    decode = None
+    if cfg.data.name == "latents":  # show images, not latents: decode with the encoding's VAE
+        from .data.latents import LatentDecoder
+
+        decode = LatentDecoder(cfg.data.root, vae, device=device)
+    return RunSampling(velocity, decode)

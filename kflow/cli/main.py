@@ -25,7 +25,7 @@ def _sample(args) -> None:
     import numpy as np
     import torch
 
-    from ..recipe import load_run, pick_device
+    from ..recipe import load_run, pick_device, run_sampling
     from ..sampling.to_files import sample_to_folder
     from ..viz.images import save_grid
 
@@ -38,19 +38,13 @@ def _sample(args) -> None:
             alloc = [float(w) for w in alloc.split(",")]
         except ValueError:
             raise ValueError(f"--step-allocation {alloc!r}: use length, equal or comma-separated weights") from None
-    velocity = None
     if not 0.0 <= args.keep_class_until <= 1.0:
         raise ValueError(
             f"--keep-class-until {args.keep_class_until} must lie in [0, 1] (the fraction of k with the class)"
         )
-    if args.guidance != 1.0 or args.keep_class_until < 1.0:
-        from ..steering import class_conditional
-
-        if y is None:
-            raise ValueError(
-                "--guidance / --keep-class-until need --label (a class or 'all') on a class-conditional model"
-            )
-        velocity = class_conditional(run.model, args.guidance, args.keep_class_until)
+    if (args.guidance != 1.0 or args.keep_class_until < 1.0) and y is None:
+        raise ValueError("--guidance / --keep-class-until need --label (a class or 'all') on a class-conditional model")
+    rs = run_sampling(run.model, run.cfg, y, args.guidance, args.keep_class_until, device, vae=args.vae)
     x_0 = None
     if args.fix_bands or args.vary_bands:
         from ..steering import split_noise
@@ -63,11 +57,6 @@ def _sample(args) -> None:
             seed=args.seed,
             shared_seed=args.shared_seed,
         )
-    decode = None
-    if run.cfg.data.name == "latents":  # a latent model: decode with the encoding's VAE
-        from ..data.latents import LatentDecoder
-
-        decode = LatentDecoder(run.cfg.data.root, args.vae, device=device)
     settings = dict(
         checkpoint=str(Path(args.checkpoint).resolve()),
         step=run.step,
@@ -99,8 +88,8 @@ def _sample(args) -> None:
         project=args.project,
         device=device,
         step_allocation=alloc,
-        velocity=velocity,
-        decode=decode,
+        velocity=rs.velocity,
+        decode=rs.decode,
     )
     with np.load(npz, allow_pickle=False) as f:
         x, nfe = f["x"][: args.grid_size], int(f["nfe"])

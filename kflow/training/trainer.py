@@ -23,7 +23,7 @@ from torch import Tensor
 from ..config import Config
 from ..data import ImageData, load_dataset
 from ..path import draw_k
-from ..recipe import make_model, make_path, make_transform, pick_device
+from ..recipe import make_model, make_path, make_transform, pick_device, run_sampling
 from ..sampling.sampler import sample
 from ..utils.atomic import atomic_write_json
 from ..utils.checkpoint import (
@@ -236,11 +236,10 @@ class Trainer:
         n = s.num_grid
         y = torch.arange(n) % self.data.num_classes if self.data.num_classes else None
         self.ema.eval()
-        velocity = None
-        if y is not None and (s.guidance != 1.0 or s.keep_class_until < 1.0):
-            from ..steering import class_conditional
-
-            velocity = class_conditional(self.ema, s.guidance, s.keep_class_until)
+        guided = y is not None  # an unconditional run ignores the guidance settings
+        rs = run_sampling(
+            self.ema, self.cfg, y, s.guidance if guided else 1.0, s.keep_class_until if guided else 1.0, self.device
+        )
         out = sample(
             self.ema,
             self.path,
@@ -252,17 +251,12 @@ class Trainer:
             y=y,
             seed=1234,
             device=self.device,
-            velocity=velocity,
+            velocity=rs.velocity,
         )
         if not torch.isfinite(out.x).all():
             print(f"warning: the samples at step {self.step} contain NaN/Inf; not writing {name}")
             return None
-        x = out.x
-        if self.cfg.data.name == "latents":  # show images, not latents
-            from ..data.latents import LatentDecoder
-
-            x = LatentDecoder(self.cfg.data.root, device=self.device)(x)
-        return save_grid(x, self.out / "samples" / name)
+        return save_grid(rs.decode(out.x) if rs.decode else out.x, self.out / "samples" / name)
 
     # ---------------------------------------------------------------------------------------
     def _step(self) -> tuple[Tensor, bool]:
