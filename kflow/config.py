@@ -175,6 +175,12 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"{key}={value!r} is out of range")
 
 
+def build(cls, d: dict):
+    """A config dataclass from a dict with the typing rules and one-line errors of Config (unknown
+    key, wrong type); range checks belong to the dataclass (`__post_init__`) or `validate`."""
+    return _build(cls, d, "")
+
+
 def _type_ok(value, tp) -> bool:
     origin = typing.get_origin(tp)
     if tp is Any:

@@ -7,13 +7,13 @@ reports.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
+from ..config import ConfigError, build
 from ..sampling import sample
 from ..training.loss import FlowMatchingLoss
 from .crystals import Cluster, pair
@@ -34,6 +34,35 @@ class AssemblyConfig:
     pairing: str = "nearest"  # nearest | given: which crystal slot each start molecule flows to
     seed: int = 0
     net: AssemblyNetConfig = field(default_factory=AssemblyNetConfig)
+
+    def __post_init__(self):
+        from ..path import BUMPS
+        from .crystals import PAIRINGS
+
+        for key, value, options in [
+            ("flow", self.flow, FLOWS),
+            ("bump", self.bump, tuple(BUMPS)),
+            ("pairing", self.pairing, PAIRINGS),
+        ]:
+            if value not in options:
+                raise ConfigError(f"{key}={value!r} is not one of {', '.join(options)}")
+        for key, value, ok in [
+            ("num_bands", self.num_bands, self.num_bands >= 1),
+            ("steps", self.steps, self.steps >= 1),
+            ("batch_size", self.batch_size, self.batch_size >= 1),
+            ("lr", self.lr, self.lr > 0),
+            ("start_noise", self.start_noise, self.start_noise >= 0),
+        ]:
+            if not ok:
+                raise ConfigError(f"{key}={value!r} is out of range")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> AssemblyConfig:
+        """Typed and validated like the image configs (unknown keys and wrong types refused)."""
+        return build(cls, d)
 
 
 def collate(items: list[AssemblyBatch]) -> AssemblyBatch:
@@ -56,8 +85,6 @@ def collate(items: list[AssemblyBatch]) -> AssemblyBatch:
 def train_assembly(
     clusters: list[Cluster], cfg: AssemblyConfig, out: str | Path | None = None, log=print
 ) -> AssemblyNet:
-    if cfg.flow not in FLOWS:
-        raise ValueError(f"flow={cfg.flow!r}: use one of {', '.join(FLOWS)}")
     clusters = pair(clusters, cfg.pairing)
     torch.manual_seed(cfg.seed)
     singles = [make_batch([c]) for c in clusters]
@@ -85,11 +112,11 @@ def train_assembly(
     if out is not None:
         from safetensors.torch import save_file
 
-        from ..utils.atomic import atomic_write
+        from ..utils.atomic import atomic_write, atomic_write_json
 
         out = Path(out)
         atomic_write(out / "model.safetensors", lambda tmp: save_file(net.state_dict(), str(tmp)))
-        (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+        atomic_write_json(out / "config.json", cfg.to_dict())
     return net
 
 

@@ -110,3 +110,26 @@ def test_training_a_few_steps_lowers_the_loss_and_evaluates():
     assert losses[-1] < losses[0]
     s = evaluate_assembly(net, toy_clusters(2, seed=1), cfg, samples=2, steps=6)
     assert s.clusters == 2 and s.samples_per_cluster == 2 and np.isfinite(s.pm_atom) and np.isfinite(s.pm_center)
+
+
+def test_assembly_config_is_validated_and_round_trips(tmp_path):
+    import json
+
+    from kflow.config import ConfigError
+    from kflow.molecules.model import AssemblyNetConfig
+    from kflow.molecules.train import AssemblyConfig
+    from kflow.utils.atomic import atomic_write_json
+
+    cfg = AssemblyConfig(flow="rigid_fm", steps=5, net=AssemblyNetConfig(hidden=8))
+    atomic_write_json(tmp_path / "config.json", cfg.to_dict())
+    assert AssemblyConfig.from_dict(json.loads((tmp_path / "config.json").read_text())) == cfg
+    for bad, match in [
+        ({"flow": "diffusion"}, "flow='diffusion'"),
+        ({"steps": 0}, "steps=0"),
+        ({"lr": "fast"}, "config key lr must be float"),
+        ({"stpes": 3}, "unknown config key stpes"),
+        ({"pairing": "closest"}, "pairing='closest'"),
+        ({"net": {"hidden": "x"}}, "hidden"),
+    ]:
+        with pytest.raises(ConfigError, match=match):
+            AssemblyConfig.from_dict(bad)
