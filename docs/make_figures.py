@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from quality import PROFILES, config_for  # noqa: E402
 
-from kflow.inspect import inspect_data, inspect_path, inspect_strip  # noqa: E402
+from kflow.inspection import inspect_data, inspect_path, inspect_strip  # noqa: E402
 from kflow.training import train  # noqa: E402
 
 PAIRS = {"wavelet": "wavelet3", "fourier": "fourier2", "pca": "pca2"}  # decomposition -> K-Flow row

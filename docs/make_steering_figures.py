@@ -27,7 +27,7 @@ from kflow.recipe import load_run  # noqa: E402
 from kflow.sampling import sample  # noqa: E402
 from kflow.steering import baseline, class_conditional, edit_bands, make_degradation, psnr, restore, split_noise  # noqa: E402
 from kflow.training import train  # noqa: E402
-from kflow.viz.images import save_grid  # noqa: E402
+from kflow.viz.images import save_image_grid  # noqa: E402
 
 RUNS = {
     "fm": ("fm", []),
@@ -75,14 +75,14 @@ def main():
         x = sample(r.model, r.path, n, steps=nfe, x_0=split_noise(r.path.transform, n, fix_bands=fix, seed=3)).x
         rows.append(x)
         corr[name] = [round(c, 3) for c in band_correlation(r.path.transform, x)]
-    save_grid(torch.cat(rows), out / "noise_splitting.png", nrow=len(rows))
+    save_image_grid(torch.cat(rows), out / "noise_splitting.png", nrow=len(rows))
     facts["noise_splitting_rows"] = list(corr)
     facts["noise_splitting_band_correlation"] = corr
 
     # band editing: recover the noise of test images, keep band 0 of it, redraw bands 1-2
     test = load_dataset("fashion_mnist", "test", None, 32).x[:n]
     ed = edit_bands(kf.model, kf.path, test, keep_bands=[0], seed=5, steps=nfe)
-    save_grid(torch.cat([test, ed.reconstruction, ed.x]), out / "band_editing.png", nrow=3)
+    save_image_grid(torch.cat([test, ed.reconstruction, ed.x]), out / "band_editing.png", nrow=3)
     facts["editing_reconstruction_psnr_db"] = psnr(ed.reconstruction, test).mean().item()
 
     # restoration: x4 box super-resolution and sigma-2 blur, K-Flow vs FM (same method) vs classical
@@ -101,7 +101,7 @@ def main():
         facts[f"restore_psnr_db_{task}_{next(iter(kw.values()))}"] = {
             k: psnr(v.clamp(-1, 1), test).mean().item() for k, v in res.items()
         }
-    save_grid(torch.cat(grids), out / "restoration.png", nrow=len(grids))
+    save_image_grid(torch.cat(grids), out / "restoration.png", nrow=len(grids))
 
     # class conditioning: one sample per class, full class / dropped after k = 0.3 / guidance 2
     cond = run("wavelet3-cond", args.work, args.steps)
@@ -119,7 +119,7 @@ def main():
         ).x
         for s, keep in [(1.0, 1.0), (1.0, 0.3), (2.0, 1.0)]
     ]
-    save_grid(torch.cat(rows), out / "class_conditioning.png", nrow=3)
+    save_image_grid(torch.cat(rows), out / "class_conditioning.png", nrow=3)
     (out / "_json").mkdir(parents=True, exist_ok=True)
     (out / "_json" / "steering.json").write_text(json.dumps(facts, indent=2))
     print(json.dumps(facts, indent=2))

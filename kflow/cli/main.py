@@ -27,7 +27,7 @@ def _sample(args) -> None:
 
     from ..recipe import load_run, pick_device, run_sampling
     from ..sampling.to_files import sample_to_folder
-    from ..viz.images import save_grid
+    from ..viz.images import save_image_grid
 
     device = pick_device(args.device)
     run = load_run(args.checkpoint, device=device)
@@ -93,12 +93,12 @@ def _sample(args) -> None:
     )
     with np.load(npz, allow_pickle=False) as f:
         x, nfe = f["x"][: args.grid_size], int(f["nfe"])
-    grid = save_grid(torch.from_numpy(x).float() / 127.5 - 1, Path(args.out) / "samples.png")
+    grid = save_image_grid(torch.from_numpy(x).float() / 127.5 - 1, Path(args.out) / "samples.png")
     print(f"{args.n} samples ({args.solver}, NFE {nfe}, seed {args.seed}) -> {grid} and {npz}")
 
 
 def _inspect(args) -> None:
-    from .. import inspect as ins
+    from .. import inspection as ins
     from ..recipe import pick_device
 
     if args.what == "data":

@@ -11,13 +11,13 @@ import torch
 def _save(out: Path, grid_rows: list[torch.Tensor], arrays: dict, what: str) -> None:
     from ..sampling.to_files import to_uint8
     from ..utils.atomic import atomic_write_npz
-    from ..viz.images import save_grid
+    from ..viz.images import save_image_grid
 
     if any(not torch.isfinite(r).all() for r in grid_rows):
         raise ValueError(f"{what} produced NaN/Inf values; nothing written (try more steps)")
     n = len(grid_rows[0])
     images = torch.stack(grid_rows, 1).reshape(-1, *grid_rows[0].shape[1:])  # one row per input
-    png = save_grid(images, out / f"{what}.png", nrow=n, scale=3)
+    png = save_image_grid(images, out / f"{what}.png", nrow=n, scale=3)
     arrays = {k: to_uint8(v) if isinstance(v, torch.Tensor) else v for k, v in arrays.items()}
     atomic_write_npz(out / f"{what}.npz", arrays)
     print(f"{n} images -> {png} and {out / f'{what}.npz'}")

@@ -227,10 +227,10 @@ class Trainer:
             old.unlink(missing_ok=True)
         return path
 
-    def sample_grid(self, name: str) -> Path | None:
+    def sample_image_grid(self, name: str) -> Path | None:
         if self.rank != 0:
             return None
-        from ..viz.images import save_grid
+        from ..viz.images import save_image_grid
 
         s = self.cfg.sample
         n = s.num_grid
@@ -256,7 +256,7 @@ class Trainer:
         if not torch.isfinite(out.x).all():
             print(f"warning: the samples at step {self.step} contain NaN/Inf; not writing {name}")
             return None
-        return save_grid(rs.decode(out.x) if rs.decode else out.x, self.out / "samples" / name)
+        return save_image_grid(rs.decode(out.x) if rs.decode else out.x, self.out / "samples" / name)
 
     # ---------------------------------------------------------------------------------------
     def _step(self) -> tuple[Tensor, bool]:
@@ -337,7 +337,7 @@ class Trainer:
                 if self.step % t.ckpt_every == 0 or self.step == t.steps:
                     last_ckpt = self.save() or last_ckpt
                 if t.sample_every and self.step % t.sample_every == 0 and self.step != t.steps:
-                    self.sample_grid(f"step_{self.step:08d}.png")
+                    self.sample_image_grid(f"step_{self.step:08d}.png")
                     self.model.train()
                 if at_log and self._out_of_time(logger.t0):  # checked with the logs: no extra sync
                     if self.rank == 0:
@@ -347,7 +347,7 @@ class Trainer:
         finally:
             logger.close()
         if self.step == t.steps or (t.max_minutes is not None and until is None):
-            self.sample_grid("final.png")
+            self.sample_image_grid("final.png")
         return TrainResult(
             step=self.step, loss=last_loss, images_per_s=images_per_s, checkpoint=last_ckpt, out_dir=self.out
         )

@@ -28,7 +28,7 @@ def tile(x: Tensor, nrow: int | None = None, pad: int = 1) -> np.ndarray:
     return out
 
 
-def save_grid(x: Tensor, path: str | Path, nrow: int | None = None, scale: int = 2) -> Path:
+def save_image_grid(x: Tensor, path: str | Path, nrow: int | None = None, scale: int = 2) -> Path:
     from PIL import Image
 
     from ..utils.atomic import atomic_write

@@ -1,5 +1,5 @@
 """Figures of the analyses (matplotlib, the `plot` extra). Each takes the JSON-able report dict
-that `kflow.inspect` also writes, so every figure can be redrawn from its JSON."""
+that `kflow.inspection` also writes, so every figure can be redrawn from its JSON."""
 
 from __future__ import annotations
 

@@ -168,14 +168,14 @@ def inspect_strip(
     checkpoint: str, out: str | Path, n: int = 6, steps: int = 50, seed: int = 7, what: str = "all", device="cpu"
 ) -> str:
     from .recipe import load_run
-    from .viz.images import save_grid
+    from .viz.images import save_image_grid
 
     run = load_run(checkpoint, device=device)
     y = torch.arange(n) % run.num_classes if run.num_classes else None
     strip = band_strip(run.model, run.path, n=n, steps=steps, seed=seed, y=y, device=device)
     images, columns = strip.grid(what)
     out = Path(out)
-    png = save_grid(images, out / "strip.png", nrow=n, scale=3)
+    png = save_image_grid(images, out / "strip.png", nrow=n, scale=3)
     _write_json(
         out / "strip.json",
         {
