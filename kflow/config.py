@@ -77,6 +77,7 @@ class TrainConfig:
     seed: int = 0
     k_density: str = "uniform"  # uniform | logit_normal
     band_loss_weights: str | list[float] | None = None  # None (all 1) | interval | per-band weights
+    cond_aug: float = 0.0  # conditioning augmentation: noise std on the bands finished at k (input only)
     label_dropout: float = 0.1  # class-conditional models: probability of the null class
     ckpt_every: int = 500
     keep_checkpoints: int = 2
@@ -161,6 +162,7 @@ def validate(cfg: Config) -> None:
         ("train.ema_decay", t.ema_decay, 0 <= t.ema_decay < 1),
         ("train.grad_clip", t.grad_clip, t.grad_clip >= 0),
         ("train.label_dropout", t.label_dropout, 0 <= t.label_dropout <= 1),
+        ("train.cond_aug", t.cond_aug, t.cond_aug >= 0),
         ("train.ckpt_every", t.ckpt_every, t.ckpt_every >= 1),
         ("train.log_every", t.log_every, t.log_every >= 1),
         ("train.keep_checkpoints", t.keep_checkpoints, t.keep_checkpoints >= 1),

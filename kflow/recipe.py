@@ -69,12 +69,13 @@ def make_model(cfg: Config, shape, num_classes: int, path: KFlowPath | None = No
     m = cfg.model.unet if cfg.model.name == "unet" else cfg.model.dit
     if shape[1] != shape[2]:
         raise ConfigError(f"models take square images; got {shape[1]}x{shape[2]} (set data.image_size)")
-    edges = m.band_edges
-    if cfg.model.k_embedding == "band" and path is not None:
-        edges = path.position_starts()[1:].tolist()
-    elif cfg.model.k_embedding == "k":
-        edges = []
-    m = dataclasses.replace(m, band_edges=edges, in_channels=shape[0], image_size=shape[1], num_classes=num_classes)
+    edges, windows = m.band_edges, m.band_windows
+    if path is not None:
+        edges = path.position_starts()[1:].tolist() if cfg.model.k_embedding == "band" else []
+        windows = path.windows().tolist() if cfg.model.k_embedding == "window" else []
+    m = dataclasses.replace(
+        m, band_edges=edges, band_windows=windows, in_channels=shape[0], image_size=shape[1], num_classes=num_classes
+    )
     return build_model(cfg.model.name, m)
 
 

@@ -6,7 +6,7 @@ from .dit import DiT, DiTConfig
 from .unet import UNet, UNetConfig
 
 MODELS = ("unet", "dit")
-K_EMBEDDINGS = ("k", "band")  # sinusoids of k; also a one-hot of the band position
+K_EMBEDDINGS = ("k", "band", "window")  # sinusoids of k; + one-hot of the band position; + per-band local times
 
 __all__ = ["MODELS", "K_EMBEDDINGS", "UNet", "UNetConfig", "DiT", "DiTConfig", "build_model"]
 

@@ -26,6 +26,7 @@ class DiTConfig:
     experts_per_token: int = 2
     grad_checkpointing: bool = False
     band_edges: list[float] = field(default_factory=list)  # set from the path when model.k_embedding=band
+    band_windows: list[list[float]] = field(default_factory=list)  # set from the path when model.k_embedding=window
 
 
 def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
@@ -104,7 +105,7 @@ class DiT(nn.Module):
         p, n = cfg.patch_size, cfg.image_size // cfg.patch_size
         self.patch = nn.Conv2d(cfg.in_channels, dim, p, stride=p)
         self.register_buffer("pos", self._pos_embed(dim, n), persistent=False)
-        self.k_emb = KEmbedding(dim, freq_dim=256, band_edges=cfg.band_edges)
+        self.k_emb = KEmbedding(dim, freq_dim=256, band_edges=cfg.band_edges, band_windows=cfg.band_windows)
         self.y_emb = ClassEmbedding(cfg.num_classes, dim) if cfg.num_classes > 0 else None
         self.blocks = nn.ModuleList(DiTBlock(dim, heads, cfg) for _ in range(depth))
         self.norm = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)

@@ -17,24 +17,42 @@ def k_features(k: Tensor, dim: int, max_period: float = 10000.0) -> Tensor:
 
 
 class KEmbedding(nn.Module):
-    """k -> (N, dim). With band_edges (the path's interior boundaries kappa_1 .. kappa_{B-1}) the
-    features also hold a one-hot of the band position at k: the target velocity jumps at each
-    boundary while x_k does not, and sinusoids of k alone let the network blur that jump (the
-    paper's "K-amplitude embedding" idea). A k on a boundary counts as the band that starts there."""
+    """k -> (N, dim): sinusoids of k, plus what the path says about the bands at k.
 
-    def __init__(self, dim: int, freq_dim: int = 128, band_edges: list[float] | tuple = ()):
+    band_edges (the start of every band position but the first; kappa_1 .. kappa_{B-1} for the hard
+    path): a one-hot of the band position at k. The target velocity jumps at each boundary while
+    x_k does not, and sinusoids of k alone let the network blur that jump (the paper's "K-amplitude
+    embedding" idea). A k on a boundary counts as the band that starts there.
+    band_windows (the per-band [start, end] k-windows): each band's local time in its window and
+    whether it moves at k, so the network sees every band's own schedule once windows overlap."""
+
+    def __init__(
+        self,
+        dim: int,
+        freq_dim: int = 128,
+        band_edges: list[float] | tuple = (),
+        band_windows: list[list[float]] | tuple = (),
+    ):
         super().__init__()
         self.freq_dim = freq_dim
         self.register_buffer("edges", torch.tensor(list(band_edges), dtype=torch.float32), persistent=False)
-        n_in = freq_dim + (len(band_edges) + 1 if len(band_edges) else 0)
+        w = torch.tensor(list(band_windows), dtype=torch.float32).reshape(-1, 2)
+        self.register_buffer("windows", w, persistent=False)
+        n_in = freq_dim + (len(band_edges) + 1 if len(band_edges) else 0) + 2 * len(w)
         self.mlp = nn.Sequential(nn.Linear(n_in, dim), nn.SiLU(), nn.Linear(dim, dim))
 
     def features(self, k: Tensor) -> Tensor:
-        f = k_features(k, self.freq_dim)
+        f = [k_features(k, self.freq_dim)]
+        kf = k.float()
         if self.edges.numel():
-            pos = torch.searchsorted(self.edges, k.float().contiguous(), right=True)
-            f = torch.cat([f, nn.functional.one_hot(pos, self.edges.numel() + 1).float()], dim=-1)
-        return f
+            pos = torch.searchsorted(self.edges, kf.contiguous(), right=True)
+            f.append(nn.functional.one_hot(pos, self.edges.numel() + 1).float())
+        if self.windows.numel():  # per band: its local time in its window, and whether it moves at k
+            s, e = self.windows[:, 0], self.windows[:, 1]
+            t = ((kf[:, None] - s) / (e - s)).clamp(0, 1)
+            moving = ((kf[:, None] >= s) & ((kf[:, None] < e) | (e >= 1))).float()
+            f += [t, moving]
+        return torch.cat(f, dim=-1)
 
     def forward(self, k: Tensor) -> Tensor:
         # features in float32 (stable under autocast), then the MLP's own dtype (float64 models in tests)

@@ -24,6 +24,7 @@ class UNetConfig:
     dropout: float = 0.0
     num_classes: int = 0  # 0: unconditional
     band_edges: list[float] = field(default_factory=list)  # set from the path when model.k_embedding=band
+    band_windows: list[list[float]] = field(default_factory=list)  # set from the path when model.k_embedding=window
 
 
 def _norm(c: int) -> nn.GroupNorm:
@@ -70,7 +71,7 @@ class UNet(nn.Module):
         super().__init__()
         self.cfg = cfg
         ch, emb_dim = cfg.channels, 4 * cfg.channels
-        self.k_emb = KEmbedding(emb_dim, band_edges=cfg.band_edges)
+        self.k_emb = KEmbedding(emb_dim, band_edges=cfg.band_edges, band_windows=cfg.band_windows)
         self.y_emb = ClassEmbedding(cfg.num_classes, emb_dim) if cfg.num_classes > 0 else None
         self.inp = nn.Conv2d(cfg.in_channels, ch, 3, padding=1)
         self.down, skips, res, c = nn.ModuleList(), [ch], cfg.image_size, ch

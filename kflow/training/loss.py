@@ -29,10 +29,18 @@ def interval_weights(path: KFlowPath) -> Tensor:
 
 class FlowMatchingLoss:
     """Callable loss. band_weights scale each sample's error by the weight of its active band:
-    None (all 1), 'interval' (see interval_weights) or one number per band."""
+    None (all 1), 'interval' (see interval_weights) or one number per band.
 
-    def __init__(self, path: KFlowPath, band_weights: Sequence[float] | str | None = None):
+    cond_aug > 0 is conditioning augmentation (cascaded diffusion's remedy for exposure bias): the
+    network's input gets Gaussian noise of that std on the bands already finished at k, so it learns
+    to continue from imperfect coarse content like its own, not only from exact data. The target is
+    unchanged: the velocity of the clean path."""
+
+    def __init__(self, path: KFlowPath, band_weights: Sequence[float] | str | None = None, cond_aug: float = 0.0):
+        if not cond_aug >= 0:
+            raise ValueError(f"cond_aug={cond_aug} must be >= 0 (std of the noise on finished bands)")
         self.path = path
+        self.cond_aug = float(cond_aug)
         if isinstance(band_weights, str):
             if band_weights != "interval":
                 raise ValueError(f"band_loss_weights={band_weights!r}: use 'interval' or one weight per band")
@@ -46,7 +54,11 @@ class FlowMatchingLoss:
         # (PCA, wavelet) would round the targets to ~3 digits, while FM's arithmetic stays exact
         with torch.autocast(x_1.device.type, enabled=False):
             s = self.path.sample(x_0, x_1, k)
-        v = model(s.x_k, s.k, y)
+            x_in = s.x_k
+            if self.cond_aug > 0:
+                done = self.path.finished(s.k).to(x_in.dtype)  # (N, B)
+                x_in = x_in + self.path.transform.filter(self.cond_aug * torch.randn_like(x_in), done)
+        v = model(x_in, s.k, y)
         err = (v.float() - s.dx_k.float()).pow(2).flatten(1).mean(1)
         w = err if self.band_weights is None else err * self.band_weights.to(err.device)[s.band]
         return LossOutput(loss=w.mean(), per_sample=err.detach(), band=s.band)

@@ -93,7 +93,7 @@ class Trainer:
         self.transform = make_transform(cfg, shape, self.data.x, pca_file if resume else None)
         self.path = make_path(cfg, self.transform, self.data.x)
         cfg.path.allocation = self.path.allocation  # resolved: 'energy' becomes explicit weights
-        self.loss_fn = FlowMatchingLoss(self.path, cfg.train.band_loss_weights)
+        self.loss_fn = FlowMatchingLoss(self.path, cfg.train.band_loss_weights, cfg.train.cond_aug)
         torch.manual_seed(_seed(cfg.train.seed, -1))  # the initial weights depend on the seed alone
         self.model = make_model(cfg, shape, self.data.num_classes, self.path).to(self.device)
         self.ema = copy.deepcopy(self.model).requires_grad_(False)

@@ -1,7 +1,11 @@
+from pathlib import Path
+
 import pytest
 import torch
 
 from kflow.models import DiT, DiTConfig, UNet, UNetConfig
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_unet_shapes_conditioning_and_gradients():
@@ -103,3 +107,41 @@ def test_band_k_embedding_is_saved_with_the_run(tmp_path, model, monkeypatch):
     x, k = torch.randn(3, 1, 8, 8), torch.tensor([0.1, 0.6, 0.95])
     with torch.no_grad():
         assert torch.allclose(run.model(x, k), tr.ema(x, k))
+
+
+def test_window_embedding_sees_each_bands_local_time():
+    from kflow.models.embeddings import KEmbedding
+
+    emb = KEmbedding(16, freq_dim=8, band_windows=[[0.0, 0.75], [0.25, 1.0]])
+    f = emb.features(torch.tensor([0.0, 0.5, 0.8, 1.0]))
+    t, moving = f[:, 8:10], f[:, 10:12]
+    torch.testing.assert_close(t, torch.tensor([[0.0, 0.0], [2 / 3, 1 / 3], [1.0, 0.55 / 0.75], [1.0, 1.0]]))
+    assert moving.tolist() == [[1, 0], [1, 1], [0, 1], [0, 1]]
+
+
+def test_k_embedding_window_comes_from_the_path_and_round_trips(tmp_path):
+    from kflow.config import load_config
+    from kflow.recipe import load_run
+    from kflow.training import Trainer
+
+    cfg = load_config(
+        ROOT / "configs" / "digits_tiny.yaml",
+        [
+            f"out_dir={tmp_path}",
+            "train.device=cpu",
+            "train.steps=2",
+            "train.ckpt_every=2",
+            "path.overlap=0.5",
+            "model.k_embedding=window",
+            "transform.num_bands=2",
+        ],
+    )
+    tr = Trainer(cfg)
+    tr.fit()
+    assert tr.model.cfg.band_windows == tr.path.windows().tolist()
+    run = load_run(tmp_path)
+    assert run.model.cfg.band_windows == tr.path.windows().tolist()
+    x, k = torch.randn(3, 1, 8, 8), torch.rand(3)
+    torch.testing.assert_close(
+        run.model(x, k, torch.zeros(3, dtype=torch.long)), tr.ema(x, k, torch.zeros(3, dtype=torch.long))
+    )

@@ -87,3 +87,31 @@ def test_targets_stay_float32_under_bf16_autocast():
         assert seen["x_k"].dtype == torch.float32
         torch.testing.assert_close(seen["x_k"], exact.x_k, rtol=1e-6, atol=1e-6)
         torch.testing.assert_close(out.per_sample, exact.dx_k.pow(2).flatten(1).mean(1), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(overlap=0.5)])
+def test_conditioning_augmentation_noises_finished_bands_only_and_keeps_targets(kw):
+    """cond_aug adds noise of that std on the bands finished at k to the model's input; unfinished
+    bands and the regression target are exactly those of the clean path."""
+    seen = {}
+
+    class Spy(torch.nn.Module):
+        def forward(self, x, k, y=None):
+            seen["x"] = x
+            return torch.zeros_like(x)
+
+    T = FourierTransform(SHAPE, num_bands=3)
+    path = KFlowPath(T, **kw)
+    n = 4000
+    x_1, x_0 = torch.randn(n, *SHAPE, dtype=torch.float64), torch.randn(n, *SHAPE, dtype=torch.float64)
+    k = torch.rand(n, dtype=torch.float64)
+    clean = path.sample(x_0, x_1, k)
+    torch.manual_seed(1)
+    out = FlowMatchingLoss(path, cond_aug=0.1)(Spy(), x_1, x_0, k)
+    torch.testing.assert_close(out.per_sample, clean.dx_k.float().pow(2).flatten(1).mean(1), rtol=0, atol=0)  # targets
+    d = T.analyze(seen["x"] - clean.x_k)  # (n, D) the added noise in coefficients
+    done = path.finished(k)[:, T.bands]  # (n, D)
+    assert d[~done].abs().max() < 1e-12  # nothing on unfinished bands (float64 round-off of the transform)
+    assert done.sum() > 1000 and abs(d[done].std().item() - 0.1) < 0.005  # std 0.1 on finished ones
+    with pytest.raises(ValueError, match="cond_aug"):
+        FlowMatchingLoss(path, cond_aug=-1.0)
