@@ -14,7 +14,14 @@ def _train(args) -> None:
     from ..training import train
 
     cfg = load_config(args.config, args.overrides)
-    result = train(cfg, resume=args.resume)
+    overwrite = args.overwrite is not None
+    if overwrite and Path(args.overwrite).resolve() != Path(cfg.out_dir).resolve():
+        raise ValueError(
+            f"--overwrite {args.overwrite} does not name this run's out_dir ({cfg.out_dir}); nothing deleted"
+        )
+    if overwrite and args.resume:
+        raise ValueError("--resume and --overwrite contradict each other; choose one")
+    result = train(cfg, resume=args.resume, overwrite=overwrite)
     print(
         f"trained to step {result.step}, loss {result.loss:.4f}; checkpoint {result.checkpoint}; "
         f"samples in {result.out_dir / 'samples'}"
@@ -182,6 +189,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("config", nargs="?", help="YAML config (see configs/)")
     t.add_argument("overrides", nargs="*", help="key=value, e.g. train.steps=200 transform.name=fourier")
     t.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in out_dir")
+    t.add_argument(
+        "--overwrite",
+        metavar="OUT_DIR",
+        default=None,
+        help="delete the run already in out_dir first; give out_dir again, so that no typo deletes a run",
+    )
     t.set_defaults(func=_train)
 
     s = sub.add_parser("sample", help="generate images from a checkpoint")
@@ -314,7 +327,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.cmd == "train" and all("=" in a and not a.startswith("-") for a in extra):
+        args.overrides += extra  # key=value overrides after an option (`--resume train.steps=9`)
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         args.func(args)
     except KeyboardInterrupt:

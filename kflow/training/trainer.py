@@ -10,6 +10,7 @@ keeps its own slice: the same global batch semantics as one process.
 from __future__ import annotations
 
 import copy
+import json
 import math
 import os
 import time
@@ -48,6 +49,36 @@ class TrainResult:
     out_dir: Path
 
 
+# settings a resumed run may change: when and where it runs, how it reports, how long it goes on
+RESUMABLE = (
+    "out_dir",
+    "train.steps",
+    "train.max_minutes",
+    "train.log_every",
+    "train.ckpt_every",
+    "train.sample_every",
+    "train.keep_checkpoints",
+    "train.device",
+    "train.compile",
+    "train.amp",
+    "train.nonfinite",
+    "sample.",
+)
+# filled in from the data and the path when the model is built, not chosen by the user
+DERIVED = ("in_channels", "image_size", "num_classes", "band_edges", "band_windows")
+RUN_FILES = ("checkpoints", "config.json", "log.csv", "samples", "tensorboard", "pca.safetensors")
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in d.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
 def _seed(*parts: int) -> int:
     h = 1469598103934665603
     for p in parts:
@@ -56,7 +87,10 @@ def _seed(*parts: int) -> int:
 
 
 class Trainer:
-    def __init__(self, cfg: Config, resume: bool = False):
+    def __init__(self, cfg: Config, resume: bool = False, overwrite: bool = False):
+        """resume: continue the run in cfg.out_dir (its settings must match, but for RESUMABLE ones);
+        overwrite: delete the run in cfg.out_dir first. Without either, a folder that already holds
+        a run is refused: a run folder belongs to one run."""
         cfg = copy.deepcopy(cfg)  # settings resolved below go into the run's own copy, not the caller's
         self.cfg = cfg
         # under torchrun (WORLD_SIZE set, world size 1 included): a process group and DDP
@@ -83,6 +117,7 @@ class Trainer:
                 raise TrainingError(f"cannot write to {self.out}; choose another out_dir")
             for stale in self.ckpt_dir.glob(".ckpt-*.tmp"):  # left by a process killed while saving
                 stale.unlink(missing_ok=True)
+            self._claim_folder(resume, overwrite)
 
         d = cfg.data
         self.data = load_dataset(d.name, "train", d.root, d.image_size, d.channels, d.limit)
@@ -106,6 +141,8 @@ class Trainer:
         if resume:
             ck = latest_checkpoint(self.ckpt_dir)
             if ck is None:
+                if (self.out / "config.json").exists():  # killed before its first checkpoint
+                    self._check_same_run(json.loads((self.out / "config.json").read_text()), "config.json")
                 if self.rank == 0:
                     print(f"no checkpoint in {self.ckpt_dir}; starting from step 0")
             else:
@@ -124,15 +161,37 @@ class Trainer:
                 self.transform.save(pca_file)
 
     # ---------------------------------------------------------------------------------------
+    def _claim_folder(self, resume: bool, overwrite: bool) -> None:
+        held = [name for name in RUN_FILES if (self.out / name).exists()]
+        if not held or resume:
+            return
+        if not overwrite:
+            raise TrainingError(
+                f"{self.out} already holds a run ({', '.join(held)}); continue it with --resume, train into another "
+                f"out_dir, or replace it with --overwrite {self.out}"
+            )
+        import shutil
+
+        for name in held:
+            target = self.out / name
+            shutil.rmtree(target) if target.is_dir() else target.unlink()
+        print(f"overwrote the run in {self.out}")
+
+    def _check_same_run(self, saved: dict, where: str) -> None:
+        """--resume continues the same run: every setting but the RESUMABLE ones as it was saved."""
+        old, new = _flat(saved), _flat(self.cfg.to_dict())
+        for key, value in new.items():
+            if key not in old or key.startswith(RESUMABLE) or key.rsplit(".", 1)[-1] in DERIVED:
+                continue  # keys newer than the run take their defaults
+            if old[key] != value:
+                raise TrainingError(
+                    f"--resume: {key} was {old[key]!r} in this run ({where}), the config now says {value!r}; "
+                    "resume with the run's own settings or train into a new out_dir"
+                )
+
     def _restore(self, path: Path) -> None:
         ck = load_checkpoint(path)
-        saved = ck.meta.get("config", {})
-        for section in ("transform", "path", "model"):
-            if section in saved and saved[section] != getattr(self.cfg, section).__dict__ and section != "model":
-                raise TrainingError(
-                    f"{path.name} was trained with {section}={saved[section]}, the config now says "
-                    f"{getattr(self.cfg, section).__dict__}; resume with the run's own config.json"
-                )
+        self._check_same_run(ck.meta.get("config", {}), path.name)
         load_state(self.model, ck.state("model"), "model")
         load_state(self.ema, ck.state("ema"), "EMA")
         load_optimizer(self.opt, ck.state("optim"), ck.meta["optimizer"])
@@ -353,8 +412,8 @@ class Trainer:
         )
 
 
-def train(cfg: Config, resume: bool = False) -> TrainResult:
-    trainer = Trainer(cfg, resume=resume)
+def train(cfg: Config, resume: bool = False, overwrite: bool = False) -> TrainResult:
+    trainer = Trainer(cfg, resume=resume, overwrite=overwrite)
     try:
         return trainer.fit()
     finally:
