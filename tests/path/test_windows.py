@@ -4,23 +4,10 @@ localisation, the x_1 estimate, refusals."""
 import pytest
 import torch
 
-from kflow import FourierTransform, IdentityTransform, KFlowPath, PCATransform, WaveletTransform
+from kflow import FourierTransform, IdentityTransform, KFlowPath
 from kflow.path import BUMPS
 
 SHAPE = (1, 16, 16)
-
-
-def transforms():
-    return {
-        "fourier": FourierTransform(SHAPE, num_bands=3),
-        "wavelet": WaveletTransform(SHAPE, "db2", levels=2),
-        "pca": PCATransform.fit(torch.randn(100, *SHAPE, dtype=torch.float64).cumsum(-1), num_bands=3),
-    }
-
-
-@pytest.fixture(params=["fourier", "wavelet", "pca"])
-def transform(request):
-    return transforms()[request.param]
 
 
 def pair(n=4, dtype=torch.float64):
