@@ -94,16 +94,17 @@ class LoadedRun:
 
 def load_run(checkpoint: str | Path, device="cpu", weights: str = "ema") -> LoadedRun:
     """Rebuild model and path from a checkpoint (its config is stored inside it)."""
-    from .utils.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, load_state
+    from .utils.checkpoint import CheckpointError, load_checkpoint, load_latest_checkpoint, load_state
 
     checkpoint = Path(checkpoint)
-    if checkpoint.is_dir():  # a run folder or its checkpoints folder
+    if checkpoint.is_dir():  # a run folder or its checkpoints folder: the newest sound checkpoint
         folder = checkpoint / "checkpoints" if (checkpoint / "checkpoints").is_dir() else checkpoint
-        found = latest_checkpoint(folder)
-        if found is None:
-            raise CheckpointError(f"no checkpoint found in {folder}; give a ckpt-*.safetensors file")
-        checkpoint = found
-    ck = load_checkpoint(checkpoint)
+        ck = load_latest_checkpoint(folder)
+        if ck is None:
+            raise CheckpointError(f"no usable checkpoint in {folder}; give a ckpt-*.safetensors file")
+        checkpoint = ck.path
+    else:
+        ck = load_checkpoint(checkpoint)
     cfg = Config.from_dict(ck.meta["config"])
     shape = tuple(ck.meta["shape"])
     run_dir = checkpoint.parent.parent

@@ -30,7 +30,7 @@ from ..utils.atomic import atomic_write_json
 from ..utils.checkpoint import (
     latest_checkpoint,
     list_checkpoints,
-    load_checkpoint,
+    load_latest_checkpoint,
     load_optimizer,
     load_state,
     save_checkpoint,
@@ -139,7 +139,7 @@ class Trainer:
         )
         self.step = 0
         if resume:
-            ck = latest_checkpoint(self.ckpt_dir)
+            ck = load_latest_checkpoint(self.ckpt_dir)  # verified: a corrupted newest one is skipped
             if ck is None:
                 if (self.out / "config.json").exists():  # killed before its first checkpoint
                     self._check_same_run(json.loads((self.out / "config.json").read_text()), "config.json")
@@ -189,8 +189,8 @@ class Trainer:
                     "resume with the run's own settings or train into a new out_dir"
                 )
 
-    def _restore(self, path: Path) -> None:
-        ck = load_checkpoint(path)
+    def _restore(self, ck) -> None:
+        path = ck.path
         self._check_same_run(ck.meta.get("config", {}), path.name)
         load_state(self.model, ck.state("model"), "model")
         load_state(self.ema, ck.state("ema"), "EMA")

@@ -4,6 +4,8 @@ Written atomically; loaded without pickle."""
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -21,7 +23,8 @@ CKPT_RE = re.compile(r"^ckpt-(\d{8})\.safetensors$")
 @dataclass
 class Checkpoint:
     tensors: dict[str, Tensor]
-    meta: dict  # step, epoch, position, config, optimizer param_groups, ...
+    meta: dict  # step, epoch, position, config, optimizer param_groups, checksums, ...
+    path: Path | None = None
 
     def state(self, prefix: str) -> dict[str, Tensor]:
         n = len(prefix) + 1
@@ -56,8 +59,25 @@ def save_checkpoint(
     otensors, ometa = optimizer_tensors(opt)
     tensors.update({f"optim.{k}": v for k, v in otensors.items()})
     tensors["rng.cpu"] = torch.get_rng_state()
-    meta = dict(meta, optimizer=ometa, format="kflow-checkpoint-1")
-    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata={"kflow": json.dumps(meta)}))
+    meta = dict(
+        meta, optimizer=ometa, format="kflow-checkpoint-1", checksums={k: digest(v) for k, v in tensors.items()}
+    )
+
+    def write(tmp: Path) -> None:
+        from safetensors import SafetensorError
+
+        try:
+            save_file(tensors, str(tmp), metadata={"kflow": json.dumps(meta)})
+        except SafetensorError as e:  # safetensors reports a full disk as its own error type, not OSError
+            full = "StorageFull" in str(e) or "No space" in str(e)
+            raise OSError(errno.ENOSPC if full else errno.EIO, "no space left on device" if full else str(e)) from None
+
+    atomic_write(path, write)
+
+
+def digest(t: Tensor) -> str:
+    """Checksum of a tensor's bytes (blake2b, 128 bits): what was saved is what is loaded."""
+    return hashlib.blake2b(t.contiguous().reshape(-1).view(torch.uint8).numpy(), digest_size=16).hexdigest()
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
@@ -66,7 +86,27 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         if meta is None:
             raise CheckpointError(f"{path} is a safetensors file but not a kflow checkpoint (no 'kflow' metadata)")
         tensors = {k: f.get_tensor(k) for k in f.keys()}
-    return Checkpoint(tensors=tensors, meta=json.loads(meta))
+    meta = json.loads(meta)
+    for name, want in meta.get("checksums", {}).items():  # checkpoints older than checksums have none
+        if name not in tensors or digest(tensors[name]) != want:
+            raise CheckpointError(
+                f"{path} is corrupted (tensor {name} does not match its checksum); use an earlier checkpoint"
+            )
+    return Checkpoint(tensors=tensors, meta=meta)
+
+
+def load_latest_checkpoint(folder: Path) -> Checkpoint | None:
+    """The newest checkpoint that loads and passes its checksums; corrupted newer ones are skipped
+    with a warning (they stay on disk for inspection)."""
+    for p in reversed(list_checkpoints(folder)):
+        try:
+            ck = load_checkpoint(p)
+        except (ValueError, FileNotFoundError) as e:  # CheckpointError is a ValueError
+            print(f"warning: skipping unusable checkpoint {p.name}: {e}")
+            continue
+        ck.path = p
+        return ck
+    return None
 
 
 def list_checkpoints(folder: Path) -> list[Path]:

@@ -94,3 +94,45 @@ def test_a_run_writes_only_inside_its_output_folder(tmp_path, monkeypatch):
     written = sorted(str(p.relative_to(work)) for p in work.rglob("*") if p.is_file())
     assert written and all(w.startswith("runs/x/") for w in written), written
     assert not (tmp_path / "cache").exists()
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    """A real filesystem that fills up: a tmpfs of a given size (needs root and mount)."""
+    import os
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("a real full disk needs a tmpfs mount, which needs root")
+    mounted = []
+
+    def make(size_bytes: int) -> Path:
+        d = tmp_path / f"tmpfs{len(mounted)}"
+        d.mkdir()
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_bytes}", "tmpfs", str(d)], capture_output=True)
+        if r.returncode:
+            pytest.skip(f"cannot mount a tmpfs here ({r.stderr.decode().strip() or r.returncode})")
+        mounted.append(d)
+        return d
+
+    yield make
+    for d in mounted:
+        subprocess.run(["umount", "-l", str(d)], capture_output=True)
+
+
+def test_a_real_full_disk_while_saving(tmp_path, small_tmpfs, capsys):
+    """The library's real error on a full tmpfs (safetensors raises its own type, not OSError):
+    one line, exit 2, the previous checkpoint intact, no temp file left, resume elsewhere works."""
+    probe = tmp_path / "probe"
+    assert main(["train", str(TINY), f"out_dir={probe}", "train.steps=3", "train.ckpt_every=3"]) == 0
+    size = list_checkpoints(probe / "checkpoints")[0].stat().st_size
+    disk = small_tmpfs(int(1.5 * size) + 64 * 1024)  # room for one checkpoint and the logs, not two
+    out = disk / "r"
+    capsys.readouterr()
+    code = main(["train", str(TINY), f"out_dir={out}", "train.steps=6", "train.ckpt_every=3"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert "space left on device" in err.lower() and "--resume from ckpt-00000003" in err, err
+    assert [c.name for c in list_checkpoints(out / "checkpoints")] == ["ckpt-00000003.safetensors"]
+    assert load_checkpoint(list_checkpoints(out / "checkpoints")[0]).meta["step"] == 3
+    assert not list((out / "checkpoints").glob(".*.tmp"))
