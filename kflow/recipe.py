@@ -80,9 +80,22 @@ def make_model(cfg: Config, shape, num_classes: int, path: KFlowPath | None = No
 
 
 def pick_device(name: str) -> torch.device:
+    """'auto' (CUDA when there is one), 'cpu', 'cuda' or 'cuda:N'; anything else, or a GPU this
+    machine lacks, is a one-line ConfigError."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"device {name!r} is not a device; use auto, cpu, cuda or cuda:N") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise ConfigError(f"device {name!r}: kflow runs on cpu or cuda; use auto, cpu, cuda or cuda:N")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {name!r}: this torch build or machine has no CUDA GPU; use cpu or auto")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ConfigError(f"device {name!r}: there are only {torch.cuda.device_count()} GPUs (cuda:0 ..)")
+    return dev
 
 
 class LoadedRun:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from .args import nonneg_int, positive_float, positive_int
+
 
 def run_encode(args) -> None:
     from ..data import load_dataset
@@ -64,25 +66,27 @@ def add_parser(sub) -> None:
     e.add_argument("--dataset", default="fashion_mnist", help="digits | fashion_mnist | folder | npz")
     e.add_argument("--root", default=None, help="image folder or .npz for folder / npz")
     e.add_argument("--split", default="train", help="dataset split to encode")
-    e.add_argument("--image-size", type=int, default=None, help="pad / resize images to this size first")
-    e.add_argument("--channels", type=int, default=3, help="folder datasets: 1 (grey) or 3 (RGB)")
-    e.add_argument("--limit", type=int, default=None, help="encode only the first N images")
+    e.add_argument("--image-size", type=positive_int, default=None, help="pad / resize images to this size first")
+    e.add_argument("--channels", type=positive_int, default=3, help="folder datasets: 1 (grey) or 3 (RGB)")
+    e.add_argument("--limit", type=positive_int, default=None, help="encode only the first N images")
     e.add_argument(
         "--store",
         default="mean_std",
         choices=["mean_std", "mean", "sample"],
         help="mean_std: scaled mean and std; mean; sample: one scaled draw (seeded)",
     )
-    e.add_argument("--scale", type=float, default=None, help="latent scale (default: the VAE's scaling_factor)")
-    e.add_argument("--batch-size", type=int, default=64, help="images per VAE forward pass")
-    e.add_argument("--shard-size", type=int, default=4096, help="latents per shard (the unit of resumption)")
-    e.add_argument("--seed", type=int, default=0, help="seed of the latent draws (--store sample)")
+    e.add_argument(
+        "--scale", type=positive_float, default=None, help="latent scale (default: the VAE's scaling_factor)"
+    )
+    e.add_argument("--batch-size", type=positive_int, default=64, help="images per VAE forward pass")
+    e.add_argument("--shard-size", type=positive_int, default=4096, help="latents per shard (the unit of resumption)")
+    e.add_argument("--seed", type=nonneg_int, default=0, help="seed of the latent draws (--store sample)")
     e.add_argument("--device", default="auto", help="auto (CUDA when there is one), cpu, cuda or cuda:N")
     e.add_argument("--out", required=True, help="latent folder to write (or resume)")
     e.set_defaults(func=run_encode)
     m = dsub.add_parser("molecules", help="17-molecule clusters cut from the crystals pyxtal ships (split by molecule)")
-    m.add_argument("--centres", type=int, default=4, help="centre molecules per crystal")
-    m.add_argument("--rotations", type=int, default=4, help="random global rotations per cluster")
-    m.add_argument("--seed", type=int, default=0, help="seed of the start poses and the split")
+    m.add_argument("--centres", type=positive_int, default=4, help="centre molecules per crystal")
+    m.add_argument("--rotations", type=positive_int, default=4, help="random global rotations per cluster")
+    m.add_argument("--seed", type=nonneg_int, default=0, help="seed of the start poses and the split")
     m.add_argument("--out", default="data/molecules", help="folder for the cluster files")
     m.set_defaults(func=run_molecules)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
-from .args import parse_bands, parse_labels
+from .args import nonneg_float, nonneg_int, parse_bands, parse_labels, positive_float, positive_int, unit_float
 
 
 def _train(args) -> None:
@@ -43,8 +44,12 @@ def _sample(args) -> None:
     if alloc not in ("length", "equal"):
         try:
             alloc = [float(w) for w in alloc.split(",")]
+            if not all(math.isfinite(w) and w > 0 for w in alloc):
+                raise ValueError
         except ValueError:
-            raise ValueError(f"--step-allocation {alloc!r}: use length, equal or comma-separated weights") from None
+            raise ValueError(
+                f"--step-allocation {args.step_allocation!r}: use length, equal or comma-separated positive weights"
+            ) from None
     if not 0.0 <= args.keep_class_until <= 1.0:
         raise ValueError(
             f"--keep-class-until {args.keep_class_until} must lie in [0, 1] (the fraction of k with the class)"
@@ -176,12 +181,21 @@ def _demo(args) -> None:
     run_demo(minutes=args.minutes, out=args.out, config=args.config)
 
 
+class UsageError(Exception):
+    """A command line argparse refuses (unknown option, a value of the wrong kind)."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line through main(), not usage + exit from inside argparse
+        raise UsageError(f"{self.prog}: {message}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ..config import CHOICES, SampleConfig
     from ..steering.restore import TASKS
 
     sc_defaults = SampleConfig()  # `kflow sample` defaults are the config's
-    p = argparse.ArgumentParser(prog="kflow", description="K-Flow: flow matching band by band")
+    p = Parser(prog="kflow", description="K-Flow: flow matching band by band")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = p.add_subparsers(dest="cmd", required=True)
 
@@ -199,9 +213,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("sample", help="generate images from a checkpoint")
     s.add_argument("checkpoint", help="ckpt-*.safetensors or a run folder")
-    s.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
+    s.add_argument("--n", type=positive_int, default=64, help="number of samples (default 64)")
     s.add_argument("--solver", default=sc_defaults.solver, choices=CHOICES["sample.solver"], help="ODE solver")
-    s.add_argument("--steps", type=int, default=sc_defaults.steps, help="solver steps (dopri5: adaptive, ignored)")
+    s.add_argument(
+        "--steps", type=positive_int, default=sc_defaults.steps, help="solver steps (dopri5: adaptive, ignored)"
+    )
     s.add_argument(
         "--grid", default=sc_defaults.grid, choices=CHOICES["sample.grid"], help="k grid: band-aware or uniform"
     )
@@ -212,19 +228,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--project", action="store_true", help="keep only the active band of the velocity")
     s.add_argument("--label", default=None, help="class index, or 'all' for the classes in turn (class-conditional)")
-    s.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale (1 = conditional)")
+    s.add_argument(
+        "--guidance", type=nonneg_float, default=1.0, help="classifier-free guidance scale (1 = conditional)"
+    )
     s.add_argument(
         "--keep-class-until",
-        type=float,
+        type=unit_float,
         default=1.0,
         help="condition dropping: use the class only for k below this (the paper: 0.3)",
     )
     s.add_argument("--fix-bands", default=None, help="noise splitting: bands (e.g. 0) whose noise all samples share")
     s.add_argument("--vary-bands", default=None, help="noise splitting: bands drawn per sample (the others shared)")
-    s.add_argument("--shared-seed", type=int, default=None, help="seed of the shared noise (default --seed)")
-    s.add_argument("--seed", type=int, default=0, help="seed of the noise x_0 (the same seed, the same samples)")
-    s.add_argument("--batch-size", type=int, default=500, help="samples integrated at once (memory)")
-    s.add_argument("--grid-size", type=int, default=64, help="images in the PNG grid")
+    s.add_argument("--shared-seed", type=nonneg_int, default=None, help="seed of the shared noise (default --seed)")
+    s.add_argument("--seed", type=nonneg_int, default=0, help="seed of the noise x_0 (the same seed, the same samples)")
+    s.add_argument("--batch-size", type=positive_int, default=500, help="samples integrated at once (memory)")
+    s.add_argument("--grid-size", type=positive_int, default=64, help="images in the PNG grid")
     s.add_argument(
         "--vae", default=None, help="latent models: VAE folder (default: the one the latents were encoded with)"
     )
@@ -241,13 +259,13 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("checkpoints", nargs="*", help="path/strip: checkpoints or run folders (path: FM and K-Flow runs)")
     i.add_argument("--dataset", default="fashion_mnist", help="data")
     i.add_argument("--root", default=None, help="data: dataset folder")
-    i.add_argument("--image-size", type=int, default=32, help="data")
-    i.add_argument("--limit", type=int, default=10000, help="data: images used")
-    i.add_argument("--num-bands", type=int, default=3, help="data: bands per decomposition")
+    i.add_argument("--image-size", type=positive_int, default=32, help="data")
+    i.add_argument("--limit", type=positive_int, default=10000, help="data: images used")
+    i.add_argument("--num-bands", type=positive_int, default=3, help="data: bands per decomposition")
     i.add_argument("--names", default=None, help="path: comma-separated run names (default: folder names)")
-    i.add_argument("--n", type=int, default=None, help="path/strip: samples (default 128 / 6)")
-    i.add_argument("--steps", type=int, default=None, help="path/strip: Euler steps (default 100 / 50)")
-    i.add_argument("--seed", type=int, default=0, help="path/strip: noise seed")
+    i.add_argument("--n", type=positive_int, default=None, help="path/strip: samples (default 128 / 6)")
+    i.add_argument("--steps", type=positive_int, default=None, help="path/strip: Euler steps (default 100 / 50)")
+    i.add_argument("--seed", type=nonneg_int, default=0, help="path/strip: noise seed")
     i.add_argument("--strip", default="all", choices=["all", "states", "generated", "bands"], help="strip: columns")
     i.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     i.add_argument("--out", default="outputs/inspect", help="folder for the PNG and JSON files")
@@ -258,8 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
     tc = esub.add_parser("train-classifier", help="train the dataset classifier whose features give FD")
     tc.add_argument("--dataset", default="fashion_mnist", help="dataset name (see data.name)")
     tc.add_argument("--root", default=None, help="dataset folder (folder/npz datasets)")
-    tc.add_argument("--image-size", type=int, default=32, help="images are padded/resized to this")
-    tc.add_argument("--epochs", type=int, default=3, help="training epochs")
+    tc.add_argument("--image-size", type=positive_int, default=32, help="images are padded/resized to this")
+    tc.add_argument("--epochs", type=positive_int, default=3, help="training epochs")
     tc.add_argument("--out", default="classifiers/fashion_mnist.safetensors", help="classifier file (safetensors)")
     sc = esub.add_parser("score", help="FD / precision / recall of a checkpoint's samples or of an .npz")
     sc.add_argument("source", help="checkpoint, run folder, or .npz of uint8 samples (key x)")
@@ -268,13 +286,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--inception", default=None, help="local Inception-v3 FID weights (safetensors, pytorch-fid layout): adds FID"
     )
     sc.add_argument("--dataset", default=None, help="reference dataset (default: the classifier's)")
-    sc.add_argument("--image-size", type=int, default=None, help="reference image size (default: the samples')")
+    sc.add_argument(
+        "--image-size", type=positive_int, default=None, help="reference image size (default: the samples')"
+    )
     sc.add_argument("--split", default="test", help="reference split")
-    sc.add_argument("--n", type=int, default=5000, help="samples drawn from a checkpoint")
+    sc.add_argument("--n", type=positive_int, default=5000, help="samples drawn from a checkpoint")
     sc.add_argument("--solver", default=sc_defaults.solver, choices=CHOICES["sample.solver"], help="ODE solver")
-    sc.add_argument("--steps", type=int, default=sc_defaults.steps, help="solver steps")
+    sc.add_argument("--steps", type=positive_int, default=sc_defaults.steps, help="solver steps")
     sc.add_argument("--grid", default=sc_defaults.grid, choices=CHOICES["sample.grid"], help="k grid")
-    sc.add_argument("--seed", type=int, default=0, help="noise seed")
+    sc.add_argument("--seed", type=nonneg_int, default=0, help="noise seed")
     sc.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     sc.add_argument("--json", default=None, help="also write the result here")
     ci = esub.add_parser("convert-inception", help="pytorch-fid .pth weights -> safetensors (loaded weights-only)")
@@ -289,12 +309,12 @@ def build_parser() -> argparse.ArgumentParser:
     ed.add_argument("images", help=".npz, image file, image folder, or NAME:SPLIT (e.g. fashion_mnist:test)")
     ed.add_argument("--keep-bands", default="0", help="bands whose recovered noise is kept (default 0, the coarsest)")
     ed.add_argument("--donor", default=None, help="images whose noise fills the other bands (a band swap)")
-    ed.add_argument("--n", type=int, default=8, help="at most this many images")
+    ed.add_argument("--n", type=positive_int, default=8, help="at most this many images")
     ed.add_argument("--label", default=None, help="class for conditional models (index or 'all')")
-    ed.add_argument("--steps", type=int, default=50, help="solver steps each way (inversion and regeneration)")
+    ed.add_argument("--steps", type=positive_int, default=50, help="solver steps each way (inversion and regeneration)")
     fixed_step = [s for s in CHOICES["sample.solver"] if s != "dopri5"]  # inversion needs the same grid both ways
     ed.add_argument("--solver", default="rk4", choices=fixed_step, help="fixed-step ODE solver")
-    ed.add_argument("--seed", type=int, default=0, help="seed of the redrawn noise")
+    ed.add_argument("--seed", type=nonneg_int, default=0, help="seed of the redrawn noise")
     ed.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     ed.add_argument("--out", default="outputs/edit", help="folder for edit.png and edit.npz")
     ed.set_defaults(func=_edit)
@@ -303,13 +323,13 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("checkpoint", help="ckpt-*.safetensors or a run folder")
     rs.add_argument("images", help="clean images to degrade (.npz, image file, folder, NAME:SPLIT)")
     rs.add_argument("--task", default="sr_box", choices=TASKS, help="degradation")
-    rs.add_argument("--factor", type=int, default=2, help="super-resolution factor")
-    rs.add_argument("--sigma", type=float, default=1.0, help="blur std in pixels")
-    rs.add_argument("--noise", type=float, default=0.0, help="measurement noise std (images in [-1, 1])")
+    rs.add_argument("--factor", type=positive_int, default=2, help="super-resolution factor")
+    rs.add_argument("--sigma", type=positive_float, default=1.0, help="blur std in pixels")
+    rs.add_argument("--noise", type=nonneg_float, default=0.0, help="measurement noise std (images in [-1, 1])")
     rs.add_argument("--degraded", action="store_true", help="the images are observations already (SR: low-res; blur)")
-    rs.add_argument("--n", type=int, default=8, help="at most this many images")
-    rs.add_argument("--steps", type=int, default=50, help="sampling steps")
-    rs.add_argument("--seed", type=int, default=0, help="noise seed")
+    rs.add_argument("--n", type=positive_int, default=8, help="at most this many images")
+    rs.add_argument("--steps", type=positive_int, default=50, help="sampling steps")
+    rs.add_argument("--seed", type=nonneg_int, default=0, help="noise seed")
     rs.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     rs.add_argument("--out", default="outputs/restore", help="folder for restore.png and restore.npz")
     rs.set_defaults(func=_restore)
@@ -319,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_parser(sub)
 
     d = sub.add_parser("demo", help="train a wavelet K-Flow on Fashion-MNIST for a few minutes, write pictures")
-    d.add_argument("--minutes", type=float, default=7.0, help="training wall time")
+    d.add_argument("--minutes", type=positive_float, default=7.0, help="training wall time")
     d.add_argument("--config", default=None, help="config (default configs/demo.yaml)")
     d.add_argument("--out", default="outputs/demo", help="folder for the run and its pictures")
     d.set_defaults(func=_demo)
@@ -328,11 +348,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    if extra and args.cmd == "train" and all("=" in a and not a.startswith("-") for a in extra):
-        args.overrides += extra  # key=value overrides after an option (`--resume train.steps=9`)
-    elif extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    try:
+        args, extra = parser.parse_known_args(argv)
+        if extra and args.cmd == "train" and all("=" in a and not a.startswith("-") for a in extra):
+            args.overrides += extra  # key=value overrides after an option (`--resume train.steps=9`)
+        elif extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    except UsageError as e:
+        print(f"kflow: error: {e}", file=sys.stderr)
+        return 2
     try:
         args.func(args)
     except KeyboardInterrupt:
@@ -344,9 +368,14 @@ def main(argv=None) -> int:
         from ..utils.errors import KFlowError
 
         known = (KFlowError, ValueError, OSError, ImportError)
-        if not isinstance(e, known):
-            raise
-        print(f"kflow: error: {e}", file=sys.stderr)
+        if isinstance(e, known):
+            print(f"kflow: error: {e}", file=sys.stderr)
+        else:  # a bug or an input we did not foresee: still one line, the traceback behind --debug
+            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            print(
+                f"kflow: error: unexpected {type(e).__name__}: {first} (rerun with --debug for the traceback)",
+                file=sys.stderr,
+            )
         return 2
     return 0
 

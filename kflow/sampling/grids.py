@@ -20,7 +20,7 @@ def allocate_steps(steps: int, weights: Sequence[float]) -> list[int]:
     w = torch.as_tensor(weights, dtype=torch.float64)
     if steps < len(w):
         raise ValueError(f"steps={steps} is fewer than the {len(w)} bands; give at least one step per band")
-    if (w <= 0).any():
+    if not torch.isfinite(w).all() or (w <= 0).any():
         raise ValueError(f"step weights {w.tolist()} must be positive")
     share = 1 + (steps - len(w)) * w / w.sum()
     n = share.floor().long()

@@ -125,7 +125,7 @@ CASES = [
     (
         "keep-class-until range",
         ["sample", "{run}", "--label", "1", "--keep-class-until", "2", "--out", "{tmp}/s"],
-        "--keep-class-until 2.0 must lie in [0, 1]",
+        "argument --keep-class-until: '2' is not a number in [0, 1]",
     ),
     (
         "step allocation syntax",
@@ -134,7 +134,40 @@ CASES = [
     ),
     ("classifier missing", ["eval", "score", "{nan_npz}", "--classifier", "{tmp}/c.safetensors"], "train-classifier"),
     ("inspect path without K-Flow", ["inspect", "path"], "needs a checkpoint"),
+    # numbers and devices are checked where they enter (argparse types, pick_device)
+    ("negative sample count", ["sample", "{run}", "--n", "-5"], "argument --n: '-5' is not a positive integer"),
+    ("zero samples", ["sample", "{run}", "--n", "0"], "argument --n: '0' is not a positive integer"),
+    ("zero batch", ["sample", "{run}", "--batch-size", "0"], "argument --batch-size"),
+    ("negative grid size", ["sample", "{run}", "--grid-size", "-1"], "argument --grid-size"),
+    ("negative guidance", ["sample", "{run}", "--guidance", "-2"], "argument --guidance: '-2' is not a number >= 0"),
+    ("NaN guidance", ["sample", "{run}", "--guidance", "nan"], "argument --guidance"),
+    ("negative seed", ["sample", "{run}", "--seed", "-1"], "argument --seed"),
+    ("zero steps", ["sample", "{run}", "--steps", "0"], "argument --steps"),
+    ("NaN step weight", ["sample", "{run}", "--step-allocation", "nan,1,1", "--out", "{tmp}/s"], "positive weights"),
+    (
+        "negative step weight",
+        ["sample", "{run}", "--step-allocation", "1,-1,1", "--out", "{tmp}/s"],
+        "positive weights",
+    ),
+    ("device not a device", ["sample", "{run}", "--device", "gpu0", "--out", "{tmp}/s"], "'gpu0' is not a device"),
+    ("device of another kind", ["sample", "{run}", "--device", "meta", "--out", "{tmp}/s"], "cpu or cuda"),
+    ("restore factor 0", ["restore", "{run}", "digits:test", "--factor", "0"], "argument --factor"),
+    ("restore negative sigma", ["restore", "{run}", "digits:test", "--sigma", "-1"], "argument --sigma"),
+    ("restore negative noise", ["restore", "{run}", "digits:test", "--noise", "-0.1"], "argument --noise"),
+    ("demo zero minutes", ["demo", "--minutes", "0"], "argument --minutes"),
+    ("unknown option", ["sample", "{run}", "--temperature", "2"], "unrecognized arguments: --temperature"),
+    ("unknown command", ["smaple", "{run}"], "invalid choice: 'smaple'"),
 ]
+
+
+def test_cuda_on_a_machine_without_one(run, tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    assert main(["sample", str(run), "--device", "cuda", "--out", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no CUDA GPU; use cpu or auto" in err and "\n" not in err
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
