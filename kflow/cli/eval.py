@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import torch
 
 
 def run_eval(args) -> None:
     from ..metrics import reference_features, score_features, train_classifier
-    from ..metrics.evaluate import format_table, to_unit
+    from ..metrics.evaluate import format_table
 
     if args.eval_cmd == "train-classifier":
         m = train_classifier(args.dataset, args.out, epochs=args.epochs, image_size=args.image_size, root=args.root)
@@ -25,10 +24,9 @@ def run_eval(args) -> None:
     extractors = _extractors(args)
     source = Path(args.source)
     if source.suffix == ".npz":
-        if not source.is_file():
-            raise FileNotFoundError(f"{source} does not exist")
-        with np.load(source, allow_pickle=False) as f:
-            x = to_unit(f["x"]) if f["x"].dtype == np.uint8 else torch.from_numpy(f["x"]).float()
+        from ..data.datasets import load_npz
+
+        x = load_npz(source).x  # the same dtype/range rule as training data
         what = f"{source} ({len(x)} samples)"
     else:
         from ..recipe import load_run, pick_device

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from ..utils.errors import DataError
-from .image_data import ImageData
+from .image_data import ImageData, images_to_model_range, labels_to_long
 
 FASHION_MNIST_DEBIAN = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
@@ -139,15 +139,8 @@ def load_npz(path: str | Path) -> ImageData:
         raise DataError(f"{path}: images must be (N, C, H, W) or (N, H, W) with N > 0, got {x.shape}")
     if x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):  # NHWC
         x = x.transpose(0, 3, 1, 2)
-    xt = torch.from_numpy(x.astype(np.float32))
-    _check_finite(xt, str(path))
-    if x.dtype == np.uint8:
-        xt = xt / 127.5 - 1
-    elif xt.min() >= 0 and xt.max() <= 1:
-        xt = xt * 2 - 1
-    yt = None if y is None else torch.from_numpy(y.astype(np.int64)).reshape(-1)
-    if yt is not None and len(yt) != len(xt):
-        raise DataError(f"{path}: {len(yt)} labels for {len(xt)} images")
+    xt = images_to_model_range(x, str(path))  # the dtype/range rule (image_data.py)
+    yt = None if y is None else labels_to_long(y, len(xt), str(path))
     return ImageData(xt, yt, int(yt.max()) + 1 if yt is not None else 0, path.stem)
 
 

@@ -92,11 +92,6 @@ def cdr(fd_dropped: dict[int, float], fd_full: dict[int, float]) -> float:
     return float(np.mean([fd_dropped[c] / fd_full[c] for c in fd_full]))
 
 
-def to_unit(x_uint8: np.ndarray) -> Tensor:
-    """Samples stored as uint8 (N, C, H, W) -> float in [-1, 1]."""
-    return torch.from_numpy(x_uint8.astype(np.float32)) / 127.5 - 1
-
-
 def format_table(rows: list[dict], keys: list[str]) -> str:
     head = "| " + " | ".join(keys) + " |"
     sep = "|" + "|".join("---" for _ in keys) + "|"
