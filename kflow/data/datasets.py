@@ -4,6 +4,7 @@ Sources: sklearn digits (8x8, bundled), Fashion-MNIST (idx files), any image fol
 subfolder per class gives labels), and .npz arrays. Images are padded (with the background
 value -1) or resized to `image_size`.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -28,12 +29,20 @@ FASHION_MNIST_SHA256 = {
     "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
     "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
 }
-FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-                         "Ankle boot"]
+FASHION_MNIST_CLASSES = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
 DATASETS = ("digits", "fashion_mnist", "folder", "npz", "latents")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
-
-
 
 
 def fit_size(x: Tensor, size: int | None) -> Tensor:
@@ -107,9 +116,13 @@ def load_fashion_mnist(split: str = "train", download: bool = True) -> ImageData
     root = fashion_mnist_root()
     if root is None:
         if not download:
-            raise DataError("Fashion-MNIST not found; apt-get install dataset-fashion-mnist, or set KFLOW_DATA "
-                            "to a folder with the idx files")
-        root = download_fashion_mnist(Path(os.environ.get("KFLOW_DATA", Path.home() / ".cache" / "kflow")) / "fashion-mnist")
+            raise DataError(
+                "Fashion-MNIST not found; apt-get install dataset-fashion-mnist, or set KFLOW_DATA "
+                "to a folder with the idx files"
+            )
+        root = download_fashion_mnist(
+            Path(os.environ.get("KFLOW_DATA", Path.home() / ".cache" / "kflow")) / "fashion-mnist"
+        )
     prefix = "train" if split == "train" else "t10k"
     files = []
     for kind in ("images-idx3-ubyte", "labels-idx1-ubyte"):
@@ -171,8 +184,14 @@ def load_folder(path: str | Path, channels: int = 1) -> ImageData:
     return ImageData(torch.from_numpy(x.copy()).float() / 127.5 - 1, y, len(classes), path.name)
 
 
-def load_dataset(name: str, split: str = "train", root: str | None = None, image_size: int | None = None,
-                 channels: int = 1, limit: int | None = None) -> ImageData:
+def load_dataset(
+    name: str,
+    split: str = "train",
+    root: str | None = None,
+    image_size: int | None = None,
+    channels: int = 1,
+    limit: int | None = None,
+) -> ImageData:
     if name == "digits":
         data = load_digits(split)
     elif name == "fashion_mnist":
@@ -192,8 +211,10 @@ def load_dataset(name: str, split: str = "train", root: str | None = None, image
             raise DataError("data.name=latents needs data.root=<folder written by kflow data encode>")
         data = load_latents(root)
         if image_size not in (None, data.x.shape[-1]):
-            raise DataError(f"data.image_size={image_size} but the latents are {data.x.shape[-1]}x{data.x.shape[-1]}; "
-                            "leave data.image_size unset for latents")
+            raise DataError(
+                f"data.image_size={image_size} but the latents are {data.x.shape[-1]}x{data.x.shape[-1]}; "
+                "leave data.image_size unset for latents"
+            )
         image_size = None
     else:
         raise DataError(f"unknown dataset {name!r}; use one of {', '.join(DATASETS)}")
@@ -230,7 +251,9 @@ def load_images(source: str, shape, limit: int | None = None) -> Tensor:
         name, split = source.split(":", 1)
         x = load_dataset(name, split, image_size=H, limit=limit).x
     else:
-        raise DataError(f"{source}: give an .npz, an image file, an image folder or NAME:SPLIT (e.g. fashion_mnist:test)")
+        raise DataError(
+            f"{source}: give an .npz, an image file, an image folder or NAME:SPLIT (e.g. fashion_mnist:test)"
+        )
     x = x[:limit] if limit else x
     if x.shape[1] != C:
         raise DataError(f"{source} has {x.shape[1]} channel(s); the model takes {C}")

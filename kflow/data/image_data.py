@@ -1,4 +1,5 @@
 """The in-memory dataset every loader returns (images in [-1, 1], optional labels)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -13,6 +13,7 @@ shards only, and a rerun with the same plan skips them. Under torchrun the shard
 round-robin over the ranks (one GPU each). Sampled latents (store=sample) draw their noise from
 seed + shard index, so a resumed or distributed encoding writes the same bytes as a plain one.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -45,12 +46,16 @@ def vae_files(folder: str | Path) -> tuple[Path, Path]:
     """config.json and the safetensors weights of a diffusers AutoencoderKL folder, or a DataError."""
     folder = Path(folder)
     if not (folder / "config.json").is_file():
-        raise DataError(f"VAE folder {folder} has no config.json; give --vae a local diffusers AutoencoderKL folder "
-                        "(config.json + diffusion_pytorch_model.safetensors); nothing is downloaded")
+        raise DataError(
+            f"VAE folder {folder} has no config.json; give --vae a local diffusers AutoencoderKL folder "
+            "(config.json + diffusion_pytorch_model.safetensors); nothing is downloaded"
+        )
     weights = sorted(folder.glob("*.safetensors"))
     if not weights:
-        raise DataError(f"VAE folder {folder} has no .safetensors weights; kflow never loads pickled .bin weights, "
-                        "convert them to safetensors first")
+        raise DataError(
+            f"VAE folder {folder} has no .safetensors weights; kflow never loads pickled .bin weights, "
+            "convert them to safetensors first"
+        )
     return folder / "config.json", weights[0]
 
 
@@ -120,9 +125,20 @@ def _dist_rank_world(device: str) -> tuple[int, int, bool]:
     return 0, 1, False
 
 
-def encode_dataset(data: ImageData, vae_dir: str | Path, out: str | Path, *, store: str = "mean_std",
-                   scale: float | None = None, batch_size: int = 64, shard_size: int = 4096, seed: int = 0,
-                   device: str = "auto", source: dict | None = None, log=print) -> LatentInfo:
+def encode_dataset(
+    data: ImageData,
+    vae_dir: str | Path,
+    out: str | Path,
+    *,
+    store: str = "mean_std",
+    scale: float | None = None,
+    batch_size: int = 64,
+    shard_size: int = 4096,
+    seed: int = 0,
+    device: str = "auto",
+    source: dict | None = None,
+    log=print,
+) -> LatentInfo:
     """Encode `data` into latent shards under `out`; resumes a previous run of the same plan."""
     if store not in STORES:
         raise DataError(f"store={store!r} is not one of {', '.join(STORES)}")
@@ -142,17 +158,31 @@ def encode_dataset(data: ImageData, vae_dir: str | Path, out: str | Path, *, sto
         raise DataError(f"the images have {C} channels and the VAE takes {C_vae}; convert the images first")
     with torch.no_grad():  # the latent shape, from one image
         probe = vae.encode(_to_vae(data.x[:1], C_vae).to(device)).latent_dist.mean
-    plan = dict(format="kflow-latents-1", source=source or {"name": data.name}, n=len(data), image_shape=[C, H, W],
-                vae=str(Path(vae_dir).resolve()), vae_config_sha256=_sha256(config_file),
-                vae_weights_sha256=_sha256(weights), scale=scale, store=store, seed=seed, shard_size=shard_size,
-                latent_shape=list(probe.shape[1:]), num_classes=data.num_classes, labels=data.y is not None)
+    plan = dict(
+        format="kflow-latents-1",
+        source=source or {"name": data.name},
+        n=len(data),
+        image_shape=[C, H, W],
+        vae=str(Path(vae_dir).resolve()),
+        vae_config_sha256=_sha256(config_file),
+        vae_weights_sha256=_sha256(weights),
+        scale=scale,
+        store=store,
+        seed=seed,
+        shard_size=shard_size,
+        latent_shape=list(probe.shape[1:]),
+        num_classes=data.num_classes,
+        labels=data.y is not None,
+    )
     mf = out / MANIFEST
     if mf.exists():
         old = json.loads(mf.read_text())
         diff = sorted(k for k in plan if k != "vae" and old.get(k) != plan[k])  # the folder may move
         if diff:
-            raise DataError(f"{out} holds latents of another encoding (differs in {', '.join(diff)}); use another "
-                            "--out or delete that folder")
+            raise DataError(
+                f"{out} holds latents of another encoding (differs in {', '.join(diff)}); use another "
+                "--out or delete that folder"
+            )
     elif rank == 0:
         atomic_write_json(mf, dict(plan, complete=False))
     for stale in out.glob(".shard-*.tmp") if rank == 0 else []:  # temp files of a killed writer
@@ -195,8 +225,9 @@ def _to_vae(x: Tensor, channels: int) -> Tensor:
 
 
 @torch.no_grad()
-def _encode_shard(vae, data: ImageData, lo: int, hi: int, C_vae: int, store: str, scale: float, seed: int,
-                  batch_size: int, device) -> dict[str, Tensor]:
+def _encode_shard(
+    vae, data: ImageData, lo: int, hi: int, C_vae: int, store: str, scale: float, seed: int, batch_size: int, device
+) -> dict[str, Tensor]:
     gen = torch.Generator().manual_seed(seed)
     zs, stds = [], []
     for a in range(lo, hi, batch_size):
@@ -221,7 +252,9 @@ def load_latents(folder: str | Path, draw: str = "mean", seed: int = 0) -> Image
     info = read_manifest(folder)
     m = info.manifest
     if not m.get("complete"):
-        raise DataError(f"{info.folder} is an unfinished encoding; rerun the same `kflow data encode` command to finish it")
+        raise DataError(
+            f"{info.folder} is an unfinished encoding; rerun the same `kflow data encode` command to finish it"
+        )
     if draw not in ("mean", "sample"):
         raise DataError(f"draw={draw!r}: use mean or sample")
     zs, ys = [], []
@@ -238,8 +271,10 @@ def load_latents(folder: str | Path, draw: str = "mean", seed: int = 0) -> Image
         zs.append(z)
     x = torch.cat(zs)
     if len(x) != m["n"] or tuple(x.shape[1:]) != info.shape:
-        raise DataError(f"{info.folder}: shards hold {tuple(x.shape)}, the manifest says {m['n']} x {info.shape}; "
-                        "re-encode into a fresh folder")
+        raise DataError(
+            f"{info.folder}: shards hold {tuple(x.shape)}, the manifest says {m['n']} x {info.shape}; "
+            "re-encode into a fresh folder"
+        )
     y = torch.cat(ys) if m["labels"] else None
     name = (m.get("source") or {}).get("name", "latents")
     return ImageData(x, y, int(m["num_classes"]), f"latents:{name}")

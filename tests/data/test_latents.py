@@ -1,5 +1,6 @@
 """The latent pipeline with a tiny randomly initialised AutoencoderKL saved to a temp folder:
 encode (batched, sharded, resumable, torchrun), load, train a few steps, sample, decode."""
+
 import json
 import os
 import subprocess
@@ -21,9 +22,17 @@ def make_vae(folder: Path) -> Path:
     from diffusers import AutoencoderKL
 
     torch.manual_seed(0)
-    vae = AutoencoderKL(in_channels=1, out_channels=1, down_block_types=("DownEncoderBlock2D",) * 2,
-                        up_block_types=("UpDecoderBlock2D",) * 2, block_out_channels=(8, 16), layers_per_block=1,
-                        latent_channels=4, norm_num_groups=4, sample_size=16)
+    vae = AutoencoderKL(
+        in_channels=1,
+        out_channels=1,
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+        block_out_channels=(8, 16),
+        layers_per_block=1,
+        latent_channels=4,
+        norm_num_groups=4,
+        sample_size=16,
+    )
     vae.save_pretrained(str(folder), safe_serialization=True)
     return folder
 
@@ -86,8 +95,27 @@ def test_interrupted_encoding_continues_where_it_stopped(vae_dir, tmp_path):
     import time
 
     def cmd(out):
-        return [sys.executable, "-m", "kflow.cli.main", "data", "encode", "--vae", str(vae_dir), "--dataset", "digits",
-                "--image-size", "16", "--limit", "400", "--shard-size", "8", "--batch-size", "8", "--out", str(out)]
+        return [
+            sys.executable,
+            "-m",
+            "kflow.cli.main",
+            "data",
+            "encode",
+            "--vae",
+            str(vae_dir),
+            "--dataset",
+            "digits",
+            "--image-size",
+            "16",
+            "--limit",
+            "400",
+            "--shard-size",
+            "8",
+            "--batch-size",
+            "8",
+            "--out",
+            str(out),
+        ]
 
     env = dict(os.environ, OMP_NUM_THREADS="1")
     ref, out = tmp_path / "ref", tmp_path / "out"
@@ -111,9 +139,29 @@ def test_interrupted_encoding_continues_where_it_stopped(vae_dir, tmp_path):
 
 def test_torchrun_splits_the_shards_and_matches_one_process(vae_dir, images, tmp_path):
     encode_dataset(images, vae_dir, tmp_path / "one", shard_size=8, log=lambda *_: None)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "kflow.cli.main",
-           "data", "encode", "--vae", str(vae_dir), "--dataset", "digits", "--image-size", "16", "--limit", "40",
-           "--shard-size", "8", "--out", str(tmp_path / "two")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "kflow.cli.main",
+        "data",
+        "encode",
+        "--vae",
+        str(vae_dir),
+        "--dataset",
+        "digits",
+        "--image-size",
+        "16",
+        "--limit",
+        "40",
+        "--shard-size",
+        "8",
+        "--out",
+        str(tmp_path / "two"),
+    ]
     res = subprocess.run(cmd, env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "[rank 0]" in res.stdout and "[rank 1]" in res.stdout
@@ -151,13 +199,46 @@ def test_train_sample_decode_on_latents(vae_dir, images, tmp_path):
 
     encode_dataset(images, vae_dir, tmp_path / "lat", shard_size=16, log=lambda *_: None)
     run = tmp_path / "run"
-    assert main(["train", str(ROOT / "configs" / "digits_tiny.yaml"), "data.name=latents",
-                 f"data.root={tmp_path / 'lat'}", "data.image_size=null", "transform.name=wavelet",
-                 "transform.wavelet=haar", "transform.num_bands=2", "train.steps=3", "train.ckpt_every=3",
-                 "sample.steps=2", "sample.num_grid=4", f"out_dir={run}"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(ROOT / "configs" / "digits_tiny.yaml"),
+                "data.name=latents",
+                f"data.root={tmp_path / 'lat'}",
+                "data.image_size=null",
+                "transform.name=wavelet",
+                "transform.wavelet=haar",
+                "transform.num_bands=2",
+                "train.steps=3",
+                "train.ckpt_every=3",
+                "sample.steps=2",
+                "sample.num_grid=4",
+                f"out_dir={run}",
+            ]
+        )
+        == 0
+    )
     assert (run / "samples" / "final.png").exists()
-    assert main(["sample", str(run), "--n", "5", "--steps", "2", "--batch-size", "3", "--device", "cpu",
-                 "--out", str(tmp_path / "s")]) == 0
+    assert (
+        main(
+            [
+                "sample",
+                str(run),
+                "--n",
+                "5",
+                "--steps",
+                "2",
+                "--batch-size",
+                "3",
+                "--device",
+                "cpu",
+                "--out",
+                str(tmp_path / "s"),
+            ]
+        )
+        == 0
+    )
     with np.load(tmp_path / "s" / "samples.npz", allow_pickle=False) as f:
         assert f["x"].shape == (5, 1, 16, 16) and f["x"].dtype == np.uint8
         assert f["z"].shape == (5, 4, 8, 8) and np.isfinite(f["z"]).all()
@@ -175,8 +256,11 @@ def test_decompositions_on_latents(vae_dir, images, tmp_path):
 
     encode_dataset(images, vae_dir, tmp_path / "lat", shard_size=64, log=lambda *_: None)
     z = load_latents(tmp_path / "lat").x.double()  # (40, 4, 8, 8)
-    for T in (PCATransform.fit(z, num_bands=2), FourierTransform(z.shape[1:], num_bands=2),
-              WaveletTransform(z.shape[1:], "haar", num_bands=2)):
+    for T in (
+        PCATransform.fit(z, num_bands=2),
+        FourierTransform(z.shape[1:], num_bands=2),
+        WaveletTransform(z.shape[1:], "haar", num_bands=2),
+    ):
         c = T.analyze(z)
         torch.testing.assert_close(T.synthesize(c), z, rtol=0, atol=1e-12)
         I = T.analyze(torch.eye(T.dim, dtype=torch.float64).reshape(T.dim, *z.shape[1:]))
