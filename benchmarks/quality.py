@@ -73,6 +73,9 @@ VARIANTS = {
     "wavelet2_o50": ("wavelet2", ["path.overlap=0.5"]),
     "wavelet2_o75": ("wavelet2", ["path.overlap=0.75"]),
     "wavelet2_stag": ("wavelet2", ["path.windows=[[0.0,1.0],[0.5,1.0]]"]),
+    # overlap 0.5 with per-band local times in the k-embedding, or with conditioning augmentation
+    "wavelet2_o50_win": ("wavelet2", ["path.overlap=0.5", "model.k_embedding=window"]),
+    "wavelet2_o50_aug": ("wavelet2", ["path.overlap=0.5", "train.cond_aug=0.1"]),
     "wavelet3_o50": ("wavelet3", ["path.overlap=0.5"]),
     "fourier2_o50": ("fourier2", ["path.overlap=0.5"]),
     "pca2_o50": ("pca2", ["path.overlap=0.5"]),
