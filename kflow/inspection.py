@@ -101,7 +101,7 @@ def path_report(runs: dict, n: int = 128, steps: int = 100, seed: int = 0) -> di
     x_0 = torch.randn(n, *shape, generator=torch.Generator().manual_seed(seed))
     report = {
         "decomposition": describe(T),
-        "kappa": ref.kappa.tolist(),
+        "kappa": ref.boundaries().tolist(),  # band boundaries (every window edge)
         "n": n,
         "steps": steps,
         "seed": seed,
