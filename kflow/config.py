@@ -172,6 +172,11 @@ def validate(cfg: Config) -> None:
         ("sample.keep_class_until", cfg.sample.keep_class_until, 0 <= cfg.sample.keep_class_until <= 1),
         ("data.image_size", cfg.data.image_size, cfg.data.image_size is None or cfg.data.image_size >= 2),
         ("data.channels", cfg.data.channels, cfg.data.channels in (1, 3)),
+        ("data.limit", cfg.data.limit, cfg.data.limit is None or cfg.data.limit >= 1),
+        ("model.unet.channels", cfg.model.unet.channels, cfg.model.unet.channels >= 1),
+        ("model.unet.num_res_blocks", cfg.model.unet.num_res_blocks, cfg.model.unet.num_res_blocks >= 1),
+        ("model.unet.channel_mult", cfg.model.unet.channel_mult, all(m >= 1 for m in cfg.model.unet.channel_mult)),
+        ("model.dit.patch_size", cfg.model.dit.patch_size, cfg.model.dit.patch_size >= 1),
     ]:
         if not ok:
             raise ConfigError(f"{key}={value!r} is out of range")
@@ -222,6 +227,11 @@ def _build(cls, d: Any, prefix: str):
         if tp is float or (typing.get_origin(tp) in (Union, types.UnionType) and float in typing.get_args(tp)):
             if isinstance(value, int) and not isinstance(value, bool):
                 value = float(value)
+            elif isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
+                try:
+                    value = float(value)
+                except ValueError:
+                    pass
         if typing.get_origin(tp) is list or any(typing.get_origin(a) is list for a in typing.get_args(tp)):
             if isinstance(value, list):
                 inner = next(
@@ -276,9 +286,11 @@ def read_config_file(path: str | Path, _seen: tuple = ()) -> dict:
     if path.resolve() in _seen:
         raise ConfigError(f"config {path} includes itself through 'base'")
     try:
-        d = yaml.safe_load(path.read_text()) or {}
+        d = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
         raise ConfigError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if d is None:
+        raise ConfigError(f"config file {path} is empty; see configs/ for examples")
     if not isinstance(d, dict):
         raise ConfigError(f"{path} must hold a mapping of config sections")
     base = d.pop("base", None)

@@ -77,3 +77,13 @@ def test_paper_configs_build_dit_l2_and_differ_only_in_transform(dataset):
 def test_sample_guidance_range():
     with pytest.raises(ConfigError, match="sample.keep_class_until=1.5 is out of range"):
         load_config(None, ["sample.keep_class_until=1.5"])
+
+
+def test_yaml_string_floats_are_read_as_floats(tmp_path):
+    """YAML 1.1 reads 1e-4 (no dot) as a string; a float key takes it as the number it is."""
+    from kflow.config import load_config
+
+    assert load_config(None, ["train.lr=1e-4"]).train.lr == 1e-4
+    f = tmp_path / "c.yaml"
+    f.write_text("train: {lr: 3e-4, warmup: 10}\n")
+    assert load_config(f).train.lr == 3e-4

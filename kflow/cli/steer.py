@@ -72,7 +72,7 @@ def run_restore(args) -> None:
     if args.degraded:  # the inputs are observations: low-resolution images (SR) or blurred ones
         if args.task == "inpaint":
             raise ValueError("--degraded does not apply to inpainting; give clean images (the centre is masked)")
-        y, clean = load_images(args.images, A.out_shape, limit=args.n), None
+        y, clean = load_images(args.images, A.out_shape, limit=args.n, exact_size=True), None
     else:
         clean = load_images(args.images, shape, limit=args.n)
         y = A(clean, seed=args.seed)

@@ -226,7 +226,7 @@ def load_dataset(
     return ImageData(fit_size(data.x, image_size).contiguous(), data.y, data.num_classes, data.name)
 
 
-def load_images(source: str, shape, limit: int | None = None) -> Tensor:
+def load_images(source: str, shape, limit: int | None = None, exact_size: bool = False) -> Tensor:
     """Images for editing/restoration, as (N, *shape) in [-1, 1]: an .npz, one image file, a folder
     of images, or a dataset split written NAME:SPLIT (e.g. fashion_mnist:test); at most `limit`."""
     from PIL import Image
@@ -249,7 +249,7 @@ def load_images(source: str, shape, limit: int | None = None) -> Tensor:
         x = torch.from_numpy(a.copy()).float() / 127.5 - 1
     elif ":" in source and source.split(":")[0] in DATASETS:
         name, split = source.split(":", 1)
-        x = load_dataset(name, split, image_size=H, limit=limit).x
+        x = load_dataset(name, split, image_size=None if exact_size else H, limit=limit).x
     else:
         raise DataError(
             f"{source}: give an .npz, an image file, an image folder or NAME:SPLIT (e.g. fashion_mnist:test)"
@@ -258,4 +258,9 @@ def load_images(source: str, shape, limit: int | None = None) -> Tensor:
     if x.shape[1] != C:
         raise DataError(f"{source} has {x.shape[1]} channel(s); the model takes {C}")
     _check_finite(x, source)
+    if exact_size and tuple(x.shape[-2:]) != tuple(shape[-2:]):
+        raise DataError(
+            f"{source} holds {x.shape[-2]}x{x.shape[-1]} images; these observations must be "
+            f"{shape[-2]}x{shape[-1]} for this model and degradation (they are never resized)"
+        )
     return fit_size(x, H).contiguous()

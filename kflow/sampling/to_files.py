@@ -43,6 +43,8 @@ def sample_to_folder(
     parts = out / "parts"
     manifest = dict(settings, n=n, seed=seed, batch_size=batch_size)
     mf = parts / "manifest.json"
+    for stale in parts.glob(".*.tmp"):  # left by a sampling job killed while writing a part
+        stale.unlink(missing_ok=True)
     if mf.exists():
         old = json.loads(mf.read_text())
         if old != json.loads(json.dumps(manifest)):

@@ -46,6 +46,8 @@ def files(tmp: Path) -> dict:
     d["mixed"] = tmp / "mixed"
     d["yaml_bad"] = tmp / "bad.yaml"
     d["yaml_bad"].write_text("train: {steps: 3\n")
+    d["yaml_empty"] = tmp / "empty.yaml"
+    d["yaml_empty"].write_text("# nothing here\n")
     d["truncated"] = tmp / "ckpt-00000001.safetensors"
     d["notkflow"] = tmp / "plain.safetensors"
     import torch
@@ -157,6 +159,14 @@ CASES = [
     ("demo zero minutes", ["demo", "--minutes", "0"], "argument --minutes"),
     ("unknown option", ["sample", "{run}", "--temperature", "2"], "unrecognized arguments: --temperature"),
     ("unknown command", ["smaple", "{run}"], "invalid choice: 'smaple'"),
+    ("empty config file", ["train", "{yaml_empty}", "out_dir={tmp}/a"], "is empty; see configs/"),
+    ("zero UNet channels", ["train", "{TINY}", "out_dir={tmp}/a", "model.unet.channels=0"], "model.unet.channels=0"),
+    ("negative data limit", ["train", "{TINY}", "out_dir={tmp}/a", "data.limit=-5"], "data.limit=-5 is out of range"),
+    (
+        "observations of the wrong size",
+        ["restore", "{run}", "digits:test", "--degraded", "--n", "2", "--out", "{tmp}/r"],
+        "these observations must be 4x4",
+    ),
 ]
 
 

@@ -136,3 +136,27 @@ def test_a_real_full_disk_while_saving(tmp_path, small_tmpfs, capsys):
     assert [c.name for c in list_checkpoints(out / "checkpoints")] == ["ckpt-00000003.safetensors"]
     assert load_checkpoint(list_checkpoints(out / "checkpoints")[0]).meta["step"] == 3
     assert not list((out / "checkpoints").glob(".*.tmp"))
+
+
+def test_written_files_follow_the_umask_and_killed_parts_are_cleaned(tmp_path):
+    import os
+
+    from kflow.utils.atomic import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "a.txt", "x")
+        assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644
+        os.umask(0o077)
+        atomic_write_text(tmp_path / "b.txt", "x")
+        assert (tmp_path / "b.txt").stat().st_mode & 0o777 == 0o600
+    finally:
+        os.umask(old)
+    # a sampling job killed while writing a part leaves .part-*.tmp; the next run removes it
+    run = tmp_path / "r"
+    assert main(["train", str(TINY), f"out_dir={run}", "train.steps=2"]) == 0
+    parts = tmp_path / "s" / "parts"
+    parts.mkdir(parents=True)
+    (parts / ".part-00000.npz.abc.tmp").write_bytes(b"half")
+    assert main(["sample", str(run), "--n", "2", "--steps", "3", "--out", str(tmp_path / "s")]) == 0
+    assert not list(parts.glob(".*.tmp"))
