@@ -187,6 +187,10 @@ def encode_dataset(
         atomic_write_json(mf, dict(plan, complete=False))
     for stale in out.glob(".shard-*.tmp") if rank == 0 else []:  # temp files of a killed writer
         stale.unlink(missing_ok=True)
+    if world > 1:  # nobody writes before rank 0 has cleaned up (else it removes another rank's temp file)
+        import torch.distributed as dist
+
+        dist.barrier()
     info = LatentInfo(out, plan)
     todo = [i for i in range(info.num_shards) if i % world == rank]
     t0, done, skipped = time.time(), 0, 0
