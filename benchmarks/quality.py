@@ -76,6 +76,8 @@ VARIANTS = {
     # overlap 0.5 with per-band local times in the k-embedding, or with conditioning augmentation
     "wavelet2_o50_win": ("wavelet2", ["path.overlap=0.5", "model.k_embedding=window"]),
     "wavelet2_o50_aug": ("wavelet2", ["path.overlap=0.5", "train.cond_aug=0.1"]),
+    # FM tuned with the same knob: k drawn logit-normal (more weight mid-path)
+    "fm_logit": ("fm", ["train.k_density=logit_normal"]),
     "wavelet3_o50": ("wavelet3", ["path.overlap=0.5"]),
     "fourier2_o50": ("fourier2", ["path.overlap=0.5"]),
     "pca2_o50": ("pca2", ["path.overlap=0.5"]),
