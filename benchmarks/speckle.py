@@ -12,8 +12,6 @@ import argparse
 import importlib.util
 import os
 
-import torch
-
 from kflow.data import load_dataset
 from kflow.recipe import load_run
 from kflow.steering import make_degradation, restore
