@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+import torch
 from torch import Tensor
+
+from ..utils.errors import DataError
 
 
 @dataclass
@@ -24,11 +28,6 @@ class ImageData:
 # integers 0..C-1. Anything else is refused in one line: never guessed.
 def images_to_model_range(a, source: str) -> Tensor:
     """(N, C, H, W) array -> float32 tensor in [-1, 1] by the rule above."""
-    import numpy as np
-    import torch
-
-    from ..utils.errors import DataError
-
     a = np.asarray(a)
     if a.dtype == np.bool_ or not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)):
         raise DataError(f"{source}: images of dtype {a.dtype}; give uint8 (0..255) or float ([-1, 1] or [0, 1]) arrays")
@@ -53,11 +52,6 @@ def images_to_model_range(a, source: str) -> Tensor:
 
 def labels_to_long(y, n: int, source: str) -> Tensor:
     """(N,) integer class labels 0..C-1 -> long tensor; floats only when every value is integral."""
-    import numpy as np
-    import torch
-
-    from ..utils.errors import DataError
-
     y = np.asarray(y).reshape(-1)
     if len(y) != n:
         raise DataError(f"{source}: {len(y)} labels for {n} images")

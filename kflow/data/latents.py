@@ -188,9 +188,7 @@ def encode_dataset(
     for stale in out.glob(".shard-*.tmp") if rank == 0 else []:  # temp files of a killed writer
         stale.unlink(missing_ok=True)
     if world > 1:  # nobody writes before rank 0 has cleaned up (else it removes another rank's temp file)
-        import torch.distributed as dist
-
-        dist.barrier()
+        torch.distributed.barrier()
     info = LatentInfo(out, plan)
     todo = [i for i in range(info.num_shards) if i % world == rank]
     t0, done, skipped = time.time(), 0, 0
@@ -209,9 +207,7 @@ def encode_dataset(
     if skipped:
         log(f"[rank {rank}] resumed: {skipped} finished shard(s) reused")
     if world > 1:
-        import torch.distributed as dist
-
-        dist.barrier()
+        torch.distributed.barrier()
     if rank == 0:
         missing = [i for i in range(info.num_shards) if not info.shard(i).exists()]
         if missing:

@@ -206,8 +206,7 @@ class KFlowPath:
         if flat == "nan":
             undefined = started & ~finished & ~steep
             keep = torch.where(undefined, torch.full_like(a, float("nan")), keep)
-        est_x, est_v = self.transform.filter_many(x_k, [keep]), self.transform.filter_many(v, [gain])
-        return est_x[0] + est_v[0]
+        return self.transform.filter(x_k, keep) + self.transform.filter(v, gain)
 
     def sample(self, x_0: Tensor, x_1: Tensor, k: Tensor) -> PathSample:
         if x_0.shape != x_1.shape:

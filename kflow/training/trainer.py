@@ -174,7 +174,10 @@ class Trainer:
 
         for name in held:
             target = self.out / name
-            shutil.rmtree(target) if target.is_dir() else target.unlink()
+            if target.is_dir():
+                shutil.rmtree(target)
+            else:
+                target.unlink()
         print(f"overwrote the run in {self.out}")
 
     def _check_same_run(self, saved: dict, where: str) -> None:

@@ -92,7 +92,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             raise CheckpointError(
                 f"{path} is corrupted (tensor {name} does not match its checksum); use an earlier checkpoint"
             )
-    return Checkpoint(tensors=tensors, meta=meta)
+    return Checkpoint(tensors=tensors, meta=meta, path=Path(path))
 
 
 def load_latest_checkpoint(folder: Path) -> Checkpoint | None:
@@ -104,7 +104,6 @@ def load_latest_checkpoint(folder: Path) -> Checkpoint | None:
         except (ValueError, FileNotFoundError) as e:  # CheckpointError is a ValueError
             print(f"warning: skipping unusable checkpoint {p.name}: {e}")
             continue
-        ck.path = p
         return ck
     return None
 
