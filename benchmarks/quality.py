@@ -96,6 +96,7 @@ def main():
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--n", type=int, default=None, help="samples per row and NFE")
     ap.add_argument("--nfe", default=None, help="comma-separated Euler step counts")
+    ap.add_argument("--dopri5", choices=["profile", "yes", "no"], default="profile", help="also sample with dopri5")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--work", default="runs/quality", help="run folders (reused: finished trainings are skipped)")
     ap.add_argument("--classifier", default="classifiers/fashion_mnist.safetensors")
@@ -128,7 +129,8 @@ def main():
             ips = [float(r["images_per_s"]) for r in csv.DictReader(f)]
         images_per_s = sorted(ips)[len(ips) // 2] if ips else float("nan")
         run = load_run(res.out_dir, device=device)
-        settings = [("euler", k) for k in nfes] + ([("dopri5", 0)] if prof["dopri5"] else [])
+        dopri5 = prof["dopri5"] if args.dopri5 == "profile" else args.dopri5 == "yes"
+        settings = [("euler", k) for k in nfes] + ([("dopri5", 0)] if dopri5 else [])
         for solver, k in settings:
             done = Path(cfg.out_dir) / f"quality-{solver}-{k}-n{n}-seed{args.seed}.json"  # finished cells are reused
             if done.exists():
