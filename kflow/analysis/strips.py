@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from ..sampling import sample
+from ..sampling.sampler import SampleOutput
 
 
 @dataclass
@@ -42,6 +43,13 @@ def band_strip(
     model, path, n: int = 8, steps: int = 50, seed: int = 7, y: Tensor | None = None, device=None
 ) -> BandStrip:
     out = sample(model, path, n, steps=steps, grid="band", seed=seed, record_bands=True, y=y, device=device)
+    return strip_of(path, out)
+
+
+def strip_of(path, out: SampleOutput) -> BandStrip:
+    """The strip of a batch sampled with record_bands=True (on a band-aware grid)."""
+    if out.band_states is None:
+        raise ValueError("a band strip needs the states at the band boundaries: sample with record_bands=True")
     B = path.num_bands
     edges = path.boundaries()
     done = path.finished(edges[1:]).to(out.x.dtype)  # (M, B): bands settled at each boundary

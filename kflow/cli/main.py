@@ -181,6 +181,33 @@ def _demo(args) -> None:
     run_demo(minutes=args.minutes, out=args.out, config=args.config)
 
 
+DEMO_RUN = Path("outputs/demo/run")
+
+
+def _studio(args) -> None:
+    from ..recipe import pick_device
+    from ..utils.errors import ConfigError
+
+    run = args.run
+    if run is None:
+        if not (DEMO_RUN / "checkpoints").is_dir():
+            raise ConfigError(f"no run given and no demo run in {DEMO_RUN}; run `make demo` first, or give a run folder")
+        run = DEMO_RUN
+    if not Path(run).exists():
+        raise ConfigError(f"run {run} does not exist; give a run folder or checkpoint written by `kflow train`")
+    try:
+        from .. import studio  # noqa: F401  - needs Pillow: the studio extra
+    except ImportError as e:
+        raise ConfigError(f"the studio needs its extra ({e.name} is missing): pip install 'kflow[studio]'") from None
+    from ..studio.server import serve
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    serve(run, host=args.host, port=args.port, device=pick_device(args.device))
+
+
 class UsageError(Exception):
     """A command line argparse refuses (unknown option, a value of the wrong kind)."""
 
@@ -337,6 +364,14 @@ def build_parser() -> argparse.ArgumentParser:
     from .data import add_parser as add_data_parser
 
     add_data_parser(sub)
+
+    st = sub.add_parser("studio", help="a local web page to steer a run's generation band by band")
+    st.add_argument("run", nargs="?", default=None, help=f"run folder or checkpoint (default: the demo run, {DEMO_RUN})")
+    st.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    st.add_argument("--port", type=nonneg_int, default=8765, help="port (0 picks a free one)")
+    st.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    st.add_argument("--threads", type=nonneg_int, default=0, help="CPU threads for torch (0: torch's default)")
+    st.set_defaults(func=_studio)
 
     d = sub.add_parser("demo", help="train a wavelet K-Flow on Fashion-MNIST for a few minutes, write pictures")
     d.add_argument("--minutes", type=positive_float, default=7.0, help="training wall time")

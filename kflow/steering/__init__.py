@@ -2,7 +2,7 @@
 
 from .editing import EditOutput, edit_bands, generate, invert, psnr
 from .guidance import ClassConditional, class_conditional, null_label
-from .noise import band_mask, split_noise
+from .noise import band_mask, mix_bands, split_noise
 from .restore import Degradation, RestoreOutput, baseline, make_degradation, restore
 
 __all__ = [
@@ -11,6 +11,7 @@ __all__ = [
     "null_label",
     "band_mask",
     "split_noise",
+    "mix_bands",
     "invert",
     "generate",
     "edit_bands",

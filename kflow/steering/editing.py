@@ -16,7 +16,7 @@ from torch import Tensor
 from ..sampling import get_solver
 from ..sampling.sampler import make_grid
 from ..sampling.wrappers import ModelVelocity
-from .noise import band_mask
+from .noise import mix_bands
 
 
 @torch.no_grad()
@@ -59,7 +59,6 @@ def edit_bands(
     """Keep the recovered noise on keep_bands; the other bands get fresh noise (seed) or, when a
     donor batch of images is given, the donor's recovered noise (a band swap)."""
     T = path.transform
-    keep = band_mask(T, fix_bands=keep_bands).to(x_1.device)
     x_0 = invert(model, path, x_1, steps, solver, y)
     if donor is not None:
         if donor.shape != x_1.shape:
@@ -68,8 +67,7 @@ def edit_bands(
     else:
         g = torch.Generator().manual_seed(seed)
         other = torch.randn(x_1.shape, generator=g, dtype=x_1.dtype).to(x_1.device)
-    c = torch.where(keep, T.analyze(x_0), T.analyze(other))
-    x_0_edited = T.synthesize(c)
+    x_0_edited = T.synthesize(mix_bands(T, T.analyze(x_0), T.analyze(other), keep_bands))
     return EditOutput(
         x=generate(model, path, x_0_edited, steps, solver, y),
         x_0=x_0,

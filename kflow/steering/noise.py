@@ -51,3 +51,9 @@ def split_noise(
     fresh = torch.randn(n, D, generator=torch.Generator().manual_seed(seed + 1), dtype=torch.float64)
     c = torch.where(fixed, shared, fresh)
     return transform.synthesize(c.to(transform.bands.device)).to(dtype).cpu()
+
+
+def mix_bands(transform: Transform, c_keep: Tensor, c_other: Tensor, bands: Sequence[int]) -> Tensor:
+    """Coefficients (N, D): c_keep's on `bands` (exact copies), c_other's on the other bands."""
+    keep = band_mask(transform, fix_bands=bands).to(c_keep.device)
+    return torch.where(keep, c_keep, c_other)

@@ -28,14 +28,20 @@ def tile(x: Tensor, nrow: int | None = None, pad: int = 1) -> np.ndarray:
     return out
 
 
-def save_image_grid(x: Tensor, path: str | Path, nrow: int | None = None, scale: int = 2) -> Path:
+def grid_image(x: Tensor, nrow: int | None = None, scale: int = 2):
+    """(N, C, H, W) in [-1, 1] tiled into one PIL image, `nrow` rows, pixels repeated `scale` times."""
     from PIL import Image
-
-    from ..utils.atomic import atomic_write
 
     arr = tile(x, nrow)
     im = Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr)
     if scale > 1:
         im = im.resize((im.width * scale, im.height * scale), Image.NEAREST)
+    return im
+
+
+def save_image_grid(x: Tensor, path: str | Path, nrow: int | None = None, scale: int = 2) -> Path:
+    from ..utils.atomic import atomic_write
+
+    im = grid_image(x, nrow, scale)
     atomic_write(path, lambda tmp: im.save(tmp, format="PNG"))
     return Path(path)

@@ -1,0 +1,530 @@
+"""The studio's work, apart from the web page: a trained run and the three things the page does.
+
+- generate: a batch from a seed, with its band-by-band strip; bands of the noise can be kept
+  from an earlier batch (noise splitting per image), the rest drawn anew;
+- edit: recover the noise of a real image, keep chosen bands, redraw the others or take them
+  from a second image, and generate again;
+- restore: super-resolution, deblurring or inpainting of a real image, training-free.
+
+Each returns a Result: the pictures the page shows, a one-line message and the arrays a user
+downloads. Requests are validated here (a RequestError names the field and the fix), so the
+server only moves bytes. The noise of a batch is kept as float64 coefficients of the transform:
+kept bands are exact copies, so "keep band 0" is bit-identical in band 0 by construction.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..analysis import strip_of
+from ..data import FASHION_MNIST_CLASSES, load_dataset
+from ..data.image_data import images_to_model_range
+from ..recipe import load_run
+from ..sampling import sample
+from ..sampling.sampler import make_grid
+from ..sampling.to_files import to_uint8
+from ..steering import baseline, class_conditional, edit_bands, make_degradation, mix_bands, psnr, restore
+from ..steering.restore import TASKS
+from ..utils.errors import KFlowError
+
+EVALS_PER_STEP = {"euler": 1, "midpoint": 2, "heun": 2, "rk4": 4}  # the fixed-step solvers the page offers
+NAMED_DATASETS = ("digits", "fashion_mnist")  # runs whose test split the page can offer
+
+
+class RequestError(KFlowError, ValueError):
+    """A request the studio cannot do as given; the message is shown on the page."""
+
+
+@dataclass
+class Progress:
+    """Model evaluations done out of those the job needs (the page's progress bar)."""
+
+    total: int = 1
+    done: int = 0
+
+    @property
+    def fraction(self) -> float:
+        return min(self.done / max(self.total, 1), 1.0)
+
+
+class CountedModel:
+    """model(x, k, y) that counts its calls into a Progress; what the wrappers read passes through."""
+
+    def __init__(self, model, progress: Progress):
+        self.model, self.progress, self.cfg = model, progress, getattr(model, "cfg", None)
+
+    def __call__(self, x: Tensor, k: Tensor, y: Tensor | None = None) -> Tensor:
+        self.progress.done += 1
+        return self.model(x, k, y)
+
+    def parameters(self):
+        return self.model.parameters()
+
+
+# ---- requests: JSON dicts from the page, validated field by field -------------------------------------------
+
+
+def _get(d: dict, name: str, kind, default, lo=None, hi=None, choices=None):
+    v = d.get(name, default)
+    if v is None or v == "":
+        return default
+    try:
+        if kind is int and (isinstance(v, bool) or (isinstance(v, float) and not v.is_integer())):
+            raise ValueError
+        v = kind(v)
+    except (TypeError, ValueError):
+        raise RequestError(f"{name}={v!r} is not {'a whole number' if kind is int else 'a number'}") from None
+    if kind is float and not math.isfinite(v):
+        raise RequestError(f"{name}={v} must be a finite number")
+    if choices is not None and v not in choices:
+        raise RequestError(f"{name}={v!r}: use one of {', '.join(map(str, choices))}")
+    if (lo is not None and v < lo) or (hi is not None and v > hi):
+        raise RequestError(f"{name}={v} must lie in [{lo}, {hi}]")
+    return v
+
+
+def _bands(d: dict, name: str, num_bands: int) -> list[int]:
+    v = d.get(name) or []
+    if not isinstance(v, list) or not all(isinstance(b, int) and not isinstance(b, bool) for b in v):
+        raise RequestError(f"{name} must be a list of band numbers")
+    bad = [b for b in v if not 0 <= b < num_bands]
+    if bad:
+        raise RequestError(f"{name}: band(s) {bad} do not exist; this run has bands 0..{num_bands - 1}")
+    return sorted(set(v))
+
+
+@dataclass
+class GenerateRequest:
+    n: int = 8
+    seed: int = 0
+    steps: int = 20
+    solver: str = "euler"
+    label: int | None = None  # a class, -1 for the classes in turn, None for unconditional
+    guidance: float = 1.0
+    keep_class_until: float = 1.0
+    keep_bands: list[int] = field(default_factory=list)  # bands whose noise comes from keep_from
+    keep_from: str | None = None  # the job whose noise is kept
+
+    @classmethod
+    def parse(cls, d: dict, num_bands: int) -> GenerateRequest:
+        r = cls(
+            n=_get(d, "n", int, 8, 1, 64),
+            seed=_get(d, "seed", int, 0, 0, 2**31 - 1),
+            steps=_get(d, "steps", int, 20, 1, 1000),
+            solver=_get(d, "solver", str, "euler", choices=tuple(EVALS_PER_STEP)),
+            label=_get(d, "label", int, None, -1, 10**6),
+            guidance=_get(d, "guidance", float, 1.0, 0.0, 20.0),
+            keep_class_until=_get(d, "keep_class_until", float, 1.0, 0.0, 1.0),
+            keep_bands=_bands(d, "keep_bands", num_bands),
+            keep_from=d.get("keep_from") or None,
+        )
+        if r.keep_bands and not r.keep_from:
+            raise RequestError("keep_bands needs keep_from: generate a batch first, then keep its bands")
+        return r
+
+
+@dataclass
+class ImageSource:
+    """An uploaded file (bytes) or the index of an image of the run's test split."""
+
+    upload: bytes | None = None
+    test_index: int | None = None
+
+    @classmethod
+    def parse(cls, d, name: str, required: bool = True) -> ImageSource | None:
+        import base64
+        import binascii
+
+        d = d or {}
+        if d.get("upload"):
+            data = d["upload"]
+            data = data.split(",", 1)[1] if isinstance(data, str) and data.startswith("data:") else data
+            try:
+                return cls(upload=base64.b64decode(data, validate=True))
+            except (binascii.Error, TypeError, ValueError):
+                raise RequestError(f"{name}: the upload did not arrive as base64 data; upload the file again") from None
+        if d.get("test_index") not in (None, ""):
+            return cls(test_index=_get(d, "test_index", int, 0, 0, 10**7))
+        if required:
+            raise RequestError(f"{name}: upload an image or pick a test image")
+        return None
+
+
+@dataclass
+class EditRequest:
+    image: ImageSource
+    donor: ImageSource | None = None
+    keep_bands: list[int] = field(default_factory=lambda: [0])
+    n: int = 4
+    seed: int = 0
+    steps: int = 20
+    solver: str = "rk4"
+    label: int | None = None
+
+    @classmethod
+    def parse(cls, d: dict, num_bands: int) -> EditRequest:
+        keep = _bands(d, "keep_bands", num_bands) if "keep_bands" in d else [0]
+        if not keep:
+            raise RequestError("keep_bands: keep at least one band of the image (else nothing of it is left)")
+        return cls(
+            image=ImageSource.parse(d.get("image"), "image"),
+            donor=ImageSource.parse(d.get("donor"), "second image", required=False),
+            keep_bands=keep,
+            n=_get(d, "n", int, 4, 1, 16),
+            seed=_get(d, "seed", int, 0, 0, 2**31 - 1),
+            steps=_get(d, "steps", int, 20, 1, 1000),
+            solver=_get(d, "solver", str, "rk4", choices=tuple(EVALS_PER_STEP)),
+            label=_get(d, "label", int, None, 0, 10**6),
+        )
+
+
+@dataclass
+class RestoreRequest:
+    image: ImageSource
+    task: str = "sr_box"
+    factor: int = 2
+    sigma: float = 1.0
+    noise: float = 0.0
+    observed: bool = False  # the image is the degraded observation itself (no original to compare to)
+    n: int = 4
+    seed: int = 0
+    steps: int = 50
+
+    @classmethod
+    def parse(cls, d: dict) -> RestoreRequest:
+        r = cls(
+            image=ImageSource.parse(d.get("image"), "image"),
+            task=_get(d, "task", str, "sr_box", choices=TASKS),
+            factor=_get(d, "factor", int, 2, 1, 16),
+            sigma=_get(d, "sigma", float, 1.0, 0.1, 8.0),
+            noise=_get(d, "noise", float, 0.0, 0.0, 1.0),
+            observed=bool(d.get("observed", False)),
+            n=_get(d, "n", int, 4, 1, 16),
+            seed=_get(d, "seed", int, 0, 0, 2**31 - 1),
+            steps=_get(d, "steps", int, 50, 1, 1000),
+        )
+        if r.observed and r.task == "inpaint":
+            raise RequestError("inpainting takes the clean image (the centre is masked); untick 'already degraded'")
+        return r
+
+
+# ---- results ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Panel:
+    title: str
+    images: Tensor  # (rows * cols, C, H, W) in [-1, 1], row-major
+    rows: int
+
+
+@dataclass
+class Result:
+    kind: str  # generate | edit | restore
+    panels: list[Panel]  # what the page shows, the main output first
+    message: str  # one line: what was done (NFE, PSNR, seconds)
+    arrays: dict  # the .npz download
+    noise: Tensor | None = None  # (N, D) float64 noise coefficients of a generated batch
+
+    def png(self, i: int, scale: int = 3) -> bytes:
+        from ..viz.images import grid_image
+
+        buf = io.BytesIO()
+        grid_image(self.panels[i].images, self.panels[i].rows, scale).save(buf, format="PNG")
+        return buf.getvalue()
+
+    def npz(self) -> bytes:
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **{k: v.numpy() if isinstance(v, Tensor) else v for k, v in self.arrays.items()})
+        return buf.getvalue()
+
+
+# ---- the studio ------------------------------------------------------------------------------------------------
+
+
+class Studio:
+    """One loaded run. Not thread-safe: the server runs one job at a time."""
+
+    def __init__(self, run_dir: str | Path, device="cpu"):
+        self.run_dir = Path(run_dir)
+        self.run = load_run(self.run_dir, device=device)
+        self.device = torch.device(device)
+        self.cfg, self.path = self.run.cfg, self.run.path
+        self.shape = tuple(self.path.transform.shape)  # (C, H, W) of what the model generates
+        self.latent = self.cfg.data.name == "latents"
+        self.decode = None
+        if self.latent:  # show images, not latents
+            from ..data.latents import LatentDecoder
+
+            self.decode = LatentDecoder(self.cfg.data.root, device=device)
+        self._test = None
+
+    # what the page shows about the run
+    def facts(self) -> dict:
+        p, T = self.path, self.path.transform
+        fds = []
+        for f in sorted(self.run_dir.glob("*.json")):
+            try:
+                d = json.loads(f.read_text())
+            except (OSError, ValueError):
+                continue
+            if isinstance(d, dict) and isinstance(d.get("fd"), (int, float)):
+                fds.append({"file": f.name, "fd": d["fd"], "nfe": d.get("nfe"), "n": d.get("n")})
+        names = FASHION_MNIST_CLASSES if self.cfg.data.name == "fashion_mnist" else None
+        classes = [names[i] if names and i < len(names) else str(i) for i in range(self.run.num_classes)]
+        return {
+            "run": str(self.run_dir),
+            "step": self.run.step,
+            "data": self.cfg.data.name,
+            "shape": list(self.shape),
+            "latent": self.latent,
+            "transform": self.cfg.transform.name
+            + (f" ({self.cfg.transform.wavelet})" if self.cfg.transform.name == "wavelet" else ""),
+            "num_bands": p.num_bands,
+            "kind": "flow matching (one band)" if p.num_bands == 1 else f"K-Flow, {p.num_bands} bands",
+            "order": self.cfg.path.order,
+            "bump": self.cfg.path.bump,
+            "overlap": self.cfg.path.overlap,
+            "windows": [[round(a, 4) for a in w] for w in p.windows().tolist()],
+            "model": self.cfg.model.name,
+            "parameters": sum(q.numel() for q in self.run.model.parameters()),
+            "classes": classes,
+            "fd": fds,
+            "test_images": 0 if self.latent else len(self.test_images()),
+            "can_edit": not self.latent,
+            "can_restore": not self.latent,
+            "device": str(self.device),
+        }
+
+    def test_images(self) -> Tensor:
+        """(N, C, H, W) the run's test split where the run's data is a named dataset, else empty."""
+        if self._test is None:
+            self._test = torch.empty(0, *self.shape)
+            if self.cfg.data.name in NAMED_DATASETS:
+                try:
+                    self._test = load_dataset(self.cfg.data.name, "test", image_size=self.shape[-1], limit=2000).x
+                except (KFlowError, OSError):  # no test split here (not downloaded): uploads still work
+                    pass
+        return self._test
+
+    def image(self, src: ImageSource, shape=None, what: str = "image") -> Tensor:
+        """(1, C, H, W) in [-1, 1] from an upload or the test split; shape defaults to the model's."""
+        C, H, W = shape or self.shape
+        if src.test_index is not None:
+            test = self.test_images()
+            if not len(test):
+                raise RequestError(f"{what}: this run has no test split to pick from; upload an image instead")
+            if src.test_index >= len(test):
+                raise RequestError(f"{what}: test image {src.test_index} does not exist (0..{len(test) - 1})")
+            x = test[src.test_index : src.test_index + 1]
+            if x.shape[-2:] != (H, W):
+                raise RequestError(f"{what}: test images are {x.shape[-2]}x{x.shape[-1]}, {H}x{W} are needed here")
+            return x
+        return decode_upload(src.upload, (C, H, W), what)
+
+    def _labels(self, label: int | None, n: int) -> Tensor | None:
+        K = self.run.num_classes
+        if label is None:
+            return None
+        if not K:
+            raise RequestError("this run is unconditional: leave the class empty")
+        if label == -1:
+            return torch.arange(n) % K
+        if label >= K:
+            raise RequestError(f"class {label} does not exist; this run has classes 0..{K - 1}")
+        return torch.full((n,), label, dtype=torch.long)
+
+    def _show(self, x: Tensor) -> Tensor:
+        """What the page shows of model-space tensors: decoded images for latent runs."""
+        return self.decode(x) if self.decode is not None else x
+
+    def generate(self, req: GenerateRequest, progress: Progress, keep_noise: Tensor | None = None) -> Result:
+        """keep_noise: (N, D) float64 noise coefficients of the batch named by req.keep_from."""
+        t0 = time.time()
+        T = self.path.transform
+        y = self._labels(req.label, req.n)
+        if (req.guidance != 1.0 or req.keep_class_until < 1.0) and y is None:
+            raise RequestError(
+                "guidance and class dropping need a class: pick one (this run is "
+                + ("class-conditional)" if self.run.num_classes else "unconditional: set guidance 1)")
+            )
+        g = torch.Generator().manual_seed(req.seed)
+        c = torch.randn(req.n, T.dim, generator=g, dtype=torch.float64)  # (N, D) noise coefficients
+        if req.keep_bands:
+            if keep_noise is None:
+                raise RequestError("the batch to keep bands from is gone (the page keeps the last 32): generate again")
+            if keep_noise.shape != c.shape:
+                raise RequestError(
+                    f"keeping bands needs the same number of images as the kept batch ({len(keep_noise)}); set n to it"
+                )
+            c = mix_bands(T, keep_noise, c, req.keep_bands)
+        x_0 = T.synthesize(c.to(T.bands.device)).float().cpu()  # (N, *shape)
+        model = CountedModel(self.run.model, progress)
+        velocity = None
+        if y is not None and (req.guidance != 1.0 or req.keep_class_until < 1.0):
+            velocity = class_conditional(model, req.guidance, req.keep_class_until)
+        progress.total = (len(make_grid(self.path, req.steps, "band")) - 1) * EVALS_PER_STEP[req.solver]
+        out = sample(
+            model,
+            self.path,
+            req.n,
+            solver=req.solver,
+            steps=req.steps,
+            grid="band",
+            y=y,
+            x_0=x_0,
+            device=self.device,
+            record_bands=True,
+            velocity=velocity,
+        )
+        if not torch.isfinite(out.x).all():
+            raise RequestError("the samples are NaN/Inf (too few steps for this run?); try more steps")
+        strip, titles = strip_of(self.path, out).grid("generated")  # (N * (M + 1), *shape)
+        x, strip = self._show(out.x), self._show(strip)
+        cols = len(titles)
+        arrays = {
+            "x": x.float(),
+            "x_uint8": to_uint8(x),
+            "x_0": x_0,
+            "noise_coefficients": c,  # (N, D) float64: the noise in the transform's coefficients
+            "band_of_coefficient": T.bands.cpu(),  # (D,) band of each coefficient
+            "strip": strip.reshape(req.n, cols, *strip.shape[1:]).float(),
+            "strip_titles": np.array(titles),
+            "settings": json.dumps(asdict(req)),
+        }
+        if y is not None:
+            arrays["y"] = y
+        if self.latent:
+            arrays["z"] = out.x
+        kept = f", bands {req.keep_bands} kept" if req.keep_bands else ""
+        msg = f"{req.n} samples, seed {req.seed}{kept}, {req.solver} {req.steps} steps (NFE {out.nfe})"
+        panels = [
+            Panel("samples", x, rows=max(1, round(math.sqrt(req.n)))),
+            Panel("band by band: noise, then " + ", ".join(titles[1:]), strip, rows=req.n),
+        ]
+        return Result("generate", panels, f"{msg} in {time.time() - t0:.1f} s", arrays, noise=c)
+
+    def _pixel_only(self, what: str) -> None:
+        if self.latent:
+            raise RequestError(f"{what} works on pixel runs; this run generates VAE latents")
+
+    def edit(self, req: EditRequest, progress: Progress) -> Result:
+        self._pixel_only("band editing")
+        t0 = time.time()
+        x = self.image(req.image)
+        donor = self.image(req.donor, what="second image") if req.donor is not None else None
+        n = 1 if donor is not None else req.n  # a swap is one image; redrawing makes n variations
+        x1 = x.expand(n, *self.shape).contiguous().to(self.device)
+        y = self._labels(req.label, n)
+        passes = 3 if donor is None else 4  # invert, regenerate, reconstruct (+ invert the donor)
+        progress.total = passes * (len(make_grid(self.path, req.steps, "band")) - 1) * EVALS_PER_STEP[req.solver]
+        out = edit_bands(
+            CountedModel(self.run.model, progress),
+            self.path,
+            x1,
+            keep_bands=req.keep_bands,
+            seed=req.seed,
+            steps=req.steps,
+            solver=req.solver,
+            y=None if y is None else y.to(self.device),
+            donor=None if donor is None else donor.to(self.device),
+        )
+        edits, rec = out.x.cpu(), out.reconstruction[:1].cpu()
+        if not torch.isfinite(edits).all():
+            raise RequestError("the edit is NaN/Inf; try more steps")
+        row = [x, rec] + ([donor] if donor is not None else []) + [edits]
+        titles = "image, reconstruction, " + ("second image, swap" if donor is not None else f"{n} edits")
+        p = psnr(rec.clamp(-1, 1), x).item()
+        msg = (
+            f"kept bands {req.keep_bands}; reconstruction PSNR {p:.2f} dB ({req.solver}, {req.steps} steps each way)"
+            f" in {time.time() - t0:.1f} s"
+        )
+        arrays = {
+            "x": edits,
+            "x_uint8": to_uint8(edits),
+            "image": x,
+            "reconstruction": rec,
+            "x_0": out.x_0.cpu(),
+            "x_0_edited": out.x_0_edited.cpu(),
+            "settings": json.dumps({k: v for k, v in asdict(req).items() if k not in ("image", "donor")}),
+        }
+        if donor is not None:
+            arrays["donor"] = donor
+        return Result("edit", [Panel(titles, torch.cat(row), rows=1)], msg, arrays)
+
+    def restore(self, req: RestoreRequest, progress: Progress) -> Result:
+        self._pixel_only("restoration")
+        t0 = time.time()
+        try:
+            A = make_degradation(req.task, self.shape, factor=req.factor, sigma=req.sigma, sigma_y=req.noise)
+        except ValueError as e:
+            raise RequestError(str(e)) from None
+        if req.observed:
+            if len(A.out_shape) != 3:
+                raise RequestError(f"{req.task} takes the clean image; untick 'already degraded'")
+            y1, clean = self.image(req.image, A.out_shape, "observation"), None
+        else:
+            clean = self.image(req.image)
+            y1 = A(clean, seed=req.seed)
+        y = y1.expand(req.n, *y1.shape[1:]).contiguous()
+        progress.total = len(make_grid(self.path, req.steps, "band")) - 1
+        out = restore(CountedModel(self.run.model, progress), self.path, y.to(self.device), A, req.steps, req.seed)
+        x = out.x.cpu()
+        if not torch.isfinite(x).all():
+            raise RequestError("the restoration is NaN/Inf; try more steps or a smaller noise level")
+        base = baseline(y1, A)
+        row = ([clean] if clean is not None else []) + [base, x]
+        titles = ("original, " if clean is not None else "") + f"classical baseline, {req.n} restorations"
+        arrays = {
+            "x": x,
+            "x_uint8": to_uint8(x),
+            "observation": y1,
+            "baseline": base,
+            "settings": json.dumps({k: v for k, v in asdict(req).items() if k != "image"}),
+        }
+        msg = f"{req.task}: NFE {out.nfe}"
+        if clean is not None:
+            p, pb = psnr(x.clamp(-1, 1), clean.expand_as(x)), psnr(base, clean).item()
+            arrays.update(original=clean, psnr=p, psnr_baseline=np.float64(pb))
+            msg += f", PSNR {p.mean():.2f} dB (best {p.max():.2f}), classical baseline {pb:.2f} dB"
+        return Result("restore", [Panel(titles, torch.cat(row), rows=1)], f"{msg} in {time.time() - t0:.1f} s", arrays)
+
+
+def decode_upload(data: bytes, shape, what: str = "image") -> Tensor:
+    """An uploaded image file -> (1, C, H, W) in [-1, 1]. Refused in one line: not an image, another
+    channel count than the model's, another size (images are never resized behind the user's back)."""
+    from PIL import Image, UnidentifiedImageError
+
+    C, H, W = shape
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+            if im.mode == "P":  # a palette: its colours decide the channels
+                im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+            bands = [b for b in im.getbands() if b != "A"]  # alpha is dropped
+            if im.mode in ("I", "I;16", "F", "1"):
+                im, bands = im.convert("L"), ["L"]
+            a = np.asarray(im.convert("L" if len(bands) == 1 else "RGB"))
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        raise RequestError(f"{what}: the file is not an image kflow can read; upload a PNG or JPEG") from None
+    c = 1 if a.ndim == 2 else a.shape[2]
+    if c != C:
+        kind = {1: "grayscale (1 channel)", 3: "RGB (3 channels)"}
+        raise RequestError(
+            f"{what}: the image is {kind.get(c, f'{c} channels')}, this run takes {kind.get(C, f'{C} channels')}; "
+            "convert it first"
+        )
+    if a.shape[:2] != (H, W):
+        raise RequestError(
+            f"{what}: the image is {a.shape[1]}x{a.shape[0]} pixels, this needs {W}x{H} (images are never resized)"
+        )
+    return images_to_model_range(a[None, None] if a.ndim == 2 else a.transpose(2, 0, 1)[None], what)
