@@ -191,7 +191,7 @@ def _studio(args) -> None:
     run = args.run
     if run is None:
         if not (DEMO_RUN / "checkpoints").is_dir():
-            raise ConfigError(f"no run given and no demo run in {DEMO_RUN}; run `make demo` first, or give a run folder")
+            raise ConfigError(f"no run given and no demo run in {DEMO_RUN}; run `make demo` first or give a run folder")
         run = DEMO_RUN
     if not Path(run).exists():
         raise ConfigError(f"run {run} does not exist; give a run folder or checkpoint written by `kflow train`")
@@ -366,7 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_parser(sub)
 
     st = sub.add_parser("studio", help="a local web page to steer a run's generation band by band")
-    st.add_argument("run", nargs="?", default=None, help=f"run folder or checkpoint (default: the demo run, {DEMO_RUN})")
+    st.add_argument("run", nargs="?", default=None, help=f"run folder or checkpoint (default: the demo's, {DEMO_RUN})")
     st.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
     st.add_argument("--port", type=nonneg_int, default=8765, help="port (0 picks a free one)")
     st.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")

@@ -270,7 +270,7 @@ class Studio:
 
     # what the page shows about the run
     def facts(self) -> dict:
-        p, T = self.path, self.path.transform
+        p = self.path
         fds = []
         for f in sorted(self.run_dir.glob("*.json")):
             try:

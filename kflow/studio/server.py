@@ -215,7 +215,7 @@ def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8765, device
     try:
         server = StudioServer(studio, host, port)
     except OSError as e:
-        raise KFlowError(f"cannot listen on {host}:{port} ({e.strerror}); pass --port N (0 picks a free port)") from None
+        raise KFlowError(f"cannot listen on {host}:{port} ({e.strerror}); pass --port N (0 picks a free one)") from None
     f = server.facts
     print(f"kflow studio: {f['kind']} ({f['transform']}), step {f['step']}, run {run_dir}")
     print(f"kflow studio: open {server.url}  (Ctrl-C stops it)", flush=True)
