@@ -347,8 +347,8 @@ class Studio:
         """What the page shows of model-space tensors: decoded images for latent runs."""
         return self.decode(x) if self.decode is not None else x
 
-    def generate(self, req: GenerateRequest, progress: Progress, keep_noise: Tensor | None = None) -> Result:
-        """keep_noise: (N, D) float64 noise coefficients of the batch named by req.keep_from."""
+    def generate(self, req: GenerateRequest, progress: Progress, kept: Result | None = None) -> Result:
+        """kept: the result named by req.keep_from, whose noise coefficients give the kept bands."""
         t0 = time.time()
         T = self.path.transform
         y = self._labels(req.label, req.n)
@@ -360,13 +360,13 @@ class Studio:
         g = torch.Generator().manual_seed(req.seed)
         c = torch.randn(req.n, T.dim, generator=g, dtype=torch.float64)  # (N, D) noise coefficients
         if req.keep_bands:
-            if keep_noise is None:
+            if kept is None or kept.noise is None:
                 raise RequestError("the batch to keep bands from is gone (the page keeps the last 32): generate again")
-            if keep_noise.shape != c.shape:
+            if kept.noise.shape != c.shape:
                 raise RequestError(
-                    f"keeping bands needs the same number of images as the kept batch ({len(keep_noise)}); set n to it"
+                    f"keeping bands needs the same number of images as the kept batch ({len(kept.noise)}); set n to it"
                 )
-            c = mix_bands(T, keep_noise, c, req.keep_bands)
+            c = mix_bands(T, kept.noise, c, req.keep_bands)
         x_0 = T.synthesize(c.to(T.bands.device)).float().cpu()  # (N, *shape)
         model = CountedModel(self.run.model, progress)
         velocity = None
@@ -388,7 +388,7 @@ class Studio:
         )
         if not torch.isfinite(out.x).all():
             raise RequestError("the samples are NaN/Inf (too few steps for this run?); try more steps")
-        strip, titles = strip_of(self.path, out).grid("generated")  # (N * (M + 1), *shape)
+        strip, titles = strip_of(self.path, out).grid("all")  # (N * (M + 1 + B), *shape)
         x, strip = self._show(out.x), self._show(strip)
         cols = len(titles)
         arrays = {
@@ -405,12 +405,15 @@ class Studio:
             arrays["y"] = y
         if self.latent:
             arrays["z"] = out.x
-        kept = f", bands {req.keep_bands} kept" if req.keep_bands else ""
-        msg = f"{req.n} samples, seed {req.seed}{kept}, {req.solver} {req.steps} steps (NFE {out.nfe})"
+        kept_msg = f", bands {req.keep_bands} kept" if req.keep_bands else ""
+        msg = f"{req.n} samples, seed {req.seed}{kept_msg}, {req.solver} {req.steps} steps (NFE {out.nfe})"
+        rows = math.ceil(req.n / 8)
         panels = [
-            Panel("samples", x, rows=max(1, round(math.sqrt(req.n)))),
-            Panel("band by band: noise, then " + ", ".join(titles[1:]), strip, rows=req.n),
+            Panel("samples", x, rows),
+            Panel("band by band, one row per sample: " + ", ".join(titles), strip, rows=req.n),
         ]
+        if req.keep_bands:  # the batch whose noise was kept on those bands, to compare with
+            panels.insert(1, Panel(f"the batch bands {req.keep_bands} were kept from", kept.arrays["x"], rows))
         return Result("generate", panels, f"{msg} in {time.time() - t0:.1f} s", arrays, noise=c)
 
     def _pixel_only(self, what: str) -> None:

@@ -91,8 +91,7 @@ class Worker:
             try:
                 if job.kind == "generate":
                     kept = self.get(req.keep_from) if req.keep_from else None
-                    noise = kept.result.noise if kept is not None and kept.result is not None else None
-                    job.result = self.studio.generate(req, job.progress, keep_noise=noise)
+                    job.result = self.studio.generate(req, job.progress, kept=kept.result if kept else None)
                 elif job.kind == "edit":
                     job.result = self.studio.edit(req, job.progress)
                 else:

@@ -38,17 +38,19 @@ def upload(data: bytes) -> dict:
 
 def gen(studio, progress=None, keep=None, **kw):
     req = GenerateRequest.parse(kw, studio.path.num_bands)
-    return studio.generate(req, progress or Progress(), keep_noise=keep)
+    return studio.generate(req, progress or Progress(), kept=keep)
 
 
 def test_kept_band_noise_is_bit_identical_and_the_rest_is_redrawn(studio):
     first = gen(studio, n=4, seed=1, label=-1)
-    again = gen(studio, keep=first.noise, n=4, seed=2, label=-1, keep_bands=[0], keep_from="j1")
+    again = gen(studio, keep=first, n=4, seed=2, label=-1, keep_bands=[0], keep_from="j1")
     band = first.arrays["band_of_coefficient"]
     c1, c2 = first.arrays["noise_coefficients"], again.arrays["noise_coefficients"]
     assert c1.dtype == torch.float64
     assert torch.equal(c1[:, band == 0], c2[:, band == 0])
     assert (c1[:, band != 0] != c2[:, band != 0]).all()
+    assert [p.title for p in again.panels][1] == "the batch bands [0] were kept from"
+    assert torch.equal(again.panels[1].images, first.arrays["x"])
     # x_0 is the synthesis of those coefficients (float32 images)
     T = studio.path.transform
     torch.testing.assert_close(T.analyze(again.arrays["x_0"].double()), c2, atol=1e-5, rtol=0)
@@ -59,9 +61,11 @@ def test_generate_outputs_strip_labels_and_progress(studio):
     r = gen(studio, p, n=3, seed=0, steps=6, solver="heun", label=-1)
     assert p.done == p.total == 6 * 2 and p.fraction == 1.0
     assert r.arrays["x"].shape == (3, 1, 8, 8)
-    assert r.arrays["strip"].shape == (3, studio.path.num_bands + 1, 1, 8, 8)
+    B = studio.path.num_bands
+    assert r.arrays["strip"].shape == (3, len(studio.path.boundaries()) + B, 1, 8, 8)  # x_k per boundary, bands
     assert r.arrays["y"].tolist() == [0, 1, 2]
-    torch.testing.assert_close(r.arrays["strip"][:, -1], r.arrays["x"])  # the last column is the sample
+    torch.testing.assert_close(r.arrays["strip"][:, B], r.arrays["x"])  # x_k at k = 1 is the sample
+    torch.testing.assert_close(r.arrays["strip"][:, B + 1 :].sum(1), r.arrays["x"], atol=1e-5, rtol=0)  # bands
     assert r.png(0)[:8] == b"\x89PNG\r\n\x1a\n" and r.png(1)[:8] == b"\x89PNG\r\n\x1a\n"
     z = np.load(io.BytesIO(r.npz()), allow_pickle=False)
     assert z["x_uint8"].dtype == np.uint8 and json.loads(str(z["settings"]))["solver"] == "heun"
@@ -104,7 +108,7 @@ def test_requests_the_run_cannot_do(studio, fm_run):
         gen(studio, n=2, guidance=3)
     first = gen(studio, n=2)
     with pytest.raises(RequestError, match="same number of images"):
-        gen(studio, keep=first.noise, n=3, keep_bands=[0], keep_from="j1")
+        gen(studio, keep=first, n=3, keep_bands=[0], keep_from="j1")
     with pytest.raises(RequestError, match="is gone"):
         gen(studio, keep=None, n=2, keep_bands=[0], keep_from="j404")
     fm = Studio(fm_run)
@@ -117,8 +121,8 @@ def test_flow_matching_run_one_band(fm_run):
     f = fm.facts()
     assert f["num_bands"] == 1 and f["classes"] == [] and f["windows"] == [[0.0, 1.0]]
     a = gen(fm, n=2, seed=0)
-    assert a.arrays["strip"].shape[1] == 2  # noise, the sample
-    b = gen(fm, keep=a.noise, n=2, seed=9, keep_bands=[0], keep_from="j1")  # all noise kept: same samples
+    assert a.arrays["strip"].shape[1] == 3  # noise, the sample, its one band
+    b = gen(fm, keep=a, n=2, seed=9, keep_bands=[0], keep_from="j1")  # all noise kept: same samples
     assert torch.equal(a.arrays["x"], b.arrays["x"])
 
 
