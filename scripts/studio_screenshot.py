@@ -49,7 +49,8 @@ def main():
         d.find_element("id", "gen-n").send_keys(str(args.n))
 
         def shown(previous):
-            return lambda d: (d.find_element("id", "download-npz").get_attribute("data-job") or "") not in ("", previous)
+            job = lambda d: d.find_element("id", "download-npz").get_attribute("data-job") or ""
+            return lambda d: job(d) not in ("", previous)
 
         d.find_element("id", "generate").click()
         wait.until(shown(""))
@@ -58,7 +59,8 @@ def main():
             d.find_element("id", f"keep-band-{int(b)}").click()
         d.find_element("id", "regenerate").click()
         wait.until(shown(first))
-        wait.until(lambda d: all(i.get_attribute("naturalWidth") != "0" for i in d.find_elements("css selector", "figure img")))
+        images = lambda d: d.find_elements("css selector", "figure img")
+        wait.until(lambda d: all(i.get_attribute("naturalWidth") != "0" for i in images(d)))
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         d.save_screenshot(args.out)
         print(f"{args.out}: {d.find_element('id', 'message').text}")
