@@ -211,3 +211,36 @@ def test_restore_with_psnr_against_the_original(studio):
 def test_image_source_refuses_garbage():
     with pytest.raises(RequestError, match="base64"):
         ImageSource.parse({"upload": "data:image/png;base64,@@@"}, "image")
+
+
+def test_latent_run_generates_decoded_images_and_refuses_uploads(tmp_path):
+    """A wavelet K-Flow on (4, 8, 8) latents of a tiny random VAE: the page shows decoded 16x16
+    images, the .npz keeps the latents, and editing/restoring uploads says it needs a pixel run."""
+    pytest.importorskip("diffusers")
+    import sys
+    from pathlib import Path
+
+    from kflow.cli.main import main
+    from kflow.data import load_dataset
+    from kflow.data.latents import encode_dataset
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
+    from test_latents import make_vae
+
+    images = load_dataset("digits", "train", image_size=16, limit=24)
+    encode_dataset(images, make_vae(tmp_path / "vae"), tmp_path / "lat", shard_size=24, log=lambda *_: None)
+    run = tmp_path / "run"
+    over = ["data.name=latents", f"data.root={tmp_path / 'lat'}", "data.image_size=null", "transform.name=wavelet"]
+    over += ["transform.wavelet=haar", "transform.num_bands=2", "train.steps=2", "train.ckpt_every=2"]
+    assert main(["train", str(Path(__file__).resolve().parents[2] / "configs" / "digits_tiny.yaml"), *over,
+                 "train.sample_every=0", f"out_dir={run}"]) == 0  # fmt: skip
+    s = Studio(run)
+    f = s.facts()
+    assert f["latent"] and not f["can_edit"] and f["shape"] == [4, 8, 8] and f["test_images"] == 0
+    a = gen(s, n=3, seed=0, steps=4, label=-1)
+    b = gen(s, keep=a, n=3, seed=1, steps=4, label=-1, keep_bands=[0], keep_from="j1")
+    assert a.arrays["x"].shape == (3, 1, 16, 16) and a.arrays["z"].shape == (3, 4, 8, 8)
+    band = a.arrays["band_of_coefficient"]
+    assert torch.equal(a.arrays["noise_coefficients"][:, band == 0], b.arrays["noise_coefficients"][:, band == 0])
+    with pytest.raises(RequestError, match="pixel runs"):
+        s.edit(EditRequest.parse({"image": {"test_index": 0}}, 2), Progress())
