@@ -76,6 +76,9 @@ VARIANTS = {
     # overlap 0.5 with per-band local times in the k-embedding, or with conditioning augmentation
     "wavelet2_o50_win": ("wavelet2", ["path.overlap=0.5", "model.k_embedding=window"]),
     "wavelet2_o50_aug": ("wavelet2", ["path.overlap=0.5", "train.cond_aug=0.1"]),
+    # per-band normalisation of the data (each band's coefficients to unit RMS, undone on the samples)
+    "wavelet2_norm": ("wavelet2", ["transform.band_scale=rms"]),
+    "wavelet2_o50_win_norm": ("wavelet2", ["path.overlap=0.5", "model.k_embedding=window", "transform.band_scale=rms"]),
     # FM tuned with the same knob: k drawn logit-normal (more weight mid-path)
     "fm_logit": ("fm", ["train.k_density=logit_normal"]),
     "wavelet3_o50": ("wavelet3", ["path.overlap=0.5"]),
@@ -138,7 +141,7 @@ def main():
             else:
                 t1 = time.time()
                 out = sample(run.model, run.path, n, solver=solver, steps=max(k, 1), x_0=noise, device=device)
-                sc = score_features(clf.embed(out.x.clamp(-1, 1)), real)
+                sc = score_features(clf.embed(run.to_data(out.x).clamp(-1, 1)), real)
                 r = dict(
                     row=row,
                     transform=cfg.transform.name,

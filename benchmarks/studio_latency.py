@@ -100,7 +100,8 @@ def main():
             )
         )
         print(json.dumps(rows[-1]), flush=True)
-    hw = f"{platform.machine()} CPU, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
+    threads = torch.get_num_threads()
+    hw = f"{platform.machine()} CPU, {os.cpu_count()} cores, torch {torch.__version__}, {threads} threads"
     head = f"hardware: {hw}; one keep-band-0 regenerate of 8 images, Euler 20 steps, POST to the last file fetched"
     lines = ["| model | parameters | median s | min s | max s |", "|---|---|---|---|---|"]
     lines += [

@@ -20,7 +20,7 @@ from .models.unet import UNetConfig
 from .path import BUMPS, K_DENSITIES, ORDERS
 from .sampling.sampler import GRIDS
 from .sampling.solvers import SOLVERS
-from .transforms import TRANSFORMS
+from .transforms import BAND_SCALES, TRANSFORMS
 from .transforms.base import SPLITS
 from .utils.errors import ConfigError
 
@@ -45,6 +45,9 @@ class TransformConfig:
     edges: list[float] | None = None
     split: str = "dyadic"  # fourier / pca grouping: dyadic | count
     pca_samples: int = 10000  # images used to fit the PCA basis
+    # none | rms: divide each band's data coefficients by their RMS on the training data (measured
+    # once; the run saves the per-band values here) and multiply them back on the samples
+    band_scale: str | list[float] = "none"
 
 
 @dataclass
@@ -147,6 +150,12 @@ def validate(cfg: Config) -> None:
         value = getattr(getattr(cfg, section), name)
         if value not in options:
             raise ConfigError(f"{key}={value!r} is not one of {', '.join(options)}")
+    if isinstance(cfg.transform.band_scale, str) and cfg.transform.band_scale not in BAND_SCALES:
+        raise ConfigError(
+            f"transform.band_scale={cfg.transform.band_scale!r}: use {', '.join(BAND_SCALES)} or a list of per-band RMS"
+        )
+    if not isinstance(cfg.transform.band_scale, str) and not all(v > 0 for v in cfg.transform.band_scale):
+        raise ConfigError(f"transform.band_scale={cfg.transform.band_scale} must be positive per-band RMS values")
     if isinstance(cfg.path.allocation, str) and cfg.path.allocation not in ("uniform", "energy"):
         raise ConfigError(f"path.allocation={cfg.path.allocation!r}: use uniform, energy or a list of per-band weights")
     if isinstance(cfg.train.band_loss_weights, str) and cfg.train.band_loss_weights != "interval":

@@ -12,7 +12,7 @@ import torch
 from .config import Config, ConfigError
 from .models import build_model
 from .path import KFlowPath
-from .transforms import FourierTransform, IdentityTransform, PCATransform, Transform, WaveletTransform
+from .transforms import BandScale, FourierTransform, IdentityTransform, PCATransform, Transform, WaveletTransform
 
 
 def make_transform(
@@ -40,6 +40,21 @@ def make_transform(
             raise ConfigError("a PCA transform needs its basis file (pca.safetensors next to the checkpoint)")
         return PCATransform.fit(data[: t.pca_samples].double(), num_bands=t.num_bands or 2, split=t.split)
     raise ConfigError(f"transform.name={t.name!r} is unknown")
+
+
+def make_band_scale(cfg: Config, transform: Transform, data: torch.Tensor | None = None) -> BandScale | None:
+    """None for transform.band_scale=none; 'rms' is measured on the data (the trainer saves the values)."""
+    bs = cfg.transform.band_scale
+    if bs == "none":
+        return None
+    if bs == "rms":
+        if data is None:
+            raise ConfigError("transform.band_scale=rms needs the data (resolved values are saved with each run)")
+        return BandScale.fit(transform, data[:10000])
+    try:
+        return BandScale(transform, bs)
+    except ValueError as e:
+        raise ConfigError(f"transform.band_scale: {e}") from None
 
 
 def make_path(cfg: Config, transform: Transform, data: torch.Tensor | None = None) -> KFlowPath:
@@ -99,10 +114,27 @@ def pick_device(name: str) -> torch.device:
 
 
 class LoadedRun:
-    """A trained run ready for sampling: EMA model, path, config."""
+    """A trained run ready for sampling: EMA model, path, config, and the band scale (None, or the
+    per-band normalisation the model's samples are in: `to_data` maps them back)."""
 
-    def __init__(self, cfg: Config, model: torch.nn.Module, path: KFlowPath, num_classes: int, step: int):
+    def __init__(
+        self,
+        cfg: Config,
+        model: torch.nn.Module,
+        path: KFlowPath,
+        num_classes: int,
+        step: int,
+        scale: BandScale | None = None,
+    ):
         self.cfg, self.model, self.path, self.num_classes, self.step = cfg, model, path, num_classes, step
+        self.scale = scale
+
+    def to_data(self, x: torch.Tensor) -> torch.Tensor:
+        return x if self.scale is None else self.scale.denormalize(x)
+
+    def require_unscaled(self, what: str) -> None:
+        if self.scale is not None:
+            raise ConfigError(f"{what} of runs trained with transform.band_scale is not supported; use another run")
 
 
 def load_run(checkpoint: str | Path, device="cpu", weights: str = "ema") -> LoadedRun:
@@ -127,7 +159,8 @@ def load_run(checkpoint: str | Path, device="cpu", weights: str = "ema") -> Load
     if weights not in ("ema", "model"):
         raise ValueError(f"weights={weights!r}: use 'ema' or 'model'")
     load_state(model, ck.state(weights), weights)
-    return LoadedRun(cfg, model.to(device).eval(), path, int(ck.meta["num_classes"]), int(ck.meta["step"]))
+    n_cls, step = int(ck.meta["num_classes"]), int(ck.meta["step"])
+    return LoadedRun(cfg, model.to(device).eval(), path, n_cls, step, make_band_scale(cfg, transform))
 
 
 @dataclass
@@ -140,9 +173,17 @@ class RunSampling:
 
 
 def run_sampling(
-    model, cfg: Config, y, guidance: float = 1.0, keep_class_until: float = 1.0, device="cpu", vae=None
+    model,
+    cfg: Config,
+    y,
+    guidance: float = 1.0,
+    keep_class_until: float = 1.0,
+    device="cpu",
+    vae=None,
+    scale: BandScale | None = None,
 ) -> RunSampling:
-    """The one place that turns a run's sampling settings into wrappers (trainer grids, `kflow sample`)."""
+    """The one place that turns a run's sampling settings into wrappers (trainer grids, `kflow sample`).
+    decode maps samples to images: the band scale undone, then the latent decoder."""
     velocity = None
     if guidance != 1.0 or keep_class_until < 1.0:
         if y is None:
@@ -155,4 +196,7 @@ def run_sampling(
         from .data.latents import LatentDecoder
 
         decode = LatentDecoder(cfg.data.root, vae, device=device)
+    if scale is not None:
+        latent = decode
+        decode = scale.denormalize if latent is None else (lambda x: latent(scale.denormalize(x)))
     return RunSampling(velocity, decode)

@@ -44,7 +44,7 @@ def run_eval(args) -> None:
             seed=args.seed,
             device=device,
         )
-        x = out.x
+        x = run.to_data(out.x)
         what = f"{source} step {run.step}, {args.solver} NFE {out.nfe}, seed {args.seed}"
     if not torch.isfinite(x).all():
         raise ValueError("the samples contain NaN/Inf; nothing to score")

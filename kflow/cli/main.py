@@ -56,7 +56,9 @@ def _sample(args) -> None:
         )
     if (args.guidance != 1.0 or args.keep_class_until < 1.0) and y is None:
         raise ValueError("--guidance / --keep-class-until need --label (a class or 'all') on a class-conditional model")
-    rs = run_sampling(run.model, run.cfg, y, args.guidance, args.keep_class_until, device, vae=args.vae)
+    rs = run_sampling(
+        run.model, run.cfg, y, args.guidance, args.keep_class_until, device, vae=args.vae, scale=run.scale
+    )
     x_0 = None
     if args.fix_bands or args.vary_bands:
         from ..steering import split_noise

@@ -31,6 +31,7 @@ def run_edit(args) -> None:
 
     device = pick_device(args.device)
     run = load_run(args.checkpoint, device=device)
+    run.require_unscaled("band editing")
     shape = tuple(run.path.transform.shape)
     x = load_images(args.images, shape, limit=args.n).to(device)
     donor = load_images(args.donor, shape, limit=len(x)).to(device) if args.donor else None
@@ -67,6 +68,7 @@ def run_restore(args) -> None:
 
     device = pick_device(args.device)
     run = load_run(args.checkpoint, device=device)
+    run.require_unscaled("restoration")
     shape = tuple(run.path.transform.shape)
     A = make_degradation(args.task, shape, factor=args.factor, sigma=args.sigma, sigma_y=args.noise)
     if args.degraded:  # the inputs are observations: low-resolution images (SR) or blurred ones

@@ -294,6 +294,7 @@ class Studio:
             "order": self.cfg.path.order,
             "bump": self.cfg.path.bump,
             "overlap": self.cfg.path.overlap,
+            "band_scale": "none" if self.run.scale is None else [round(v, 4) for v in self.run.scale.rms.tolist()],
             "windows": [[round(a, 4) for a in w] for w in p.windows().tolist()],
             "model": self.cfg.model.name,
             "parameters": sum(q.numel() for q in self.run.model.parameters()),
@@ -344,7 +345,8 @@ class Studio:
         return torch.full((n,), label, dtype=torch.long)
 
     def _show(self, x: Tensor) -> Tensor:
-        """What the page shows of model-space tensors: decoded images for latent runs."""
+        """What the page shows of model-space tensors: the band scale undone, latents decoded."""
+        x = self.run.to_data(x)
         return self.decode(x) if self.decode is not None else x
 
     def generate(self, req: GenerateRequest, progress: Progress, kept: Result | None = None) -> Result:
@@ -417,6 +419,7 @@ class Studio:
         return Result("generate", panels, f"{msg} in {time.time() - t0:.1f} s", arrays, noise=c)
 
     def _pixel_only(self, what: str) -> None:
+        self.run.require_unscaled(what)
         if self.latent:
             raise RequestError(f"{what} works on pixel runs; this run generates VAE latents")
 

@@ -24,7 +24,7 @@ from torch import Tensor
 from ..config import Config
 from ..data import ImageData, load_dataset
 from ..path import draw_k
-from ..recipe import make_model, make_path, make_transform, pick_device, run_sampling
+from ..recipe import make_band_scale, make_model, make_path, make_transform, pick_device, run_sampling
 from ..sampling.sampler import sample
 from ..utils.atomic import atomic_write_json
 from ..utils.checkpoint import (
@@ -126,6 +126,10 @@ class Trainer:
         shape = tuple(self.data.x.shape[1:])
         pca_file = self.out / "pca.safetensors"
         self.transform = make_transform(cfg, shape, self.data.x, pca_file if resume else None)
+        self.scale = make_band_scale(cfg, self.transform, self.data.x)
+        if self.scale is not None:  # the model learns per-band normalised data; samples are mapped back
+            cfg.transform.band_scale = self.scale.rms.tolist()  # resolved: 'rms' becomes the measured values
+            self.data = ImageData(self.scale.normalize(self.data.x), self.data.y, self.data.num_classes, self.data.name)
         self.path = make_path(cfg, self.transform, self.data.x)
         cfg.path.allocation = self.path.allocation  # resolved: 'energy' becomes explicit weights
         self.loss_fn = FlowMatchingLoss(self.path, cfg.train.band_loss_weights, cfg.train.cond_aug)
@@ -300,7 +304,13 @@ class Trainer:
         self.ema.eval()
         guided = y is not None  # an unconditional run ignores the guidance settings
         rs = run_sampling(
-            self.ema, self.cfg, y, s.guidance if guided else 1.0, s.keep_class_until if guided else 1.0, self.device
+            self.ema,
+            self.cfg,
+            y,
+            s.guidance if guided else 1.0,
+            s.keep_class_until if guided else 1.0,
+            self.device,
+            scale=self.scale,
         )
         out = sample(
             self.ema,

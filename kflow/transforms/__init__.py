@@ -7,6 +7,7 @@ from .fourier import FourierTransform
 from .graph import GraphTransform
 from .identity import IdentityTransform
 from .pca import PCATransform
+from .scaling import BAND_SCALES, BandScale
 from .wavelet import WaveletTransform
 
 # what a config can name (graph transforms are built by the molecules code)
@@ -20,4 +21,6 @@ __all__ = [
     "WaveletTransform",
     "PCATransform",
     "IdentityTransform",
+    "BandScale",
+    "BAND_SCALES",
 ]
