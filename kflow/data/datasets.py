@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
 import urllib.request
 from pathlib import Path
@@ -73,10 +74,21 @@ def load_digits(split: str = "train") -> ImageData:
     return ImageData(x[idx], y[idx], 10, "digits")
 
 
-def _read_idx(path: Path) -> np.ndarray:
-    raw = gzip.open(path, "rb").read() if path.suffix == ".gz" else path.read_bytes()
+def _read_idx(path: Path) -> tuple[np.ndarray, bytes]:
+    """An idx file (gzipped or not) as a uint8 array and its raw bytes; anything else is one line."""
+    fix = "reinstall dataset-fashion-mnist, or point KFLOW_DATA at a folder with the four official files"
+    try:
+        raw = gzip.open(path, "rb").read() if path.suffix == ".gz" else path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path} is missing; {fix}") from None
+    except (OSError, EOFError) as e:  # not gzip, truncated gzip
+        raise DataError(f"{path} cannot be read ({e}); {fix}") from None
+    if len(raw) < 4 or raw[:3] != b"\x00\x00\x08" or not 1 <= raw[3] <= 4:
+        raise DataError(f"{path} is not an idx file of bytes; {fix}")
     ndim = raw[3]
     dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    if len(raw) != 4 + 4 * ndim + math.prod(dims):
+        raise DataError(f"{path} is truncated or padded (header says {dims}); {fix}")
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims), raw
 
 
@@ -131,7 +143,9 @@ def load_fashion_mnist(split: str = "train", download: bool = True) -> ImageData
     images, raw = _read_idx(files[0])
     if hashlib.sha256(raw).hexdigest() != FASHION_MNIST_SHA256[f"{prefix}-images-idx3-ubyte"]:
         raise DataError(f"{files[0]} does not match the official Fashion-MNIST checksum; reinstall it")
-    labels, _ = _read_idx(files[1])
+    labels, raw = _read_idx(files[1])
+    if hashlib.sha256(raw).hexdigest() != FASHION_MNIST_SHA256[f"{prefix}-labels-idx1-ubyte"]:
+        raise DataError(f"{files[1]} does not match the official Fashion-MNIST checksum; reinstall it")
     x = torch.from_numpy(images.copy()).float()[:, None] / 127.5 - 1
     return ImageData(x, torch.from_numpy(labels.astype(np.int64)), 10, "fashion_mnist")
 

@@ -211,3 +211,35 @@ def test_resume_with_another_architecture_or_transform(run, tmp_path, capsys, mo
     err = capsys.readouterr().err.strip()
     assert code == 2 and "\n" not in err and words in err, err
     assert {p.name: p.read_bytes() for p in (other / "checkpoints").iterdir()} == before  # nothing lost
+
+
+def _idx(dims, payload: bytes) -> bytes:
+    return bytes([0, 0, 8, len(dims)]) + b"".join(d.to_bytes(4, "big") for d in dims) + payload
+
+
+@pytest.mark.parametrize(
+    "content, words",
+    [
+        (b"hello, not gzip", "cannot be read"),
+        (__import__("gzip").compress(b"just some text, no idx header"), "is not an idx file"),
+        (__import__("gzip").compress(_idx([2, 28, 28], b"\0" * 100)), "truncated or padded"),
+        (__import__("gzip").compress(_idx([2, 28, 28], b"\0" * 2 * 28 * 28)), "official Fashion-MNIST checksum"),
+        (__import__("gzip").compress(b"x" * 5000)[:40], "is not an idx file"),  # a gzip cut short: what it holds
+    ],
+    ids=["not gzip", "not idx", "truncated idx", "wrong content", "truncated gzip"],
+)
+def test_garbage_under_kflow_data_is_one_line(content, words, tmp_path, monkeypatch, capsys):
+    """KFLOW_DATA names a folder whose Fashion-MNIST files are garbage: one line naming the file."""
+    for name in (
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ):
+        (tmp_path / f"{name}.gz").write_bytes(content)
+    monkeypatch.setenv("KFLOW_DATA", str(tmp_path))
+    argv = ["train", str(TINY), f"out_dir={tmp_path / 'r'}", "data.name=fashion_mnist", "data.image_size=8"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("kflow: error: ") and "\n" not in err and "Traceback" not in err
+    assert words in err and "train-images-idx3-ubyte.gz" in err, err
