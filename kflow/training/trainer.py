@@ -159,10 +159,29 @@ class Trainer:
         if t.compile:
             self.net = torch.compile(self.net)
         self.amp = self.device.type == "cuda" and t.amp in ("auto", "bf16") or (t.amp == "bf16")
+        if self.device.type == "cpu":  # an oversized batch is killed by the OOM killer without a word
+            self._check_memory(shape)
         if self.rank == 0:
             atomic_write_json(self.out / "config.json", cfg.to_dict())
             if cfg.transform.name == "pca" and not pca_file.exists():
                 self.transform.save(pca_file)
+
+    def _check_memory(self, shape) -> None:
+        from .memory import available_bytes, training_bytes
+
+        free = available_bytes()
+        if free is None:
+            return
+        procs = int(os.environ.get("LOCAL_WORLD_SIZE", 1))  # processes of this run sharing the machine
+        batch = self.cfg.train.batch_size // self.world
+        need = procs * training_bytes(self.model, shape, self.data.num_classes, batch)
+        if need > free:
+            per = need / batch
+            fits = max(1, int(free / per)) * self.world // procs
+            raise TrainingError(
+                f"train.batch_size={self.cfg.train.batch_size} needs about {need / 2**30:.1f} GiB for one step, "
+                f"this machine has {free / 2**30:.1f} GiB available; use train.batch_size={fits} or less"
+            )
 
     # ---------------------------------------------------------------------------------------
     def _claim_folder(self, resume: bool, overwrite: bool) -> None:
@@ -387,7 +406,13 @@ class Trainer:
         self.first_bad = torch.tensor(-1, device=self.device)  # step of the first non-finite loss/gradient
         try:
             while self.step < end:
-                loss, skipped = self._step()
+                try:
+                    loss, skipped = self._step()
+                except torch.cuda.OutOfMemoryError:
+                    raise TrainingError(
+                        f"CUDA out of memory at train.batch_size={t.batch_size} on {self.device}; lower "
+                        "train.batch_size, or turn on model.dit.grad_checkpointing for DiTs"
+                    ) from None
                 if skipped:
                     continue
                 window.append(loss)
