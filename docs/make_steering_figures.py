@@ -31,6 +31,7 @@ from kflow.viz.images import save_image_grid  # noqa: E402
 
 RUNS = {
     "fm": ("fm", []),
+    "wavelet2_o50_win": ("wavelet2_o50_win", []),  # the band schedule of issue Band schedules
     "wavelet3": ("wavelet3", []),
     "wavelet3-cond": ("wavelet3", ["data.labels=true", "train.label_dropout=0.1"]),
     "wavelet3-rev": ("wavelet3", ["path.order=high_to_low"]),
@@ -53,15 +54,44 @@ def run(name: str, work: str, steps: int):
     return load_run(train(config_for(row, over), resume=True).out_dir)
 
 
+def restoration_figure(kf, fm, test, out: Path, facts: dict) -> None:
+    """x4 box super-resolution and sigma-2 blur: K-Flow vs FM (the same method) vs classical."""
+    grids = []
+    for task, kw in [("sr_box", dict(factor=4)), ("blur", dict(sigma=2.0))]:
+        A = make_degradation(task, (1, 32, 32), **kw)
+        y = A(test)
+        shown = torch.nn.functional.interpolate(y, size=(32, 32), mode="nearest") if y.shape[-1] != 32 else y
+        res = {
+            "classical": baseline(y, A),
+            "FM": restore(fm.model, fm.path, y, A, steps=20).x,
+            "K-Flow": restore(kf.model, kf.path, y, A, steps=20).x,
+        }
+        grids += [test, shown, *res.values()]
+        facts[f"restore_psnr_db_{task}_{next(iter(kw.values()))}"] = {
+            k: psnr(v.clamp(-1, 1), test).mean().item() for k, v in res.items()
+        }
+    save_image_grid(torch.cat(grids), out / "restoration.png", nrow=len(grids))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", default="runs/quality")
     ap.add_argument("--steps", type=int, default=PROFILES["cpu"]["steps"])
     ap.add_argument("--out", default=str(ROOT / "docs" / "images"))
+    ap.add_argument("--only", default=None, help="restoration: redraw only restoration.png")
+    ap.add_argument("--kflow", default="wavelet3", help="the K-Flow run of the restoration figure")
     args = ap.parse_args()
     out = Path(args.out)
-    facts = {}
+    facts_file = out / "_json" / "steering.json"
+    facts = json.loads(facts_file.read_text()) if facts_file.exists() else {}  # figures not redrawn keep theirs
     n, nfe = 8, 50
+    if args.only == "restoration":
+        test = load_dataset("fashion_mnist", "test", None, 32).x[:n]
+        restoration_figure(run(args.kflow, args.work, args.steps), run("fm", args.work, args.steps), test, out, facts)
+        facts["restoration_kflow_run"] = args.kflow
+        facts_file.write_text(json.dumps(facts, indent=2))
+        print(json.dumps({k: v for k, v in facts.items() if k.startswith("restor")}, indent=2))
+        return
 
     # noise splitting: each row shares the noise of some bands and draws the rest per sample
     kf, rev = run("wavelet3", args.work, args.steps), run("wavelet3-rev", args.work, args.steps)
@@ -85,23 +115,9 @@ def main():
     save_image_grid(torch.cat([test, ed.reconstruction, ed.x]), out / "band_editing.png", nrow=3)
     facts["editing_reconstruction_psnr_db"] = psnr(ed.reconstruction, test).mean().item()
 
-    # restoration: x4 box super-resolution and sigma-2 blur, K-Flow vs FM (same method) vs classical
-    fm = run("fm", args.work, args.steps)
-    grids = []
-    for task, kw in [("sr_box", dict(factor=4)), ("blur", dict(sigma=2.0))]:
-        A = make_degradation(task, (1, 32, 32), **kw)
-        y = A(test)
-        shown = torch.nn.functional.interpolate(y, size=(32, 32), mode="nearest") if y.shape[-1] != 32 else y
-        res = {
-            "classical": baseline(y, A),
-            "FM": restore(fm.model, fm.path, y, A, steps=20).x,
-            "K-Flow": restore(kf.model, kf.path, y, A, steps=20).x,
-        }
-        grids += [test, shown, *res.values()]
-        facts[f"restore_psnr_db_{task}_{next(iter(kw.values()))}"] = {
-            k: psnr(v.clamp(-1, 1), test).mean().item() for k, v in res.items()
-        }
-    save_image_grid(torch.cat(grids), out / "restoration.png", nrow=len(grids))
+    restoration_figure(kf, run("fm", args.work, args.steps), test, out, facts)
+    facts["restoration_kflow_run"] = "wavelet3"
+
 
     # class conditioning: one sample per class, full class / dropped after k = 0.3 / guidance 2
     cond = run("wavelet3-cond", args.work, args.steps)
