@@ -79,6 +79,16 @@ VARIANTS = {
     # per-band normalisation of the data (each band's coefficients to unit RMS, undone on the samples)
     "wavelet2_norm": ("wavelet2", ["transform.band_scale=rms"]),
     "wavelet2_o50_win_norm": ("wavelet2", ["path.overlap=0.5", "model.k_embedding=window", "transform.band_scale=rms"]),
+    # k drawn logit-normal inside each band's window, sampled with steps at the matching quantiles
+    "wavelet2_o50_win_wlogit": (
+        "wavelet2",
+        [
+            "path.overlap=0.5",
+            "model.k_embedding=window",
+            "train.k_density=window_logit_normal",
+            "sample.grid=band_logit",
+        ],
+    ),
     # FM tuned with the same knob: k drawn logit-normal (more weight mid-path)
     "fm_logit": ("fm", ["train.k_density=logit_normal"]),
     "wavelet3_o50": ("wavelet3", ["path.overlap=0.5"]),
@@ -140,7 +150,16 @@ def main():
                 r = json.loads(done.read_text())
             else:
                 t1 = time.time()
-                out = sample(run.model, run.path, n, solver=solver, steps=max(k, 1), x_0=noise, device=device)
+                out = sample(
+                    run.model,
+                    run.path,
+                    n,
+                    solver=solver,
+                    steps=max(k, 1),
+                    grid=cfg.sample.grid,
+                    x_0=noise,
+                    device=device,
+                )
                 sc = score_features(clf.embed(run.to_data(out.x).clamp(-1, 1)), real)
                 r = dict(
                     row=row,

@@ -97,7 +97,7 @@ class TrainConfig:
 class SampleConfig:
     solver: str = "euler"
     steps: int = 50
-    grid: str = "band"  # band | uniform
+    grid: str = "band"  # band | band_logit (logit-normal steps inside each segment) | uniform
     project: bool = False
     num_grid: int = 64  # images in the sample grid PNGs
     guidance: float = 1.0  # classifier-free guidance scale for class-conditional grids (1 = conditional)

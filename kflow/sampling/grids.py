@@ -29,12 +29,14 @@ def allocate_steps(steps: int, weights: Sequence[float]) -> list[int]:
     return n.tolist()
 
 
-def band_grid(path, steps: int, weights: Sequence[float] | str = "length") -> Tensor:
+def band_grid(path, steps: int, weights: Sequence[float] | str = "length", spacing: str = "uniform") -> Tensor:
     """Grid whose boundaries include every boundary of the path's windows (path.boundaries(): for
     the hard path the band edges kappa), so no step straddles a change in which bands move.
     weights: 'length' (steps proportional to each segment's length, i.e. a uniform grid snapped to
     the boundaries), 'equal' (same steps per segment) or explicit per-band weights (indexed by
-    band; for paths whose segments are the bands, i.e. windows that do not overlap)."""
+    band; for paths whose segments are the bands, i.e. windows that do not overlap).
+    spacing inside each segment: 'uniform', or 'logit_normal' (points at the quantiles of a
+    logit-normal, denser mid-segment: what training with k_density=window_logit_normal sees most)."""
     edges = path.boundaries()
     lengths = edges[1:] - edges[:-1]  # (M,) segments
     if isinstance(weights, str):
@@ -53,8 +55,12 @@ def band_grid(path, steps: int, weights: Sequence[float] | str = "length") -> Te
             raise ValueError("per-band step weights need windows that do not overlap; use 'length' or 'equal'")
         w = w[path.band_of_position]
     counts = allocate_steps(steps, w.tolist())
-    pieces = [
-        torch.linspace(float(edges[i]), float(edges[i + 1]), n + 1, dtype=torch.float64)[:-1]
-        for i, n in enumerate(counts)
-    ]
+    if spacing not in ("uniform", "logit_normal"):
+        raise ValueError(f"unknown step spacing {spacing!r}; use uniform or logit_normal")
+    pieces = []
+    for i, n in enumerate(counts):
+        u = torch.linspace(0, 1, n + 1, dtype=torch.float64)[:-1]  # fractions of the segment
+        if spacing == "logit_normal":
+            u = torch.sigmoid(torch.special.ndtri(u))  # quantiles; ndtri(0) = -inf gives exactly 0
+        pieces.append(edges[i] + u * (edges[i + 1] - edges[i]))
     return torch.cat(pieces + [torch.ones(1, dtype=torch.float64)])

@@ -11,7 +11,7 @@ from .grids import band_grid, uniform_grid
 from .solvers import get_solver
 from .wrappers import ModelVelocity, ProjectedVelocity
 
-GRIDS = ("band", "uniform")
+GRIDS = ("band", "band_logit", "uniform")
 
 
 @dataclass
@@ -24,9 +24,11 @@ class SampleOutput:
 
 def make_grid(path, steps: int, grid: str = "band", step_allocation="length") -> Tensor:
     """grid='band': boundaries on band edges, steps per band by `step_allocation` ('length',
-    'equal' or per-band weights); grid='uniform': equal steps in k."""
-    if grid == "band":
-        return band_grid(path, steps, step_allocation)
+    'equal' or per-band weights); 'band_logit': the same boundaries and step counts, the steps inside
+    each segment at logit-normal quantiles (matching k_density=window_logit_normal); grid='uniform':
+    equal steps in k."""
+    if grid in ("band", "band_logit"):
+        return band_grid(path, steps, step_allocation, "uniform" if grid == "band" else "logit_normal")
     if grid == "uniform":
         return uniform_grid(steps)
     raise ValueError(f"unknown grid {grid!r}; use one of {', '.join(GRIDS)}")
@@ -62,7 +64,7 @@ def sample(
         raise ValueError(f"{len(y)} labels given for {n} samples")
     solve = get_solver(solver)
     if solver == "dopri5":  # adaptive: the grid only marks restarts (band boundaries)
-        ks = path.boundaries() if grid == "band" else torch.tensor([0.0, 1.0], dtype=torch.float64)
+        ks = path.boundaries() if grid != "uniform" else torch.tensor([0.0, 1.0], dtype=torch.float64)
     else:
         ks = make_grid(path, steps, grid, step_allocation)
     edges = path.boundaries().tolist()

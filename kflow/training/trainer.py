@@ -249,7 +249,7 @@ class Trainer:
             flip = torch.rand(B, generator=g) < 0.5
             x_1 = torch.where(flip[:, None, None, None], x_1.flip(-1), x_1)
         x_0 = torch.randn(x_1.shape, generator=g)
-        k = draw_k(B, t.k_density, g)
+        k = draw_k(B, t.k_density, g, windows=self.path.windows())
         y = None
         if self.data.num_classes > 0 and self.data.y is not None:
             y = self.data.y[idx].clone()
