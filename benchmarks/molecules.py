@@ -13,13 +13,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
-from kflow.metrics.evaluate import format_table
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from quality import report  # noqa: E402  (markdown + JSON as every benchmark writes them)
+
+from kflow.metrics.evaluate import format_table  # noqa: E402
 from kflow.molecules.crystals import build_clusters, load_clusters, pair, read_crystals, save_clusters
 from kflow.molecules.flow import make_batch
 from kflow.molecules.metrics import score_assemblies
@@ -154,11 +158,7 @@ def main():
         "PM in Angstrom"
     )
     table = format_table(rows, ["flow", "pm_atom", "pm_center", "collision", "separation", "train_s"])
-    print("\n" + head + "\n\n" + table)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).with_suffix(".md").write_text(head + "\n\n" + table + "\n")
-        Path(args.out).with_suffix(".json").write_text(json.dumps({"header": head, "rows": rows}, indent=2))
+    report(head, table, rows, args.out)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import threading
 import time
 import urllib.request
@@ -20,7 +21,11 @@ from pathlib import Path
 
 import torch
 
-from kflow.cli.main import main as kflow
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from quality import report  # noqa: E402  (markdown + JSON as every benchmark writes them)
+
+from kflow.cli.main import main as kflow  # noqa: E402
+from kflow.metrics.evaluate import format_table  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = {  # name -> config + overrides (the demo's UNet is what `make studio` serves)
@@ -103,17 +108,7 @@ def main():
     threads = torch.get_num_threads()
     hw = f"{platform.machine()} CPU, {os.cpu_count()} cores, torch {torch.__version__}, {threads} threads"
     head = f"hardware: {hw}; one keep-band-0 regenerate of 8 images, Euler 20 steps, POST to the last file fetched"
-    lines = ["| model | parameters | median s | min s | max s |", "|---|---|---|---|---|"]
-    lines += [
-        f"| {r['model']} | {r['parameters'] / 1e6:.2f} M | {r['median_s']:.2f} | {r['min_s']:.2f} | {r['max_s']:.2f} |"
-        for r in rows
-    ]
-    table = "\n".join(lines)
-    print("\n" + head + "\n\n" + table)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).with_suffix(".md").write_text(head + "\n\n" + table + "\n")
-        Path(args.out).with_suffix(".json").write_text(json.dumps({"header": head, "rows": rows}, indent=2))
+    report(head, format_table(rows, ["model", "parameters", "median_s", "min_s", "max_s"]), rows, args.out)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -26,3 +27,15 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("cuda"):
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """A 3-step class-conditional digits run (Haar wavelet, 3 bands, 8x8 images) to point commands at.
+    Shared by the tests that only read it."""
+    from kflow.cli.main import main
+
+    out = tmp_path_factory.mktemp("tiny") / "run"
+    tiny = Path(__file__).resolve().parents[1] / "configs" / "digits_tiny.yaml"
+    assert main(["train", str(tiny), f"out_dir={out}", "train.steps=3", "train.ckpt_every=3"]) == 0
+    return out

@@ -14,12 +14,10 @@ ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "configs" / "digits_tiny.yaml"
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """A 3-step class-conditional digits run (wavelet, 3 bands) to point bad options at."""
-    out = tmp_path_factory.mktemp("run") / "r"
-    assert main(["train", str(TINY), f"out_dir={out}", "train.steps=3", "train.ckpt_every=3"]) == 0
-    return out
+@pytest.fixture
+def run(tiny_run):
+    """The shared 3-step class-conditional digits run (wavelet, 3 bands) to point bad options at."""
+    return tiny_run
 
 
 def files(tmp: Path) -> dict:

@@ -10,11 +10,8 @@ TINY = ROOT / "configs" / "digits_tiny.yaml"
 
 
 @pytest.fixture(scope="package")
-def run(tmp_path_factory):
-    """A 3-step class-conditional digits run (Haar wavelet, 3 bands, 8x8 images)."""
-    out = tmp_path_factory.mktemp("studio") / "run"
-    assert main(["train", str(TINY), f"out_dir={out}", "train.steps=3", "train.ckpt_every=3"]) == 0
-    return out
+def run(tiny_run):
+    return tiny_run
 
 
 @pytest.fixture(scope="package")
