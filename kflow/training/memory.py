@@ -1,36 +1,38 @@
 """Will a training batch fit in memory? On a CPU an oversized batch grows until the kernel's OOM
-killer ends the process without a word, so the trainer measures first: one forward pass of a
-single sample, summing the outputs of every leaf module (what backward keeps), scaled by the
-batch and by the ratio of real peak memory to that sum (1.66 measured for the UNet on the CPU,
-forward + backward, tests/training/test_memory.py)."""
+killer ends the process without a word, so the trainer measures first: the bytes autograd keeps
+for backward after a forward pass of one sample (distinct storages, weights excluded), times the
+batch, plus the weights, their gradients, Adam's two moments and the EMA copy. That is a lower
+bound of the step's peak (backward adds transients: the peak RSS of a UNet step was about 1.25x
+these bytes), so only a batch that certainly cannot fit is refused."""
 
 from __future__ import annotations
 
 import torch
 
-PEAK_OVER_LEAF_OUTPUTS = 1.6  # slightly below the measured 1.66: refuse only what clearly cannot fit
 
+def saved_bytes(model: torch.nn.Module, shape, num_classes: int, batch: int) -> int:
+    """Bytes of the tensors autograd saves for backward in a forward pass of `batch` samples of `shape`."""
+    saved: dict[int, int] = {}
 
-def activation_bytes_per_sample(model: torch.nn.Module, shape, num_classes: int) -> int:
-    """Bytes of leaf-module outputs in a forward pass of one sample of `shape` (C, H, W)."""
-    total = 0
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        s = t.untyped_storage()
+        saved[s.data_ptr()] = s.nbytes()
+        return t
 
-    def hook(_mod, _inp, out):
-        nonlocal total
-        if isinstance(out, torch.Tensor):
-            total += out.numel() * out.element_size()
-
-    leaves = [m for m in model.modules() if not list(m.children())]
-    handles = [m.register_forward_hook(hook) for m in leaves]
+    weights = {p.untyped_storage().data_ptr() for p in model.parameters()}
     p = next(model.parameters())
-    try:
-        with torch.no_grad():
-            y = torch.zeros(1, dtype=torch.long, device=p.device) if num_classes else None
-            model(torch.zeros(1, *shape, device=p.device, dtype=p.dtype), torch.full((1,), 0.5, device=p.device), y)
-    finally:
-        for h in handles:
-            h.remove()
-    return total
+    y = torch.zeros(batch, dtype=torch.long, device=p.device) if num_classes else None
+    x = torch.zeros(batch, *shape, device=p.device, dtype=p.dtype)
+    with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model(x, torch.full((batch,), 0.5, device=p.device), y)
+    return sum(n for ptr, n in saved.items() if ptr not in weights)
+
+
+def activation_bytes(model: torch.nn.Module, shape, num_classes: int, batch: int) -> int:
+    """Saved bytes at `batch`, from passes of 2 and 3 samples (a per-sample part and a fixed part;
+    a batch of 1 is not used: some of its saved tensors are views that larger batches copy)."""
+    two, three = saved_bytes(model, shape, num_classes, 2), saved_bytes(model, shape, num_classes, 3)
+    return max(two + (three - two) * (batch - 2), 0)
 
 
 def available_bytes() -> int | None:
@@ -46,8 +48,7 @@ def available_bytes() -> int | None:
 
 
 def training_bytes(model: torch.nn.Module, shape, num_classes: int, batch: int) -> int:
-    """Estimated peak bytes of one training step at `batch`: activations, plus weights, gradients,
-    Adam's two moments and the EMA copy (5 copies of the parameters)."""
+    """At least the bytes one training step at `batch` needs: saved activations, plus weights,
+    gradients, Adam's two moments and the EMA copy (5 copies of the parameters)."""
     params = sum(p.numel() * p.element_size() for p in model.parameters())
-    per_sample = activation_bytes_per_sample(model, shape, num_classes)
-    return int(PEAK_OVER_LEAF_OUTPUTS * per_sample * batch) + 5 * params
+    return activation_bytes(model, shape, num_classes, batch) + 5 * params
