@@ -118,7 +118,6 @@ def main():
     restoration_figure(kf, run("fm", args.work, args.steps), test, out, facts)
     facts["restoration_kflow_run"] = "wavelet3"
 
-
     # class conditioning: one sample per class, full class / dropped after k = 0.3 / guidance 2
     cond = run("wavelet3-cond", args.work, args.steps)
     y = torch.arange(10)
