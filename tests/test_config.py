@@ -12,12 +12,19 @@ def test_round_trip_is_exact(tmp_path):
     assert again == cfg
 
 
-def test_shipped_fmnist_configs_differ_only_in_transform():
-    names = ["fm", "fourier2", "fourier3", "wavelet2", "wavelet3", "pca2", "pca3"]
-    cfgs = [load_config(f"configs/fmnist_{n}.yaml").to_dict() for n in names]
+def test_shipped_fmnist_configs_differ_only_in_transform_and_schedule():
+    """The K-Flow configs differ from each other only in the transform; from FM also in the band
+    schedule (overlap 0.5 and the window k-embedding, which a one-band FM path does not have)."""
+    names = ["fourier2", "fourier3", "wavelet2", "wavelet3", "pca2", "pca3"]
+    cfgs = [load_config(f"configs/fmnist_{n}.yaml").to_dict() for n in ["fm", *names]]
     for c in cfgs:
         c.pop("transform"), c.pop("out_dir")
-    assert all(c == cfgs[0] for c in cfgs)
+    fm, kflow = cfgs[0], cfgs[1:]
+    assert all(c == kflow[0] for c in kflow)
+    assert kflow[0]["path"]["overlap"] == 0.5 and kflow[0]["model"]["k_embedding"] == "window"
+    assert fm["path"]["overlap"] == 0.0 and fm["model"]["k_embedding"] == "k"
+    fm["path"]["overlap"], fm["model"]["k_embedding"] = 0.5, "window"
+    assert fm == kflow[0]
 
 
 def test_base_include_and_cycles(tmp_path):
