@@ -79,6 +79,11 @@ VARIANTS = {
     # per-band normalisation of the data (each band's coefficients to unit RMS, undone on the samples)
     "wavelet2_norm": ("wavelet2", ["transform.band_scale=rms"]),
     "wavelet2_o50_win_norm": ("wavelet2", ["path.overlap=0.5", "model.k_embedding=window", "transform.band_scale=rms"]),
+    # the schedule with FM's best knob: k drawn logit-normal over the whole path, as fm_logit
+    "wavelet2_o50_win_logit": (
+        "wavelet2",
+        ["path.overlap=0.5", "model.k_embedding=window", "train.k_density=logit_normal"],
+    ),
     # k drawn logit-normal inside each band's window, sampled with steps at the matching quantiles
     "wavelet2_o50_win_wlogit": (
         "wavelet2",
