@@ -103,8 +103,9 @@ VARIANTS = {
 
 
 # A row without a suffix is the paper's path for its transform (hard band windows, the network sees k
-# alone), pinned here whatever schedule the shipped configs default to; variants say what they change.
-PAPER_PATH = ["path.overlap=0", "model.k_embedding=k"]
+# alone, k drawn uniformly), pinned here whatever the shipped configs default to; variants say what
+# they change.
+PAPER_PATH = ["path.overlap=0", "model.k_embedding=k", "train.k_density=uniform"]
 
 
 def config_for(row: str, overrides: list[str]):
