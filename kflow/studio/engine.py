@@ -344,6 +344,10 @@ class Studio:
             raise RequestError(f"class {label} does not exist; this run has classes 0..{K - 1}")
         return torch.full((n,), label, dtype=torch.long)
 
+    def _evals(self, steps: int, solver: str) -> int:
+        """Model calls of one pass over the band grid (the progress bar's total)."""
+        return (len(make_grid(self.path, steps, "band")) - 1) * EVALS_PER_STEP[solver]
+
     def _show(self, x: Tensor) -> Tensor:
         """What the page shows of model-space tensors: the band scale undone, latents decoded."""
         x = self.run.to_data(x)
@@ -374,7 +378,7 @@ class Studio:
         velocity = None
         if y is not None and (req.guidance != 1.0 or req.keep_class_until < 1.0):
             velocity = class_conditional(model, req.guidance, req.keep_class_until)
-        progress.total = (len(make_grid(self.path, req.steps, "band")) - 1) * EVALS_PER_STEP[req.solver]
+        progress.total = self._evals(req.steps, req.solver)
         out = sample(
             model,
             self.path,
@@ -432,7 +436,7 @@ class Studio:
         x1 = x.expand(n, *self.shape).contiguous().to(self.device)
         y = self._labels(req.label, n)
         passes = 3 if donor is None else 4  # invert, regenerate, reconstruct (+ invert the donor)
-        progress.total = passes * (len(make_grid(self.path, req.steps, "band")) - 1) * EVALS_PER_STEP[req.solver]
+        progress.total = passes * self._evals(req.steps, req.solver)
         out = edit_bands(
             CountedModel(self.run.model, progress),
             self.path,
@@ -482,7 +486,7 @@ class Studio:
             clean = self.image(req.image)
             y1 = A(clean, seed=req.seed)
         y = y1.expand(req.n, *y1.shape[1:]).contiguous()
-        progress.total = len(make_grid(self.path, req.steps, "band")) - 1
+        progress.total = self._evals(req.steps, "euler")  # one model call per step
         out = restore(CountedModel(self.run.model, progress), self.path, y.to(self.device), A, req.steps, req.seed)
         x = out.x.cpu()
         if not torch.isfinite(x).all():
