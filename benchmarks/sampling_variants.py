@@ -7,7 +7,9 @@ trained (no retraining): step allocation per band, projection onto the active ba
 A variant is a solver name followed by options: `alloc=w0,w1,..` (steps per band in proportion to
 these weights, indexed by band; default: in proportion to each band's k-interval), `project` (keep
 only the active band of the velocity), `nudge=f` (on a band boundary, evaluate the velocity f of
-the new band's k-interval inside it: kflow.sampling.wrappers.BoundaryNudge). NFE counts velocity
+the new band's k-interval inside it: kflow.sampling.wrappers.BoundaryNudge), `grid=band_logit` (the
+step grid: `band`, the default, `band_logit` (steps at logit-normal quantiles inside every band segment,
+for FM the logit-normal step spacing) or `uniform`). NFE counts velocity
 evaluations (a heun step costs two);
 `dopri5` is adaptive (rtol = atol = 1e-5, restarted at band boundaries) and runs once, whatever --nfe says.
 FM (one band) gets the solver-only variants, so every solver is compared with FM under the same solver.
@@ -28,6 +30,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality import report, setup  # noqa: E402
 
+from kflow.config import CHOICES  # noqa: E402
 from kflow.metrics import score_features  # noqa: E402
 from kflow.metrics.evaluate import format_table  # noqa: E402
 from kflow.recipe import load_run  # noqa: E402
@@ -42,16 +45,24 @@ def parse_variant(text: str) -> dict:
     words = text.split()
     if not words or words[0] not in EVALS_PER_STEP:
         raise ValueError(f"variant {text!r} must start with a solver: {', '.join(EVALS_PER_STEP)}")
-    v = dict(solver=words[0], alloc="length", project=False, nudge=0.0)
+    v = dict(solver=words[0], alloc="length", project=False, nudge=0.0, grid="band")
     for w in words[1:]:
         if w == "project":
             v["project"] = True
         elif w.startswith("nudge="):
             v["nudge"] = float(w[len("nudge=") :])
+        elif w.startswith("grid="):
+            v["grid"] = w[len("grid=") :]
+            if v["grid"] not in CHOICES["sample.grid"]:
+                raise ValueError(
+                    f"grid {v['grid']!r} in variant {text!r}; use one of {', '.join(CHOICES['sample.grid'])}"
+                )
         elif w.startswith("alloc="):
             v["alloc"] = [float(s) for s in w[len("alloc=") :].split(",")]
         else:
-            raise ValueError(f"unknown option {w!r} in variant {text!r}; use alloc=w0,w1,..., nudge=f or project")
+            raise ValueError(
+                f"unknown option {w!r} in variant {text!r}; use alloc=w0,w1,..., nudge=f, grid=g or project"
+            )
     return v
 
 
@@ -65,6 +76,7 @@ def main():
     ap.add_argument("--work", default="runs/quality/cpu-1500-", help="run folder prefix; the row name is appended")
     ap.add_argument("--classifier", default="classifiers/fashion_mnist.safetensors")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--fm-row", default="fm", help="the row every other is compared with (under the same solver)")
     args = ap.parse_args()
     os.environ.setdefault("KFLOW_PROGRESS", "0")
     device, hw, clf, real, _ = setup(args.classifier)
@@ -105,6 +117,7 @@ def main():
                         x_0=noise,
                         project=v["project"],
                         step_allocation=v["alloc"],
+                        grid=v["grid"],
                         device=device,
                         velocity=velocity,
                     )
@@ -123,11 +136,14 @@ def main():
                 results.append(r)
                 print(json.dumps(r), flush=True)
 
-    def fm_key(r, nfe):  # FM under the same solver: at `nfe`, or at whatever NFE the adaptive one took
+    def fm_key(r, nfe):  # FM under the same variant where FM ran it, else the same solver; at `nfe`, or
+        # at whatever NFE an adaptive solver took
         solver = r["variant"].split()[0]
-        return (solver, nfe) if EVALS_PER_STEP[solver] else (solver, None)
+        name = r["variant"] if r["variant"] in fm_variants else solver
+        return (name, nfe) if EVALS_PER_STEP[solver] else (name, None)
 
-    fm = {fm_key(r, r["nfe"]): r["fd"] for r in results if r["row"] == "fm"}
+    fm_variants = {r["variant"] for r in results if r["row"] == args.fm_row and r["variant"] != r["variant"].split()[0]}
+    fm = {fm_key(r, r["nfe"]): r["fd"] for r in results if r["row"] == args.fm_row}
     nan = float("nan")
     for r in results:
         r["fd_vs_fm"] = r["fd"] / fm.get(fm_key(r, r["nfe"]), nan)
