@@ -8,7 +8,10 @@
 # 10/20/50 and with dopri5 from the same noise; a last pass joins the cells into one table.
 #
 #   OUT=/tmp/out bash benchmarks/gpu_quality.sh                 # on the device (wheels in .whl, data in .gpu_data)
-#   STEPS=200 N=500 NFE=10 DOPRI5=no bash benchmarks/gpu_quality.sh   # a dry run on CPU
+#   STEPS=200 N=500 NFE=10 DOPRI5=no bash benchmarks/gpu_quality.sh   # a dry run on CPU (add SET=... for a
+#                                                                        smaller UNet, see docs/benchmarks.md)
+# Found on the H200 lent once: its cgroup gives 2 CPU cores, so four processes are CPU-bound at about
+# 13 steps/s each (the GPU mostly idle); 20k steps need about 25 minutes of device time this way.
 set -u
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 ROWS=${ROWS:-fm,fm_logit,wavelet2,wavelet2_o50_win_logit}
