@@ -192,6 +192,9 @@ def plot(rows: list[dict], figure: str, nfe: int, keep: float) -> None:
         ax.set_ylabel(ylabel + "\n(lower = tighter control)", fontsize=8)
         ax.legend(fontsize=7, loc="upper right")
     axes[0][0].set_yscale("log")
+    if with_cdr:
+        axes[0][1].axhline(0.6, color="C2", lw=0.8, ls=":")  # the target for the CDR ratio
+        axes[0][1].annotate("CDR target 0.6x", (1.0, 0.6), textcoords="offset points", xytext=(4, -10), fontsize=7)
     fig.suptitle("quality vs control as the band windows overlap (wavelet db6, 2 bands, CPU profile)", fontsize=9)
     fig.tight_layout()
     Path(figure).parent.mkdir(parents=True, exist_ok=True)
