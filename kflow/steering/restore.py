@@ -53,6 +53,12 @@ class Degradation:
     # below Wiener); 10 was chosen on 32 *training* images over reg in {1, 3, 10, 30, 100, 300}
     # as the best value common to FM and K-Flow across blur sigma 1/2 and x2/x4 super-resolution.
     reg: float = 10.0
+    # noise-free y: singular values of the (band-restricted) operator below cutoff * the largest are
+    # not inverted. Exact inversion is right for blur (every direction is seen, 95 dB at sigma 1), but
+    # through an inpainting mask a coarse coefficient that barely touches the visible pixels would be
+    # set from them with a gain of 1 / s, and the hole filled with extreme values (11 dB, below zero
+    # fill, with the band schedule); inpainting leaves those directions (s < 0.1) to the model.
+    cutoff: float = 1e-6
 
     def __call__(self, x: Tensor, seed: int = 0) -> Tensor:
         """Observe a batch (N, *shape): A x plus Gaussian noise of std sigma_y, as (N, *out_shape)."""
@@ -68,7 +74,7 @@ class Degradation:
         if self.sigma_y > 0:
             inv = s / (s**2 + self.reg * self.sigma_y**2)
         else:
-            inv = torch.where(s > 1e-6 * s.max(), 1 / s, torch.zeros_like(s))
+            inv = torch.where(s > self.cutoff * s.max(), 1 / s, torch.zeros_like(s))
         return vh.T @ (inv[:, None] * u.T)
 
 
@@ -109,7 +115,7 @@ def make_degradation(
             mask[:, H // 4 : 3 * H // 4, W // 4 : 3 * W // 4] = 0
         keep = mask.flatten().bool()
         M = torch.eye(math.prod(shape), dtype=torch.float64)[keep]
-        return Degradation(task, tuple(shape), M, (int(keep.sum()),), sigma_y, {})
+        return Degradation(task, tuple(shape), M, (int(keep.sum()),), sigma_y, {}, cutoff=0.1)
     else:
         raise ValueError(f"unknown restoration task {task!r}; use one of {', '.join(TASKS)}")
     return Degradation(task, tuple(shape), _matrix(fn, shape), out, sigma_y, {"factor": factor, "sigma": sigma})
