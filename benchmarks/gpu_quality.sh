@@ -10,8 +10,8 @@
 #   OUT=/tmp/out bash benchmarks/gpu_quality.sh                 # on the device (wheels in .whl, data in .gpu_data)
 #   STEPS=200 N=500 NFE=10 DOPRI5=no bash benchmarks/gpu_quality.sh   # a dry run on CPU (add SET=... for a
 #                                                                        smaller UNet, see docs/benchmarks.md)
-# Found on the H200 lent once: its cgroup gives 2 CPU cores, so four processes are CPU-bound at about
-# 13 steps/s each (the GPU mostly idle); 20k steps need about 25 minutes of device time this way.
+# Found on the H200 lent once: four processes ran at about 13 steps/s each (not profiled), so 20k steps
+# need about 25 minutes of device time this way. (env.txt's nproc reads OMP_NUM_THREADS, not the cores.)
 set -u
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 ROWS=${ROWS:-fm,fm_logit,wavelet2,wavelet2_o50_win_logit}
