@@ -64,7 +64,7 @@ def main():
             if extra:
                 rows += [r for r in json.loads(Path(extra + ".json").read_text()) if r["overlap"] < 1]
         attach_cdr(rows, args.keep_until)
-        write(rows, args, None)
+        write(rows, args)
         return
     if not args.runs:
         raise SystemExit("give --runs overlap=run_folder,... (or --replot with --out)")
@@ -99,7 +99,7 @@ def main():
         )
         print(json.dumps(rows[-1]), flush=True)
     attach_cdr(rows, args.keep_until)
-    write(rows, args, args.out)
+    write(rows, args)
 
 
 def cond_cells(folder: Path, keep: float) -> dict | None:
@@ -131,7 +131,7 @@ def label(r: dict) -> str:
     return name + (", window emb." if r["run"].endswith("_win") else "")
 
 
-def write(rows: list[dict], args, out: str | None) -> None:
+def write(rows: list[dict], args) -> None:
     lines = [
         f"FD at NFE {args.nfe} and band-0 noise splitting (groups sharing band 0's noise, Euler), measured in "
         f"the bands of the K-Flow runs' transform; CDR with the class dropped at k = {args.keep_until} "
@@ -150,9 +150,9 @@ def write(rows: list[dict], args, out: str | None) -> None:
     print("\n".join(lines))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        if out:  # a measuring run keeps its own rows; a replot writes the joined table next to them
-            Path(out + ".json").write_text(json.dumps(rows, indent=2) + "\n")
-        Path(args.out + (".md" if out else "_joined.md")).write_text("\n".join(lines) + "\n")
+        if not args.replot:  # a measuring run keeps its own rows; a replot writes the joined table next to them
+            Path(args.out + ".json").write_text(json.dumps(rows, indent=2) + "\n")
+        Path(args.out + ("_joined.md" if args.replot else ".md")).write_text("\n".join(lines) + "\n")
     if args.figure:
         plot(rows, args.figure, args.nfe, args.keep_until)
 

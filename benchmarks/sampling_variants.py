@@ -136,13 +136,14 @@ def main():
                 results.append(r)
                 print(json.dumps(r), flush=True)
 
+    fm_variants = {r["variant"] for r in results if r["row"] == args.fm_row and r["variant"] != r["variant"].split()[0]}
+
     def fm_key(r, nfe):  # FM under the same variant where FM ran it, else the same solver; at `nfe`, or
         # at whatever NFE an adaptive solver took
         solver = r["variant"].split()[0]
         name = r["variant"] if r["variant"] in fm_variants else solver
         return (name, nfe) if EVALS_PER_STEP[solver] else (name, None)
 
-    fm_variants = {r["variant"] for r in results if r["row"] == args.fm_row and r["variant"] != r["variant"].split()[0]}
     fm = {fm_key(r, r["nfe"]): r["fd"] for r in results if r["row"] == args.fm_row}
     nan = float("nan")
     for r in results:
