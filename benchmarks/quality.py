@@ -179,7 +179,7 @@ def main():
                     device=device,
                     batch_size=args.sample_batch,
                 )
-                sc = score_features(clf.embed(run.to_data(out.x).clamp(-1, 1)), real)
+                sc = score_features(clf.embed(run.to_image(out.x).clamp(-1, 1)), real)
                 r = dict(
                     row=row,
                     transform=cfg.transform.name,

@@ -31,10 +31,10 @@ def run_demo(minutes: float = 7.0, out: str | Path = "outputs/demo", config: str
     n_cls = run.num_classes
     y = torch.arange(80) % n_cls if n_cls else None  # one class per column
     s = sample(run.model, run.path, 80 if n_cls else 64, steps=cfg.sample.steps, grid="band", seed=0, y=y)
-    grid = save_image_grid(run.to_data(s.x), out / "samples.png", nrow=8)
+    grid = save_image_grid(run.to_image(s.x), out / "samples.png", nrow=8)
     strip = band_strip(run.model, run.path, n=8, y=torch.arange(8) % n_cls if n_cls else None)
     images, titles = strip.grid("all")
-    strip_png = save_image_grid(run.to_data(images), out / "band_strip.png", nrow=8, scale=3)
+    strip_png = save_image_grid(run.to_image(images), out / "band_strip.png", nrow=8, scale=3)
     windows = ", ".join(f"band {b} [{lo:.2f}, {hi:.2f}]" for b, (lo, hi) in enumerate(run.path.windows().tolist()))
     print(f"done in {time.time() - t0:.0f} s: step {result.step}, loss {result.loss:.4f}, NFE {s.nfe}")
     print(f"k-windows:          {windows}")

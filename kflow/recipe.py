@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -94,28 +92,32 @@ def make_model(cfg: Config, shape, num_classes: int, path: KFlowPath | None = No
     return build_model(cfg.model.name, m)
 
 
-def pick_device(name: str) -> torch.device:
-    """'auto' (CUDA when there is one), 'cpu', 'cuda' or 'cuda:N'; anything else, or a GPU this
-    machine lacks, is a one-line ConfigError."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except (RuntimeError, ValueError):
-        raise ConfigError(f"device {name!r} is not a device; use auto, cpu, cuda or cuda:N") from None
-    if dev.type not in ("cpu", "cuda"):
-        raise ConfigError(f"device {name!r}: kflow runs on cpu or cuda; use auto, cpu, cuda or cuda:N")
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(f"device {name!r}: this torch build or machine has no CUDA GPU; use cpu or auto")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ConfigError(f"device {name!r}: there are only {torch.cuda.device_count()} GPUs (cuda:0 ..)")
-    return dev
+class ToImage:
+    """Model space -> images in [-1, 1]: the band scale undone (runs trained on per-band normalised
+    data), then a latent run's VAE decoder. The one home of this rule, as EDM's preconditioning
+    wrapper owns its scaling: sampling, the studio, scoring and the benchmarks all call it. The
+    decoder is loaded on first use."""
+
+    def __init__(self, cfg: Config, scale: BandScale | None = None, vae=None, device="cpu"):
+        self.scale, self.vae, self.device = scale, vae, device
+        self.latent_root = cfg.data.root if cfg.data.name == "latents" else None
+        self._decoder = None
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.scale is not None:
+            x = self.scale.denormalize(x)
+        if self.latent_root is None:
+            return x
+        if self._decoder is None:
+            from .data.latents import LatentDecoder
+
+            self._decoder = LatentDecoder(self.latent_root, self.vae, device=self.device)
+        return self._decoder(x)
 
 
 class LoadedRun:
     """A trained run ready for sampling: EMA model, path, config, and the band scale (None, or the
-    per-band normalisation the model's samples are in: `to_data` maps them back)."""
+    per-band normalisation the model's samples are in). `to_image` maps samples to images."""
 
     def __init__(
         self,
@@ -125,12 +127,15 @@ class LoadedRun:
         num_classes: int,
         step: int,
         scale: BandScale | None = None,
+        device="cpu",
     ):
         self.cfg, self.model, self.path, self.num_classes, self.step = cfg, model, path, num_classes, step
         self.scale = scale
+        self.to_image = ToImage(cfg, scale, device=device)
 
-    def to_data(self, x: torch.Tensor) -> torch.Tensor:
-        return x if self.scale is None else self.scale.denormalize(x)
+    @property
+    def latent(self) -> bool:
+        return self.to_image.latent_root is not None
 
     def require_unscaled(self, what: str) -> None:
         if self.scale is not None:
@@ -160,43 +165,4 @@ def load_run(checkpoint: str | Path, device="cpu", weights: str = "ema") -> Load
         raise ValueError(f"weights={weights!r}: use 'ema' or 'model'")
     load_state(model, ck.state(weights), weights)
     n_cls, step = int(ck.meta["num_classes"]), int(ck.meta["step"])
-    return LoadedRun(cfg, model.to(device).eval(), path, n_cls, step, make_band_scale(cfg, transform))
-
-
-@dataclass
-class RunSampling:
-    """How a run is sampled beyond the bare model: the velocity factory `sample(velocity=...)`
-    takes (guidance and condition dropping) and the decoder of a latent run. None where plain."""
-
-    velocity: Callable | None  # labels (N,) -> velocity(x, k)
-    decode: Callable | None  # latents (N, C, h, w) -> images in [-1, 1]
-
-
-def run_sampling(
-    model,
-    cfg: Config,
-    y,
-    guidance: float = 1.0,
-    keep_class_until: float = 1.0,
-    device="cpu",
-    vae=None,
-    scale: BandScale | None = None,
-) -> RunSampling:
-    """The one place that turns a run's sampling settings into wrappers (trainer grids, `kflow sample`).
-    decode maps samples to images: the band scale undone, then the latent decoder."""
-    velocity = None
-    if guidance != 1.0 or keep_class_until < 1.0:
-        if y is None:
-            raise ConfigError("guidance and condition dropping need class labels and a class-conditional model")
-        from .steering import class_conditional
-
-        velocity = class_conditional(model, guidance, keep_class_until)
-    decode = None
-    if cfg.data.name == "latents":  # show images, not latents: decode with the encoding's VAE
-        from .data.latents import LatentDecoder
-
-        decode = LatentDecoder(cfg.data.root, vae, device=device)
-    if scale is not None:
-        latent = decode
-        decode = scale.denormalize if latent is None else (lambda x: latent(scale.denormalize(x)))
-    return RunSampling(velocity, decode)
+    return LoadedRun(cfg, model.to(device).eval(), path, n_cls, step, make_band_scale(cfg, transform), device)

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from ..path import KFlowPath
+from ..sampling.solvers import euler
 from ..transforms.base import Transform
 
 
@@ -22,16 +23,16 @@ class Trajectory:
 
 @torch.no_grad()
 def trace(velocity, grid: Tensor, x_0: Tensor) -> Trajectory:
-    """Euler-integrate velocity(x, k) over `grid` from x_0, keeping every state and slope (on CPU).
-    The last grid point's velocity is never needed, so it is not evaluated."""
+    """The Euler solver over `grid` from x_0, keeping every state and slope (on CPU) from its
+    callback. The last grid point's velocity is never needed, so it is not evaluated."""
     grid = torch.as_tensor(grid, dtype=torch.float64)
-    xs, vs, x = [x_0.cpu()], [], x_0
-    for i in range(len(grid) - 1):
-        k = torch.full((x.shape[0],), float(grid[i]), dtype=x.dtype, device=x.device)
-        v = velocity(x, k)
-        x = x + (grid[i + 1] - grid[i]).item() * v
-        xs.append(x.cpu())
-        vs.append(v.cpu())
+    xs, vs = [x_0.cpu()], []
+
+    def keep(step):
+        xs.append(step.x_next.cpu())
+        vs.append(step.v.cpu())
+
+    euler(velocity, x_0, grid, callback=keep)
     return Trajectory(k=grid, x=torch.stack(xs), v=torch.stack(vs))
 
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import torch
 
+from .args import nonneg_int, positive_int
+
 
 def run_eval(args) -> None:
     from ..metrics import reference_features, score_features, train_classifier
@@ -29,8 +31,9 @@ def run_eval(args) -> None:
         x = load_npz(source).x  # the same dtype/range rule as training data
         what = f"{source} ({len(x)} samples)"
     else:
-        from ..recipe import load_run, pick_device
+        from ..recipe import load_run
         from ..sampling import sample
+        from ..utils.devices import pick_device
 
         device = pick_device(args.device)
         run = load_run(source, device=device)
@@ -44,7 +47,7 @@ def run_eval(args) -> None:
             seed=args.seed,
             device=device,
         )
-        x = run.to_data(out.x)
+        x = run.to_image(out.x)
         what = f"{source} step {run.step}, {args.solver} NFE {out.nfe}, seed {args.seed}"
     if not torch.isfinite(x).all():
         raise ValueError("the samples contain NaN/Inf; nothing to score")
@@ -101,3 +104,39 @@ def _extractors(args) -> list:
             "give --classifier (from `kflow eval train-classifier`) and/or --inception (local FID weights)"
         )
     return out
+
+
+def add_parser(sub) -> None:
+    from ..config import CHOICES, SampleConfig
+
+    sc_defaults = SampleConfig()
+    e = sub.add_parser("eval", help="train the feature classifier, or score samples (FD, precision, recall)")
+    esub = e.add_subparsers(dest="eval_cmd", required=True)
+    tc = esub.add_parser("train-classifier", help="train the dataset classifier whose features give FD")
+    tc.add_argument("--dataset", default="fashion_mnist", help="dataset name (see data.name)")
+    tc.add_argument("--root", default=None, help="dataset folder (folder/npz datasets)")
+    tc.add_argument("--image-size", type=positive_int, default=32, help="images are padded/resized to this")
+    tc.add_argument("--epochs", type=positive_int, default=3, help="training epochs")
+    tc.add_argument("--out", default="classifiers/fashion_mnist.safetensors", help="classifier file (safetensors)")
+    sc = esub.add_parser("score", help="FD / precision / recall of a checkpoint's samples or of an .npz")
+    sc.add_argument("source", help="checkpoint, run folder, or .npz of uint8 samples (key x)")
+    sc.add_argument("--classifier", default=None, help="from `kflow eval train-classifier`: FD, precision, recall")
+    sc.add_argument(
+        "--inception", default=None, help="local Inception-v3 FID weights (safetensors, pytorch-fid layout): adds FID"
+    )
+    sc.add_argument("--dataset", default=None, help="reference dataset (default: the classifier's)")
+    sc.add_argument(
+        "--image-size", type=positive_int, default=None, help="reference image size (default: the samples')"
+    )
+    sc.add_argument("--split", default="test", help="reference split")
+    sc.add_argument("--n", type=positive_int, default=5000, help="samples drawn from a checkpoint")
+    sc.add_argument("--solver", default=sc_defaults.solver, choices=CHOICES["sample.solver"], help="ODE solver")
+    sc.add_argument("--steps", type=positive_int, default=sc_defaults.steps, help="solver steps")
+    sc.add_argument("--grid", default=sc_defaults.grid, choices=CHOICES["sample.grid"], help="k grid")
+    sc.add_argument("--seed", type=nonneg_int, default=0, help="noise seed")
+    sc.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    sc.add_argument("--json", default=None, help="also write the result here")
+    ci = esub.add_parser("convert-inception", help="pytorch-fid .pth weights -> safetensors (loaded weights-only)")
+    ci.add_argument("src", help="pytorch-fid weights (.pth)")
+    ci.add_argument("dst", help="output .safetensors")
+    e.set_defaults(func=run_eval)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import torch
 
+from .args import nonneg_float, nonneg_int, positive_float, positive_int
+
 
 def _save(out: Path, grid_rows: list[torch.Tensor], arrays: dict, what: str) -> None:
     from ..sampling.to_files import to_uint8
@@ -25,9 +27,11 @@ def _save(out: Path, grid_rows: list[torch.Tensor], arrays: dict, what: str) -> 
 
 def run_edit(args) -> None:
     from ..data import load_images
-    from ..recipe import load_run, pick_device
+    from ..recipe import load_run
     from ..steering import edit_bands, psnr
-    from .args import parse_bands, parse_labels
+    from ..steering.guidance import class_labels
+    from ..utils.devices import pick_device
+    from .args import parse_bands
 
     device = pick_device(args.device)
     run = load_run(args.checkpoint, device=device)
@@ -37,7 +41,7 @@ def run_edit(args) -> None:
     donor = load_images(args.donor, shape, limit=len(x)).to(device) if args.donor else None
     if donor is not None and len(donor) != len(x):
         raise ValueError(f"--donor gave {len(donor)} images for {len(x)} inputs; give as many")
-    y = parse_labels(args.label, len(x), run.num_classes)
+    y = class_labels(args.label, len(x), run.num_classes)
     keep = parse_bands(args.keep_bands, "--keep-bands")
     out = edit_bands(
         run.model,
@@ -63,8 +67,9 @@ def run_edit(args) -> None:
 
 def run_restore(args) -> None:
     from ..data import load_images
-    from ..recipe import load_run, pick_device
+    from ..recipe import load_run
     from ..steering import baseline, make_degradation, psnr, restore
+    from ..utils.devices import pick_device
 
     device = pick_device(args.device)
     run = load_run(args.checkpoint, device=device)
@@ -87,3 +92,40 @@ def run_restore(args) -> None:
         )
     rows = ([clean] if clean is not None else []) + [base, out.x]  # rows: clean, classical baseline, restored
     _save(Path(args.out), rows, dict(x=out.x, observation=y.numpy(), baseline=base), "restore")
+
+
+def add_parsers(sub) -> None:
+    from ..config import CHOICES
+    from ..steering.restore import TASKS
+
+    ed = sub.add_parser(
+        "edit", help="band editing of real images: recover their noise, redraw or swap bands, regenerate"
+    )
+    ed.add_argument("checkpoint", help="ckpt-*.safetensors or a run folder")
+    ed.add_argument("images", help=".npz, image file, image folder, or NAME:SPLIT (e.g. fashion_mnist:test)")
+    ed.add_argument("--keep-bands", default="0", help="bands whose recovered noise is kept (default 0, the coarsest)")
+    ed.add_argument("--donor", default=None, help="images whose noise fills the other bands (a band swap)")
+    ed.add_argument("--n", type=positive_int, default=8, help="at most this many images")
+    ed.add_argument("--label", default=None, help="class for conditional models (index or 'all')")
+    ed.add_argument("--steps", type=positive_int, default=50, help="solver steps each way (inversion and regeneration)")
+    fixed_step = [s for s in CHOICES["sample.solver"] if s != "dopri5"]  # inversion needs the same grid both ways
+    ed.add_argument("--solver", default="rk4", choices=fixed_step, help="fixed-step ODE solver")
+    ed.add_argument("--seed", type=nonneg_int, default=0, help="seed of the redrawn noise")
+    ed.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    ed.add_argument("--out", default="outputs/edit", help="folder for edit.png and edit.npz")
+    ed.set_defaults(func=run_edit)
+
+    rs = sub.add_parser("restore", help="training-free restoration: super-resolution, deblurring, inpainting")
+    rs.add_argument("checkpoint", help="ckpt-*.safetensors or a run folder")
+    rs.add_argument("images", help="clean images to degrade (.npz, image file, folder, NAME:SPLIT)")
+    rs.add_argument("--task", default="sr_box", choices=TASKS, help="degradation")
+    rs.add_argument("--factor", type=positive_int, default=2, help="super-resolution factor")
+    rs.add_argument("--sigma", type=positive_float, default=1.0, help="blur std in pixels")
+    rs.add_argument("--noise", type=nonneg_float, default=0.0, help="measurement noise std (images in [-1, 1])")
+    rs.add_argument("--degraded", action="store_true", help="the images are observations already (SR: low-res; blur)")
+    rs.add_argument("--n", type=positive_int, default=8, help="at most this many images")
+    rs.add_argument("--steps", type=positive_int, default=50, help="sampling steps")
+    rs.add_argument("--seed", type=nonneg_int, default=0, help="noise seed")
+    rs.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    rs.add_argument("--out", default="outputs/restore", help="folder for restore.png and restore.npz")
+    rs.set_defaults(func=run_restore)

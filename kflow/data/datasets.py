@@ -20,6 +20,7 @@ from torch import Tensor
 
 from ..utils.errors import DataError
 from .image_data import ImageData, images_to_model_range, labels_to_long
+from .image_files import IMAGE_SUFFIXES, read_image
 
 FASHION_MNIST_DEBIAN = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
@@ -43,7 +44,6 @@ FASHION_MNIST_CLASSES = [
     "Ankle boot",
 ]
 DATASETS = ("digits", "fashion_mnist", "folder", "npz", "latents")
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
 def fit_size(x: Tensor, size: int | None) -> Tensor:
@@ -172,8 +172,6 @@ def load_npz(path: str | Path) -> ImageData:
 
 
 def load_folder(path: str | Path, channels: int = 1) -> ImageData:
-    from PIL import Image
-
     path = Path(path)
     if not path.is_dir():
         raise DataError(f"image folder {path} does not exist; check data.root")
@@ -183,19 +181,13 @@ def load_folder(path: str | Path, channels: int = 1) -> ImageData:
     classes = sorted({p.parent.name for p in files}) if all(p.parent != path for p in files) else []
     arrays, sizes = [], set()
     for p in files:
-        try:
-            with Image.open(p) as im:
-                a = np.asarray(im.convert("L" if channels == 1 else "RGB"))
-        except OSError as e:
-            raise DataError(f"cannot read image {p} ({e}); remove or fix it") from None
-        sizes.add(a.shape[:2])
-        arrays.append(a)
+        a = read_image(p, f"image {p}", channels)
+        sizes.add(a.shape[1:])
+        arrays.append(images_to_model_range(a[None], str(p)))
     if len(sizes) > 1:
         raise DataError(f"images under {path} have mixed sizes {sorted(sizes)[:4]}; resize them to one size first")
-    x = np.stack(arrays)
-    x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)
     y = torch.tensor([classes.index(p.parent.name) for p in files]) if classes else None
-    return ImageData(torch.from_numpy(x.copy()).float() / 127.5 - 1, y, len(classes), path.name)
+    return ImageData(torch.cat(arrays), y, len(classes), path.name)
 
 
 def load_dataset(
@@ -243,8 +235,6 @@ def load_dataset(
 def load_images(source: str, shape, limit: int | None = None, exact_size: bool = False) -> Tensor:
     """Images for editing/restoration, as (N, *shape) in [-1, 1]: an .npz, one image file, a folder
     of images, or a dataset split written NAME:SPLIT (e.g. fashion_mnist:test); at most `limit`."""
-    from PIL import Image
-
     C, H, _ = shape
     p = Path(source)
     if p.suffix == ".npz":
@@ -254,13 +244,7 @@ def load_images(source: str, shape, limit: int | None = None, exact_size: bool =
     elif p.suffix.lower() in IMAGE_SUFFIXES:
         if not p.is_file():
             raise DataError(f"image {p} does not exist")
-        try:
-            with Image.open(p) as im:
-                a = np.asarray(im.convert("L" if C == 1 else "RGB"))
-        except OSError as e:
-            raise DataError(f"cannot read image {p} ({e})") from None
-        a = a[None, None] if a.ndim == 2 else a.transpose(2, 0, 1)[None]
-        x = torch.from_numpy(a.copy()).float() / 127.5 - 1
+        x = images_to_model_range(read_image(p, f"image {p}", C)[None], str(p))
     elif ":" in source and source.split(":")[0] in DATASETS:
         name, split = source.split(":", 1)
         x = load_dataset(name, split, image_size=None if exact_size else H, limit=limit).x

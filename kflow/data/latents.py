@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ import torch
 from torch import Tensor
 
 from ..utils.atomic import atomic_write, atomic_write_json, open_safetensors
+from ..utils.devices import join_processes
 from ..utils.errors import DataError
 from .image_data import ImageData
 
@@ -113,18 +113,6 @@ def _shard_ok(path: Path, n: int) -> bool:
         return False
 
 
-def _dist_rank_world(device: str) -> tuple[int, int, bool]:
-    import torch.distributed as dist
-
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if str(device).startswith("cuda") else "gloo")
-        return dist.get_rank(), dist.get_world_size(), True
-    if dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size(), False
-    return 0, 1, False
-
-
 def encode_dataset(
     data: ImageData,
     vae_dir: str | Path,
@@ -145,9 +133,8 @@ def encode_dataset(
     if batch_size < 1 or shard_size < 1:
         raise DataError(f"batch_size={batch_size} and shard_size={shard_size} must be >= 1")
     out = Path(out)
-    if device == "auto":
-        device = f"cuda:{os.environ.get('LOCAL_RANK', 0)}" if torch.cuda.is_available() else "cpu"
-    rank, world, own_group = _dist_rank_world(device)
+    procs = join_processes(str(device))
+    device, rank, world = procs.device, procs.rank, procs.world
     config_file, weights = vae_files(vae_dir)
     vae = load_vae(vae_dir, device)
     vae_cfg = json.loads(config_file.read_text())
@@ -213,10 +200,8 @@ def encode_dataset(
         if missing:
             raise DataError(f"shards {missing[:5]} are missing after encoding; rerun the same command to finish")
         atomic_write_json(mf, dict(plan, complete=True))
-    if own_group:
-        import torch.distributed as dist
-
-        dist.destroy_process_group()
+    if procs.owns_group:
+        torch.distributed.destroy_process_group()
     return read_manifest(out)
 
 

@@ -78,9 +78,9 @@ def sample(
             v = ProjectedVelocity(v, path)
         recorded = {0: xb.cpu()} if record_bands else None
 
-        def cb(step, k, x, recorded=recorded):
-            if recorded is not None and step in marks:
-                recorded[marks[step]] = x.cpu()
+        def cb(step, recorded=recorded):
+            if recorded is not None and step.i in marks:
+                recorded[marks[step.i]] = step.x_next.cpu()
 
         sol = solve(v, xb, ks, callback=cb)
         nfe = sol.nfe

@@ -3,9 +3,12 @@
     solver(velocity, x, grid, callback=None) -> Solution
 
 velocity(x, k) -> dx/dk with k of shape (N,); grid is an increasing (sampling) or decreasing
-(inversion) 1D tensor of k values. Guidance, conditioning and band projection are wrappers
-around `velocity`, never inside a solver. A stage that lands on a step's end is evaluated one
-ulp inside the step, so on band-aware grids each step only sees its own band.
+(inversion) 1D tensor of k values. callback(Step) after every step sees the state before and
+after and the velocity at the step's start (as k-diffusion's callback sees its denoised estimate),
+so trajectories and analyses reuse the solvers instead of re-implementing a step. Guidance,
+conditioning and band projection are wrappers around `velocity`, never inside a solver. A stage
+that lands on a step's end is evaluated one ulp inside the step, so on band-aware grids each step
+only sees its own band.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+
+from .wrappers import Counted
 
 Velocity = Callable[[Tensor, Tensor], Tensor]
 
@@ -26,13 +31,27 @@ class Solution:
     grid: Tensor  # the k values visited
 
 
-class CountingVelocity:
-    def __init__(self, velocity: Velocity):
-        self.velocity, self.nfe = velocity, 0
+@dataclass
+class Step:
+    i: int  # step index
+    k: Tensor  # (N,) k at the step's start
+    k_next: Tensor  # (N,) k at its end
+    x: Tensor  # (N, *shape) the state at k
+    v: Tensor | None  # (N, *shape) the velocity at (x, k), the first stage (None for dopri5)
+    x_next: Tensor  # (N, *shape) the state at k_next
+
+
+class _FirstStage:
+    """Remembers the velocity of a step's first evaluation (for the callback)."""
+
+    def __init__(self, velocity):
+        self.velocity, self.first = velocity, None
 
     def __call__(self, x: Tensor, k: Tensor) -> Tensor:
-        self.nfe += 1
-        return self.velocity(x, k)
+        v = self.velocity(x, k)
+        if self.first is None:
+            self.first = v
+        return v
 
 
 def _k(value, x: Tensor) -> Tensor:
@@ -44,16 +63,18 @@ def _inside(k_end: Tensor, k_start: Tensor) -> Tensor:
 
 
 def _run(step, velocity, x, grid, callback):
-    v = CountingVelocity(velocity)
+    v = Counted(velocity)
     grid = torch.as_tensor(grid, dtype=torch.float64)
     if grid.dim() != 1 or len(grid) < 2:
         raise ValueError("grid must be a 1D tensor of at least two k values")
     for i in range(len(grid) - 1):
         k0, k1 = _k(grid[i], x), _k(grid[i + 1], x)
-        x = step(v, x, k0, k1)
+        first = _FirstStage(v)
+        x_next = step(first, x, k0, k1)
         if callback is not None:
-            callback(i, k1, x)
-    return Solution(x=x, nfe=v.nfe, grid=grid)
+            callback(Step(i, k0, k1, x, first.first, x_next))
+        x = x_next
+    return Solution(x=x, nfe=v.calls, grid=grid)
 
 
 @torch.no_grad()
@@ -108,7 +129,7 @@ def dopri5(
         from torchdiffeq import odeint
     except ImportError as e:
         raise ImportError("dopri5 needs torchdiffeq: pip install 'kflow[ode]'") from e
-    v = CountingVelocity(velocity)
+    v = Counted(velocity)
     grid = torch.as_tensor(grid, dtype=torch.float64)
     for i in range(len(grid) - 1):
         lo, hi = float(grid[i]), float(grid[i + 1])
@@ -119,10 +140,11 @@ def dopri5(
             return v(y, kk.expand(y.shape[0]))
 
         t = torch.tensor([lo, hi], dtype=x.dtype, device=x.device)
-        x = odeint(f, x, t, rtol=rtol, atol=atol, method="dopri5")[-1]
+        x_next = odeint(f, x, t, rtol=rtol, atol=atol, method="dopri5")[-1]
         if callback is not None:
-            callback(i, _k(hi, x), x)
-    return Solution(x=x, nfe=v.nfe, grid=grid)
+            callback(Step(i, _k(lo, x), _k(hi, x), x, None, x_next))
+        x = x_next
+    return Solution(x=x, nfe=v.calls, grid=grid)
 
 
 SOLVERS = {"euler": euler, "heun": heun, "midpoint": midpoint, "rk4": rk4, "dopri5": dopri5}

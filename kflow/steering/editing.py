@@ -30,9 +30,10 @@ def invert(
 
 
 @torch.no_grad()
-def generate(
+def integrate(
     model, path, x_0: Tensor, steps: int = 50, solver: str = "rk4", y: Tensor | None = None, velocity=None
 ) -> Tensor:
+    """The image x_1 the noise x_0 flows to: `invert`'s grid walked from 0 to 1."""
     v = velocity(y) if velocity is not None else ModelVelocity(model, y)
     return get_solver(solver)(v, x_0, make_grid(path, steps, "band")).x
 
@@ -69,10 +70,10 @@ def edit_bands(
         other = torch.randn(x_1.shape, generator=g, dtype=x_1.dtype).to(x_1.device)
     x_0_edited = T.synthesize(mix_bands(T, T.analyze(x_0), T.analyze(other), keep_bands))
     return EditOutput(
-        x=generate(model, path, x_0_edited, steps, solver, y),
+        x=integrate(model, path, x_0_edited, steps, solver, y),
         x_0=x_0,
         x_0_edited=x_0_edited,
-        reconstruction=generate(model, path, x_0, steps, solver, y),
+        reconstruction=integrate(model, path, x_0, steps, solver, y),
     )
 
 

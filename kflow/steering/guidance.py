@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..utils.errors import ConfigError
+
 
 def null_label(model) -> int:
     n = getattr(getattr(model, "cfg", None), "num_classes", 0)
@@ -54,3 +56,32 @@ class ClassConditional:
 def class_conditional(model, scale: float = 1.0, keep_until: float = 1.0):
     """The factory `sample(..., velocity=...)` takes: labels of each chunk -> ClassConditional."""
     return lambda y: ClassConditional(model, y, scale, keep_until)
+
+
+# The one rule for labels and guidance asked for by a user (the CLI's --label, the studio's class
+# field): `option` names where the value came from, so the message points at what to change.
+def class_labels(label, n: int, num_classes: int, option: str = "--label") -> Tensor | None:
+    """label: None (unconditional / null class), a class index, or 'all' / -1 (the classes in turn)."""
+    if label is None:
+        return None
+    if num_classes == 0:
+        raise ConfigError(f"{option} needs a class-conditional model; this run is unconditional: leave it out")
+    if label in ("all", -1):
+        return torch.arange(n) % num_classes
+    try:
+        c = int(label)
+    except ValueError:
+        raise ConfigError(f"{option} {label!r}: give a class index or 'all'") from None
+    if not 0 <= c < num_classes:
+        raise ConfigError(f"class {c} does not exist ({option}); classes are 0..{num_classes - 1}")
+    return torch.full((n,), c, dtype=torch.long)
+
+
+def guided(model, y: Tensor | None, scale: float = 1.0, keep_until: float = 1.0, need: str = "--label"):
+    """The velocity factory for guidance and condition dropping, or None when neither is asked for.
+    Both need labels: without them the message says to give `need`."""
+    if scale == 1.0 and keep_until >= 1.0:
+        return None
+    if y is None:
+        raise ConfigError(f"guidance and class dropping need {need} on a class-conditional model")
+    return class_conditional(model, scale, keep_until)

@@ -1,5 +1,7 @@
 """Band studio: a local web page to steer generation band by band (`kflow studio RUN`)."""
 
-from .engine import EditRequest, GenerateRequest, Progress, RequestError, RestoreRequest, Result, Studio
+from .engine import Progress, Studio
+from .requests import EditRequest, GenerateRequest, RequestError, RestoreRequest
+from .results import Result
 
 __all__ = ["Studio", "Result", "Progress", "RequestError", "GenerateRequest", "EditRequest", "RestoreRequest"]

@@ -6,19 +6,17 @@
   from a second image, and generate again;
 - restore: super-resolution, deblurring or inpainting of a real image, training-free.
 
-Each returns a Result: the pictures the page shows, a one-line message and the arrays a user
-downloads. Requests are validated here (a RequestError names the field and the fix), so the
-server only moves bytes. The noise of a batch is kept as float64 coefficients of the transform:
-kept bands are exact copies, so "keep band 0" is bit-identical in band 0 by construction.
+Each takes a validated request (requests.py) and returns a Result (results.py). The noise of a
+batch is kept as float64 coefficients of the transform: kept bands are exact copies, so "keep
+band 0" is bit-identical in band 0 by construction.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,20 +26,25 @@ from torch import Tensor
 from ..analysis import strip_of
 from ..data import FASHION_MNIST_CLASSES, load_dataset
 from ..data.image_data import images_to_model_range
+from ..data.image_files import read_image
 from ..recipe import load_run
 from ..sampling import sample
 from ..sampling.sampler import make_grid
 from ..sampling.to_files import to_uint8
-from ..steering import baseline, class_conditional, edit_bands, make_degradation, mix_bands, psnr, restore
-from ..steering.restore import TASKS
-from ..utils.errors import KFlowError
+from ..sampling.wrappers import Counted
+from ..steering import baseline, class_labels, edit_bands, guided, make_degradation, mix_bands, psnr, restore
+from ..utils.errors import ConfigError, DataError, KFlowError
+from .requests import (
+    EVALS_PER_STEP,
+    EditRequest,
+    GenerateRequest,
+    ImageSource,
+    RequestError,
+    RestoreRequest,
+)
+from .results import Panel, Result
 
-EVALS_PER_STEP = {"euler": 1, "midpoint": 2, "heun": 2, "rk4": 4}  # the fixed-step solvers the page offers
 NAMED_DATASETS = ("digits", "fashion_mnist")  # runs whose test split the page can offer
-
-
-class RequestError(KFlowError, ValueError):
-    """A request the studio cannot do as given; the message is shown on the page."""
 
 
 @dataclass
@@ -56,201 +59,6 @@ class Progress:
         return min(self.done / max(self.total, 1), 1.0)
 
 
-class CountedModel:
-    """model(x, k, y) that counts its calls into a Progress; what the wrappers read passes through."""
-
-    def __init__(self, model, progress: Progress):
-        self.model, self.progress, self.cfg = model, progress, getattr(model, "cfg", None)
-
-    def __call__(self, x: Tensor, k: Tensor, y: Tensor | None = None) -> Tensor:
-        self.progress.done += 1
-        return self.model(x, k, y)
-
-    def parameters(self):
-        return self.model.parameters()
-
-
-# ---- requests: JSON dicts from the page, validated field by field -------------------------------------------
-
-
-def _get(d: dict, name: str, kind, default, lo=None, hi=None, choices=None):
-    v = d.get(name, default)
-    if v is None or v == "":
-        return default
-    try:
-        if kind is int and (isinstance(v, bool) or (isinstance(v, float) and not v.is_integer())):
-            raise ValueError
-        v = kind(v)
-    except (TypeError, ValueError):
-        raise RequestError(f"{name}={v!r} is not {'a whole number' if kind is int else 'a number'}") from None
-    if kind is float and not math.isfinite(v):
-        raise RequestError(f"{name}={v} must be a finite number")
-    if choices is not None and v not in choices:
-        raise RequestError(f"{name}={v!r}: use one of {', '.join(map(str, choices))}")
-    if (lo is not None and v < lo) or (hi is not None and v > hi):
-        raise RequestError(f"{name}={v} must lie in [{lo}, {hi}]")
-    return v
-
-
-def _bands(d: dict, name: str, num_bands: int) -> list[int]:
-    v = d.get(name) or []
-    if not isinstance(v, list) or not all(isinstance(b, int) and not isinstance(b, bool) for b in v):
-        raise RequestError(f"{name} must be a list of band numbers")
-    bad = [b for b in v if not 0 <= b < num_bands]
-    if bad:
-        raise RequestError(f"{name}: band(s) {bad} do not exist; this run has bands 0..{num_bands - 1}")
-    return sorted(set(v))
-
-
-@dataclass
-class GenerateRequest:
-    n: int = 8
-    seed: int = 0
-    steps: int = 20
-    solver: str = "euler"
-    label: int | None = None  # a class, -1 for the classes in turn, None for unconditional
-    guidance: float = 1.0
-    keep_class_until: float = 1.0
-    keep_bands: list[int] = field(default_factory=list)  # bands whose noise comes from keep_from
-    keep_from: str | None = None  # the job whose noise is kept
-
-    @classmethod
-    def parse(cls, d: dict, num_bands: int) -> GenerateRequest:
-        r = cls(
-            n=_get(d, "n", int, 8, 1, 64),
-            seed=_get(d, "seed", int, 0, 0, 2**31 - 1),
-            steps=_get(d, "steps", int, 20, 1, 1000),
-            solver=_get(d, "solver", str, "euler", choices=tuple(EVALS_PER_STEP)),
-            label=_get(d, "label", int, None, -1, 10**6),
-            guidance=_get(d, "guidance", float, 1.0, 0.0, 20.0),
-            keep_class_until=_get(d, "keep_class_until", float, 1.0, 0.0, 1.0),
-            keep_bands=_bands(d, "keep_bands", num_bands),
-            keep_from=d.get("keep_from") or None,
-        )
-        if r.keep_bands and not r.keep_from:
-            raise RequestError("keep_bands needs keep_from: generate a batch first, then keep its bands")
-        return r
-
-
-@dataclass
-class ImageSource:
-    """An uploaded file (bytes) or the index of an image of the run's test split."""
-
-    upload: bytes | None = None
-    test_index: int | None = None
-
-    @classmethod
-    def parse(cls, d, name: str, required: bool = True) -> ImageSource | None:
-        import base64
-        import binascii
-
-        d = d or {}
-        if d.get("upload"):
-            data = d["upload"]
-            data = data.split(",", 1)[1] if isinstance(data, str) and data.startswith("data:") else data
-            try:
-                return cls(upload=base64.b64decode(data, validate=True))
-            except (binascii.Error, TypeError, ValueError):
-                raise RequestError(f"{name}: the upload did not arrive as base64 data; upload the file again") from None
-        if d.get("test_index") not in (None, ""):
-            return cls(test_index=_get(d, "test_index", int, 0, 0, 10**7))
-        if required:
-            raise RequestError(f"{name}: upload an image or pick a test image")
-        return None
-
-
-@dataclass
-class EditRequest:
-    image: ImageSource
-    donor: ImageSource | None = None
-    keep_bands: list[int] = field(default_factory=lambda: [0])
-    n: int = 4
-    seed: int = 0
-    steps: int = 20
-    solver: str = "rk4"
-    label: int | None = None
-
-    @classmethod
-    def parse(cls, d: dict, num_bands: int) -> EditRequest:
-        keep = _bands(d, "keep_bands", num_bands) if "keep_bands" in d else [0]
-        if not keep:
-            raise RequestError("keep_bands: keep at least one band of the image (else nothing of it is left)")
-        return cls(
-            image=ImageSource.parse(d.get("image"), "image"),
-            donor=ImageSource.parse(d.get("donor"), "second image", required=False),
-            keep_bands=keep,
-            n=_get(d, "n", int, 4, 1, 16),
-            seed=_get(d, "seed", int, 0, 0, 2**31 - 1),
-            steps=_get(d, "steps", int, 20, 1, 1000),
-            solver=_get(d, "solver", str, "rk4", choices=tuple(EVALS_PER_STEP)),
-            label=_get(d, "label", int, None, 0, 10**6),
-        )
-
-
-@dataclass
-class RestoreRequest:
-    image: ImageSource
-    task: str = "sr_box"
-    factor: int = 2
-    sigma: float = 1.0
-    noise: float = 0.0
-    observed: bool = False  # the image is the degraded observation itself (no original to compare to)
-    n: int = 4
-    seed: int = 0
-    steps: int = 50
-
-    @classmethod
-    def parse(cls, d: dict) -> RestoreRequest:
-        r = cls(
-            image=ImageSource.parse(d.get("image"), "image"),
-            task=_get(d, "task", str, "sr_box", choices=TASKS),
-            factor=_get(d, "factor", int, 2, 1, 16),
-            sigma=_get(d, "sigma", float, 1.0, 0.1, 8.0),
-            noise=_get(d, "noise", float, 0.0, 0.0, 1.0),
-            observed=bool(d.get("observed", False)),
-            n=_get(d, "n", int, 4, 1, 16),
-            seed=_get(d, "seed", int, 0, 0, 2**31 - 1),
-            steps=_get(d, "steps", int, 50, 1, 1000),
-        )
-        if r.observed and r.task == "inpaint":
-            raise RequestError("inpainting takes the clean image (the centre is masked); untick 'already degraded'")
-        return r
-
-
-# ---- results ------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Panel:
-    title: str
-    images: Tensor  # (rows * cols, C, H, W) in [-1, 1], row-major
-    rows: int
-
-
-@dataclass
-class Result:
-    kind: str  # generate | edit | restore
-    panels: list[Panel]  # what the page shows, the main output first
-    message: str  # one line: what was done (NFE, PSNR, seconds)
-    arrays: dict  # the .npz download
-    noise: Tensor | None = None  # (N, D) float64 noise coefficients of a generated batch
-
-    def png(self, i: int, scale: int = 3) -> bytes:
-        from ..viz.images import grid_image
-
-        buf = io.BytesIO()
-        grid_image(self.panels[i].images, self.panels[i].rows, scale).save(buf, format="PNG")
-        return buf.getvalue()
-
-    def npz(self) -> bytes:
-        buf = io.BytesIO()
-        np.savez_compressed(buf, **{k: v.numpy() if isinstance(v, Tensor) else v for k, v in self.arrays.items()})
-        return buf.getvalue()
-
-
-# ---- the studio ------------------------------------------------------------------------------------------------
-
-
 class Studio:
     """One loaded run. Not thread-safe: the server runs one job at a time."""
 
@@ -260,12 +68,7 @@ class Studio:
         self.device = torch.device(device)
         self.cfg, self.path = self.run.cfg, self.run.path
         self.shape = tuple(self.path.transform.shape)  # (C, H, W) of what the model generates
-        self.latent = self.cfg.data.name == "latents"
-        self.decode = None
-        if self.latent:  # show images, not latents
-            from ..data.latents import LatentDecoder
-
-            self.decode = LatentDecoder(self.cfg.data.root, device=device)
+        self.latent = self.run.latent
         self._test = None
 
     # what the page shows about the run
@@ -333,36 +136,31 @@ class Studio:
         return decode_upload(src.upload, (C, H, W), what)
 
     def _labels(self, label: int | None, n: int) -> Tensor | None:
-        K = self.run.num_classes
-        if label is None:
-            return None
-        if not K:
-            raise RequestError("this run is unconditional: leave the class empty")
-        if label == -1:
-            return torch.arange(n) % K
-        if label >= K:
-            raise RequestError(f"class {label} does not exist; this run has classes 0..{K - 1}")
-        return torch.full((n,), label, dtype=torch.long)
+        try:
+            return class_labels(label, n, self.run.num_classes, option="the class field")
+        except ConfigError as e:
+            raise RequestError(str(e)) from None
+
+    def perform(self, req, progress: Progress, find_result=lambda job_id: None) -> Result:
+        """Run any request by its kind (the one dispatch); find_result(job id) gives a kept batch."""
+        if isinstance(req, GenerateRequest):
+            return self.generate(req, progress, kept=find_result(req.keep_from) if req.keep_from else None)
+        return getattr(self, req.kind)(req, progress)
 
     def _evals(self, steps: int, solver: str) -> int:
         """Model calls of one pass over the band grid (the progress bar's total)."""
         return (len(make_grid(self.path, steps, "band")) - 1) * EVALS_PER_STEP[solver]
-
-    def _show(self, x: Tensor) -> Tensor:
-        """What the page shows of model-space tensors: the band scale undone, latents decoded."""
-        x = self.run.to_data(x)
-        return self.decode(x) if self.decode is not None else x
 
     def generate(self, req: GenerateRequest, progress: Progress, kept: Result | None = None) -> Result:
         """kept: the result named by req.keep_from, whose noise coefficients give the kept bands."""
         t0 = time.time()
         T = self.path.transform
         y = self._labels(req.label, req.n)
-        if (req.guidance != 1.0 or req.keep_class_until < 1.0) and y is None:
-            raise RequestError(
-                "guidance and class dropping need a class: pick one (this run is "
-                + ("class-conditional)" if self.run.num_classes else "unconditional: set guidance 1)")
-            )
+        model = Counted(self.run.model, progress)
+        try:
+            velocity = guided(model, y, req.guidance, req.keep_class_until, need="a class (pick one)")
+        except ConfigError as e:
+            raise RequestError(str(e)) from None
         g = torch.Generator().manual_seed(req.seed)
         c = torch.randn(req.n, T.dim, generator=g, dtype=torch.float64)  # (N, D) noise coefficients
         if req.keep_bands:
@@ -374,10 +172,6 @@ class Studio:
                 )
             c = mix_bands(T, kept.noise, c, req.keep_bands)
         x_0 = T.synthesize(c.to(T.bands.device)).float().cpu()  # (N, *shape)
-        model = CountedModel(self.run.model, progress)
-        velocity = None
-        if y is not None and (req.guidance != 1.0 or req.keep_class_until < 1.0):
-            velocity = class_conditional(model, req.guidance, req.keep_class_until)
         progress.total = self._evals(req.steps, req.solver)
         out = sample(
             model,
@@ -395,7 +189,7 @@ class Studio:
         if not torch.isfinite(out.x).all():
             raise RequestError("the samples are NaN/Inf (too few steps for this run?); try more steps")
         strip, titles = strip_of(self.path, out).grid("all")  # (N * (M + 1 + B), *shape)
-        x, strip = self._show(out.x), self._show(strip)
+        x, strip = self.run.to_image(out.x), self.run.to_image(strip)
         cols = len(titles)
         arrays = {
             "x": x.float(),
@@ -438,7 +232,7 @@ class Studio:
         passes = 3 if donor is None else 4  # invert, regenerate, reconstruct (+ invert the donor)
         progress.total = passes * self._evals(req.steps, req.solver)
         out = edit_bands(
-            CountedModel(self.run.model, progress),
+            Counted(self.run.model, progress),
             self.path,
             x1,
             keep_bands=req.keep_bands,
@@ -487,7 +281,7 @@ class Studio:
             y1 = A(clean, seed=req.seed)
         y = y1.expand(req.n, *y1.shape[1:]).contiguous()
         progress.total = self._evals(req.steps, "euler")  # one model call per step
-        out = restore(CountedModel(self.run.model, progress), self.path, y.to(self.device), A, req.steps, req.seed)
+        out = restore(Counted(self.run.model, progress), self.path, y.to(self.device), A, req.steps, req.seed)
         x = out.x.cpu()
         if not torch.isfinite(x).all():
             raise RequestError("the restoration is NaN/Inf; try more steps or a smaller noise level")
@@ -510,31 +304,23 @@ class Studio:
 
 
 def decode_upload(data: bytes, shape, what: str = "image") -> Tensor:
-    """An uploaded image file -> (1, C, H, W) in [-1, 1]. Refused in one line: not an image, another
-    channel count than the model's, another size (images are never resized behind the user's back)."""
-    from PIL import Image, UnidentifiedImageError
-
+    """An uploaded image file -> (1, C, H, W) in [-1, 1], read as every command reads image files.
+    Refused in one line: not an image, another channel count than the model's, another size
+    (images are never resized behind the user's back)."""
     C, H, W = shape
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            im.load()
-            if im.mode == "P":  # a palette: its colours decide the channels
-                im = im.convert("RGBA" if "transparency" in im.info else "RGB")
-            bands = [b for b in im.getbands() if b != "A"]  # alpha is dropped
-            if im.mode in ("I", "I;16", "F", "1"):
-                im, bands = im.convert("L"), ["L"]
-            a = np.asarray(im.convert("L" if len(bands) == 1 else "RGB"))
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
-        raise RequestError(f"{what}: the file is not an image kflow can read; upload a PNG or JPEG") from None
-    c = 1 if a.ndim == 2 else a.shape[2]
+        a = read_image(data, what)  # (c, h, w), the file's own channels
+    except DataError as e:
+        raise RequestError(str(e)) from None
+    c = a.shape[0]
     if c != C:
         kind = {1: "grayscale (1 channel)", 3: "RGB (3 channels)"}
         raise RequestError(
             f"{what}: the image is {kind.get(c, f'{c} channels')}, this run takes {kind.get(C, f'{C} channels')}; "
             "convert it first"
         )
-    if a.shape[:2] != (H, W):
+    if a.shape[1:] != (H, W):
         raise RequestError(
-            f"{what}: the image is {a.shape[1]}x{a.shape[0]} pixels, this needs {W}x{H} (images are never resized)"
+            f"{what}: the image is {a.shape[2]}x{a.shape[1]} pixels, this needs {W}x{H} (images are never resized)"
         )
-    return images_to_model_range(a[None, None] if a.ndim == 2 else a.transpose(2, 0, 1)[None], what)
+    return images_to_model_range(a[None], what)

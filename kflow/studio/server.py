@@ -25,7 +25,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from ..utils.errors import KFlowError
-from .engine import EditRequest, GenerateRequest, Progress, RequestError, RestoreRequest, Result, Studio
+from .engine import Progress, Studio
+from .requests import REQUESTS, ImageSource, RequestError
+from .results import Panel, Result
 
 PAGE = Path(__file__).with_name("page.html")
 MAX_BODY = 16 * 2**20  # uploads arrive base64-encoded in JSON
@@ -84,18 +86,16 @@ class Worker:
         with self.lock:
             return self.jobs.get(job_id)
 
+    def _result_of(self, job_id: str) -> Result | None:
+        job = self.get(job_id)
+        return job.result if job else None
+
     def _loop(self) -> None:
         while True:
             job, req = self.queue.get()
             job.state = "running"
             try:
-                if job.kind == "generate":
-                    kept = self.get(req.keep_from) if req.keep_from else None
-                    job.result = self.studio.generate(req, job.progress, kept=kept.result if kept else None)
-                elif job.kind == "edit":
-                    job.result = self.studio.edit(req, job.progress)
-                else:
-                    job.result = self.studio.restore(req, job.progress)
+                job.result = self.studio.perform(req, job.progress, self._result_of)
                 job.state = "done"
                 self.log(f"{job.id} {job.kind}: {job.result.message}")
             except Exception as e:  # noqa: BLE001 - a failed job is reported on the page, the server lives on
@@ -144,8 +144,6 @@ class Handler(BaseHTTPRequestHandler):
         if p == "/api/facts":
             return self._json(200, self.server.facts)
         if len(parts) == 3 and parts[:2] == ["api", "test"] and parts[2].endswith(".png"):
-            from .engine import ImageSource, Panel
-
             try:
                 i = int(parts[2][:-4])
                 x = studio.image(ImageSource(test_index=i), what="test image")
@@ -168,8 +166,8 @@ class Handler(BaseHTTPRequestHandler):
         self._json(404, {"error": f"no such page: {p}"})
 
     def _post(self, p: str) -> None:
-        kinds = {"/api/generate": "generate", "/api/edit": "edit", "/api/restore": "restore"}
-        if p not in kinds:
+        kind = p.removeprefix("/api/")
+        if not p.startswith("/api/") or kind not in REQUESTS:
             return self._json(404, {"error": f"no such action: {p}"})
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_BODY:
@@ -180,14 +178,8 @@ class Handler(BaseHTTPRequestHandler):
                 raise RequestError("the request must be a JSON object")
         except ValueError as e:
             return self._json(400, {"error": one_line(e) if isinstance(e, RequestError) else "the request is not JSON"})
-        kind, B = kinds[p], self.server.studio.path.num_bands
         try:
-            if kind == "generate":
-                req = GenerateRequest.parse(body, B)
-            elif kind == "edit":
-                req = EditRequest.parse(body, B)
-            else:
-                req = RestoreRequest.parse(body)
+            req = REQUESTS[kind].parse(body, self.server.studio.path.num_bands)
         except RequestError as e:
             return self._json(400, {"error": str(e)})
         job = self.server.worker.submit(kind, req)

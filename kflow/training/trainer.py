@@ -1,10 +1,7 @@
 """The training loop: flow matching on a K-Flow path with AdamW + warmup, clipping, EMA,
-atomic checkpoints and exact resume, DDP under torchrun.
-
-Determinism: everything random in a step (noise x_0, k, label dropout, flips, dropout) comes
-from seeds derived from (seed, step), and the data order from (seed, epoch). So a resumed run
-replays exactly the steps it missed, and each DDP rank draws the global batch's randomness and
-keeps its own slice: the same global batch semantics as one process.
+atomic checkpoints and exact resume, DDP under torchrun. The run-folder policy lives in
+run_folder.py, the deterministic batches (what makes resume exact) in batches.py, the device and
+process group in utils/devices.py.
 """
 
 from __future__ import annotations
@@ -23,9 +20,9 @@ from torch import Tensor
 
 from ..config import Config
 from ..data import ImageData, load_dataset
-from ..path import draw_k
-from ..recipe import make_band_scale, make_model, make_path, make_transform, pick_device, run_sampling
+from ..recipe import ToImage, make_band_scale, make_model, make_path, make_transform
 from ..sampling.sampler import sample
+from ..steering.guidance import guided
 from ..utils.atomic import atomic_write_json
 from ..utils.checkpoint import (
     latest_checkpoint,
@@ -35,9 +32,12 @@ from ..utils.checkpoint import (
     load_state,
     save_checkpoint,
 )
+from ..utils.devices import join_processes
 from ..utils.errors import TrainingError
+from .batches import DROPOUT, INIT, BatchDrawer, derive_seed
 from .logger import RunLogger
 from .loss import FlowMatchingLoss
+from .run_folder import check_same_run, claim_folder
 
 
 @dataclass
@@ -49,43 +49,6 @@ class TrainResult:
     out_dir: Path
 
 
-# settings a resumed run may change: when and where it runs, how it reports, how long it goes on
-RESUMABLE = (
-    "out_dir",
-    "train.steps",
-    "train.max_minutes",
-    "train.log_every",
-    "train.ckpt_every",
-    "train.sample_every",
-    "train.keep_checkpoints",
-    "train.device",
-    "train.compile",
-    "train.amp",
-    "train.nonfinite",
-    "sample.",
-)
-# filled in from the data and the path when the model is built, not chosen by the user
-DERIVED = ("in_channels", "image_size", "num_classes", "band_edges", "band_windows")
-RUN_FILES = ("checkpoints", "config.json", "log.csv", "samples", "tensorboard", "pca.safetensors")
-
-
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in d.items():
-        if isinstance(value, dict):
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
-def _seed(*parts: int) -> int:
-    h = 1469598103934665603
-    for p in parts:
-        h = ((h ^ (p & 0xFFFFFFFFFFFF)) * 1099511628211) % (1 << 63)
-    return h
-
-
 class Trainer:
     def __init__(self, cfg: Config, resume: bool = False, overwrite: bool = False):
         """resume: continue the run in cfg.out_dir (its settings must match, but for RESUMABLE ones);
@@ -93,17 +56,8 @@ class Trainer:
         a run is refused: a run folder belongs to one run."""
         cfg = copy.deepcopy(cfg)  # settings resolved below go into the run's own copy, not the caller's
         self.cfg = cfg
-        # under torchrun (WORLD_SIZE set, world size 1 included): a process group and DDP
-        self.distributed = "WORLD_SIZE" in os.environ and "RANK" in os.environ
-        if self.distributed and not dist.is_initialized():
-            backend = "nccl" if torch.cuda.is_available() and cfg.train.device != "cpu" else "gloo"
-            dist.init_process_group(backend)
-        self.rank = dist.get_rank() if self.distributed else 0
-        self.world = dist.get_world_size() if self.distributed else 1
-        self.device = pick_device(cfg.train.device)
-        if self.device.type == "cuda" and self.distributed:
-            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-            torch.cuda.set_device(self.device)
+        procs = join_processes(cfg.train.device)  # under torchrun: the process group, DDP below
+        self.device, self.rank, self.world, self.distributed = procs.device, procs.rank, procs.world, procs.distributed
         if cfg.train.batch_size % self.world:
             raise TrainingError(
                 f"train.batch_size={cfg.train.batch_size} is not divisible by the {self.world} processes; "
@@ -117,7 +71,7 @@ class Trainer:
                 raise TrainingError(f"cannot write to {self.out}; choose another out_dir")
             for stale in self.ckpt_dir.glob(".ckpt-*.tmp"):  # left by a process killed while saving
                 stale.unlink(missing_ok=True)
-            self._claim_folder(resume, overwrite)
+            claim_folder(self.out, resume, overwrite)
 
         d = cfg.data
         self.data = load_dataset(d.name, "train", d.root, d.image_size, d.channels, d.limit)
@@ -130,10 +84,11 @@ class Trainer:
         if self.scale is not None:  # the model learns per-band normalised data; samples are mapped back
             cfg.transform.band_scale = self.scale.rms.tolist()  # resolved: 'rms' becomes the measured values
             self.data = ImageData(self.scale.normalize(self.data.x), self.data.y, self.data.num_classes, self.data.name)
+        self.to_image = ToImage(cfg, self.scale, device=self.device)
         self.path = make_path(cfg, self.transform, self.data.x)
         cfg.path.allocation = self.path.allocation  # resolved: 'energy' becomes explicit weights
         self.loss_fn = FlowMatchingLoss(self.path, cfg.train.band_loss_weights, cfg.train.cond_aug)
-        torch.manual_seed(_seed(cfg.train.seed, -1))  # the initial weights depend on the seed alone
+        torch.manual_seed(derive_seed(cfg.train.seed, INIT))  # the initial weights depend on the seed alone
         self.model = make_model(cfg, shape, self.data.num_classes, self.path).to(self.device)
         self.ema = copy.deepcopy(self.model).requires_grad_(False)
         t = cfg.train
@@ -141,12 +96,16 @@ class Trainer:
         self.opt = torch.optim.AdamW(
             self.model.parameters(), lr=t.lr, betas=tuple(t.betas), weight_decay=t.weight_decay, fused=fused or None
         )
+        self.batches = BatchDrawer(
+            self.data, t.batch_size, t.seed, t.k_density, self.path.windows(), t.label_dropout, cfg.data.hflip
+        )
         self.step = 0
         if resume:
             ck = load_latest_checkpoint(self.ckpt_dir)  # verified: a corrupted newest one is skipped
             if ck is None:
                 if (self.out / "config.json").exists():  # killed before its first checkpoint
-                    self._check_same_run(json.loads((self.out / "config.json").read_text()), "config.json")
+                    saved = json.loads((self.out / "config.json").read_text())
+                    check_same_run(saved, cfg.to_dict(), "config.json")
                 if self.rank == 0:
                     print(f"no checkpoint in {self.ckpt_dir}; starting from step 0")
             else:
@@ -183,41 +142,9 @@ class Trainer:
                 f"this machine has {free / 2**30:.1f} GiB available; use train.batch_size={fits} or less"
             )
 
-    # ---------------------------------------------------------------------------------------
-    def _claim_folder(self, resume: bool, overwrite: bool) -> None:
-        held = [name for name in RUN_FILES if (self.out / name).exists()]
-        if not held or resume:
-            return
-        if not overwrite:
-            raise TrainingError(
-                f"{self.out} already holds a run ({', '.join(held)}); continue it with --resume, train into another "
-                f"out_dir, or replace it with --overwrite {self.out}"
-            )
-        import shutil
-
-        for name in held:
-            target = self.out / name
-            if target.is_dir():
-                shutil.rmtree(target)
-            else:
-                target.unlink()
-        print(f"overwrote the run in {self.out}")
-
-    def _check_same_run(self, saved: dict, where: str) -> None:
-        """--resume continues the same run: every setting but the RESUMABLE ones as it was saved."""
-        old, new = _flat(saved), _flat(self.cfg.to_dict())
-        for key, value in new.items():
-            if key not in old or key.startswith(RESUMABLE) or key.rsplit(".", 1)[-1] in DERIVED:
-                continue  # keys newer than the run take their defaults
-            if old[key] != value:
-                raise TrainingError(
-                    f"--resume: {key} was {old[key]!r} in this run ({where}), the config now says {value!r}; "
-                    "resume with the run's own settings or train into a new out_dir"
-                )
-
     def _restore(self, ck) -> None:
         path = ck.path
-        self._check_same_run(ck.meta.get("config", {}), path.name)
+        check_same_run(ck.meta.get("config", {}), self.cfg.to_dict(), path.name)
         load_state(self.model, ck.state("model"), "model")
         load_state(self.ema, ck.state("ema"), "EMA")
         load_optimizer(self.opt, ck.state("optim"), ck.meta["optimizer"])
@@ -226,36 +153,12 @@ class Trainer:
         if self.rank == 0:
             print(f"resumed from {path} at step {self.step}")
 
-    def _indices(self, step: int) -> torch.Tensor:
-        """Dataset indices of the global batch of `step` (epoch permutations from the seed)."""
-        N, B = len(self.data), self.cfg.train.batch_size
-        start = step * B
-        out, filled = [], 0
-        while filled < B:
-            epoch, offset = divmod(start + filled, N)
-            perm = torch.randperm(N, generator=torch.Generator().manual_seed(_seed(self.cfg.train.seed, epoch)))
-            take = perm[offset : offset + B - filled]
-            out.append(take)
-            filled += len(take)
-        return torch.cat(out)
-
     def _batch(self, step: int):
-        t = self.cfg.train
-        B = t.batch_size
-        g = torch.Generator().manual_seed(_seed(t.seed, step, 1))
-        idx = self._indices(step)
-        x_1 = self.data.x[idx]
-        if self.cfg.data.hflip:
-            flip = torch.rand(B, generator=g) < 0.5
-            x_1 = torch.where(flip[:, None, None, None], x_1.flip(-1), x_1)
-        x_0 = torch.randn(x_1.shape, generator=g)
-        k = draw_k(B, t.k_density, g, windows=self.path.windows())
-        y = None
-        if self.data.num_classes > 0 and self.data.y is not None:
-            y = self.data.y[idx].clone()
-            y[torch.rand(B, generator=g) < t.label_dropout] = self.data.num_classes  # null class
+        """This rank's slice of the global batch of `step`, on the device."""
+        b = self.batches(step)
+        B = self.cfg.train.batch_size
         lo, hi = self.rank * B // self.world, (self.rank + 1) * B // self.world
-        return tuple(None if a is None else self._to_device(a[lo:hi]) for a in (x_1, x_0, k, y))
+        return tuple(None if a is None else self._to_device(a[lo:hi]) for a in (b.x_1, b.x_0, b.k, b.y))
 
     def _to_device(self, a: Tensor) -> Tensor:
         """The batch is drawn on the CPU (the same numbers on any device and rank). On CUDA it goes
@@ -321,16 +224,7 @@ class Trainer:
         n = s.num_grid
         y = torch.arange(n) % self.data.num_classes if self.data.num_classes else None
         self.ema.eval()
-        guided = y is not None  # an unconditional run ignores the guidance settings
-        rs = run_sampling(
-            self.ema,
-            self.cfg,
-            y,
-            s.guidance if guided else 1.0,
-            s.keep_class_until if guided else 1.0,
-            self.device,
-            scale=self.scale,
-        )
+        velocity = guided(self.ema, y, s.guidance, s.keep_class_until) if y is not None else None  # else ignored
         out = sample(
             self.ema,
             self.path,
@@ -342,12 +236,12 @@ class Trainer:
             y=y,
             seed=1234,
             device=self.device,
-            velocity=rs.velocity,
+            velocity=velocity,
         )
         if not torch.isfinite(out.x).all():
             print(f"warning: the samples at step {self.step} contain NaN/Inf; not writing {name}")
             return None
-        return save_image_grid(rs.decode(out.x) if rs.decode else out.x, self.out / "samples" / name)
+        return save_image_grid(self.to_image(out.x), self.out / "samples" / name)
 
     # ---------------------------------------------------------------------------------------
     def _step(self) -> tuple[Tensor, bool]:
@@ -355,7 +249,7 @@ class Trainer:
         non-finite under train.nonfinite=skip). Under 'stop' a non-finite step is only remembered
         (on the device, no sync) and looked at before the next log or save."""
         t = self.cfg.train
-        torch.manual_seed(_seed(t.seed, self.step, 2, self.rank))  # dropout etc.
+        torch.manual_seed(derive_seed(t.seed, self.step, DROPOUT, self.rank))  # dropout etc.
         x_1, x_0, k, y = self._batch(self.step)
         for group in self.opt.param_groups:
             group["lr"] = self._lr(self.step)

@@ -1,14 +1,14 @@
 import torch
 
 from kflow import KFlowPath, WaveletTransform
-from kflow.steering import edit_bands, generate, invert, psnr
+from kflow.steering import edit_bands, integrate, invert, psnr
 
 
 def test_backward_then_forward_reconstructs(tiny_model):
     path = KFlowPath(WaveletTransform((1, 8, 8), "haar", levels=2), bump="cosine")
     x_1 = torch.rand(4, 1, 8, 8, dtype=torch.float64) * 2 - 1
     x_0 = invert(tiny_model, path, x_1, steps=30, solver="rk4")
-    rec = generate(tiny_model, path, x_0, steps=30, solver="rk4")
+    rec = integrate(tiny_model, path, x_0, steps=30, solver="rk4")
     assert psnr(rec, x_1).min() > 60  # dB
     assert (x_0 - x_1).abs().max() > 0.1  # the noise really is somewhere else
 

@@ -9,16 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from kflow.studio.engine import (
-    EditRequest,
-    GenerateRequest,
-    ImageSource,
-    Progress,
-    RequestError,
-    RestoreRequest,
-    Studio,
-    decode_upload,
-)
+from kflow.studio.engine import Progress, Studio, decode_upload
+from kflow.studio.requests import EditRequest, GenerateRequest, ImageSource, RequestError, RestoreRequest
 
 
 @pytest.fixture(scope="module")

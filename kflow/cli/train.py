@@ -1,0 +1,54 @@
+"""`kflow train` (a run from a YAML config plus key=value overrides) and `kflow demo`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .args import positive_float
+
+
+def run_train(args) -> None:
+    from ..config import load_config
+    from ..training import train
+
+    cfg = load_config(args.config, args.overrides)
+    overwrite = args.overwrite is not None
+    if overwrite and Path(args.overwrite).resolve() != Path(cfg.out_dir).resolve():
+        raise ValueError(
+            f"--overwrite {args.overwrite} does not name this run's out_dir ({cfg.out_dir}); nothing deleted"
+        )
+    if overwrite and args.resume:
+        raise ValueError("--resume and --overwrite contradict each other; choose one")
+    result = train(cfg, resume=args.resume, overwrite=overwrite)
+    print(
+        f"trained to step {result.step}, loss {result.loss:.4f}; checkpoint {result.checkpoint}; "
+        f"samples in {result.out_dir / 'samples'}"
+    )
+
+
+def run_demo(args) -> None:
+    from ..demo import run_demo
+
+    run_demo(minutes=args.minutes, out=args.out, config=args.config)
+
+
+def add_parser(sub) -> None:
+    t = sub.add_parser("train", help="train from a YAML config plus key=value overrides")
+    t.add_argument("config", nargs="?", help="YAML config (see configs/)")
+    t.add_argument("overrides", nargs="*", help="key=value, e.g. train.steps=200 transform.name=fourier")
+    t.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in out_dir")
+    t.add_argument(
+        "--overwrite",
+        metavar="OUT_DIR",
+        default=None,
+        help="delete the run already in out_dir first; give out_dir again, so that no typo deletes a run",
+    )
+    t.set_defaults(func=run_train)
+
+
+def add_demo_parser(sub) -> None:
+    d = sub.add_parser("demo", help="train a wavelet K-Flow on Fashion-MNIST for a few minutes, write pictures")
+    d.add_argument("--minutes", type=positive_float, default=7.0, help="training wall time")
+    d.add_argument("--config", default=None, help="config (default configs/demo.yaml)")
+    d.add_argument("--out", default="outputs/demo", help="folder for the run and its pictures")
+    d.set_defaults(func=run_demo)
