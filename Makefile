@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q --no-deps "pyxtal==1.1.5"  # crystal files for `kflow data molecules`
 	@touch $@
 
-LINTED := kflow tests benchmarks scripts docs
+LINTED := kflow tests benchmarks
 
 # Debian packages, installed when we are root and apt-get is there (callers say what happens otherwise)
 CAN_APT = [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null

@@ -16,21 +16,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import torch
+from toolkit import PROFILES, TrainedRow, cell, report, row_config, setup  # the same rows, backbone and budget
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quality import PROFILES, config_for, report, setup  # noqa: E402  (the same rows, backbone and budget)
-
-from kflow.metrics import cdr, per_class_fd, score_features  # noqa: E402
-from kflow.metrics.evaluate import format_table  # noqa: E402
-from kflow.recipe import load_run  # noqa: E402
-from kflow.sampling import sample  # noqa: E402
-from kflow.steering import class_conditional  # noqa: E402
-from kflow.training import train  # noqa: E402
+from kflow.metrics import cdr, per_class_fd, score_features
+from kflow.metrics.evaluate import format_table
+from kflow.sampling import sample
+from kflow.steering import class_conditional
 
 
 def main():
@@ -49,47 +44,32 @@ def main():
     args = ap.parse_args()
     prof = PROFILES[args.profile]
     steps = args.steps or prof["steps"]
-    device, hw, clf, real, real_y = setup(args.classifier)
+    env = setup(args.classifier)
+    clf, real, real_y = env.clf, env.real, env.real_y
     classes = sorted(set(real_y.tolist()))
     y = torch.arange(len(classes)).repeat_interleave(args.per_class)  # (N,) every class, same order in every row
     noise = torch.randn(len(y), 1, 32, 32, generator=torch.Generator().manual_seed(args.seed))
 
     results = []
     for row in args.rows.split(","):
-        over = [
-            *prof["model"],
-            f"train.steps={steps}",
-            f"train.batch_size={prof['batch']}",
-            f"train.seed={args.seed}",
-            f"out_dir={args.work}/{args.profile}-{steps}-{row}-cond",
-            "train.sample_every=0",
-            f"train.ckpt_every={steps}",
-            "data.labels=true",
-            "train.label_dropout=0.1",
-        ]
-        cfg = config_for(row, over)
-        t0 = time.time()
-        res = train(cfg, resume=True)
-        train_s = time.time() - t0
-        run = load_run(res.out_dir, device=device)
+        extra = ["data.labels=true", "train.label_dropout=0.1"]
+        cfg = row_config(row, args.profile, steps, args.seed, args.work, tag="-cond", extra=extra)
+        tr = TrainedRow(cfg, env.device)
         fds = {}
         for setting, keep in [("full", 1.0), ("dropped", args.keep_until)]:
-            tag = f"cond-{setting}-{keep}-g{args.guidance}-euler{args.nfe}-n{len(y)}-seed{args.seed}"
-            done = Path(cfg.out_dir) / f"{tag}.json"  # finished cells are reused
-            if done.exists():
-                r = json.loads(done.read_text())
-            else:
-                t1 = time.time()
+
+            def measure(setting=setting, keep=keep):
+                t1, run = time.time(), tr.run
                 velocity = class_conditional(run.model, scale=args.guidance, keep_until=keep)
                 out = sample(
-                    run.model, run.path, len(y), steps=args.nfe, x_0=noise, y=y, velocity=velocity, device=device
+                    run.model, run.path, len(y), steps=args.nfe, x_0=noise, y=y, velocity=velocity, device=env.device
                 )
-                x = out.x.clamp(-1, 1)
+                x = run.to_image(out.x).clamp(-1, 1)
                 feats = clf.embed(x)
                 acc = (clf.predict(x) == y).float().mean().item()
                 pc = per_class_fd(feats, y, real, real_y)
                 sc = score_features(feats, real)
-                r = dict(
+                return dict(
                     row=row,
                     transform=cfg.transform.name,
                     bands=run.path.num_bands,
@@ -107,10 +87,12 @@ def main():
                     per_class=args.per_class,
                     seed=args.seed,
                     sample_s=time.time() - t1,
-                    train_s=train_s,
+                    train_s=tr.train_s,
                     steps=steps,
                 )
-                done.write_text(json.dumps(r))
+
+            tag = f"cond-{setting}-{keep}-g{args.guidance}-euler{args.nfe}-n{len(y)}-seed{args.seed}"
+            r = cell(Path(cfg.out_dir) / f"{tag}.json", measure)
             fds[setting] = {int(c): v for c, v in r["per_class_fd"].items()}
             results.append(r)
             print(json.dumps({k: v for k, v in r.items() if k != "per_class_fd"}), flush=True)
@@ -121,7 +103,7 @@ def main():
         results, ["row", "setting", "keep_until", "fd", "class_fd", "accuracy", "precision", "recall", "cdr"]
     )
     head = (
-        f"hardware: {hw}; profile {args.profile}: {steps} steps x batch {prof['batch']}, label dropout 0.1; "
+        f"hardware: {env.hardware}; profile {args.profile}: {steps} steps x batch {prof['batch']}, label dropout 0.1; "
         f"{args.per_class} samples per class x {len(classes)} classes per setting, Euler NFE {args.nfe}, "
         f"guidance {args.guidance}, noise seed {args.seed}; classifier test accuracy {clf.info.test_accuracy:.4f}"
     )

@@ -18,16 +18,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from noise_splitting import band_correlation  # noqa: E402
+from noise_splitting import band_correlation
 
-from kflow.metrics import cdr  # noqa: E402
-from kflow.recipe import load_run  # noqa: E402
-from kflow.sampling import sample  # noqa: E402
-from kflow.steering import split_noise  # noqa: E402
+from kflow.metrics import cdr
+from kflow.recipe import load_run
+from kflow.sampling import sample
+from kflow.steering import split_noise
 
 
 def control(run, T, n: int, steps: int, seeds: int) -> dict:

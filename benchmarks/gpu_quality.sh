@@ -38,7 +38,7 @@ export KFLOW_CACHE=$WORK/cache
 t0=$(date +%s)
 Q="$PY benchmarks/quality.py --profile gpu --classifier classifiers/fashion_mnist.safetensors --sample-batch 2500 --set $SET"
 # the reference features once, before the rows race for the cache
-$PY -c "import sys; sys.argv=['x']; sys.path.insert(0, 'benchmarks'); import quality; quality.setup('classifiers/fashion_mnist.safetensors')" \
+PYTHONPATH=benchmarks${PYTHONPATH:+:$PYTHONPATH} $PY -c "import toolkit; toolkit.setup('classifiers/fashion_mnist.safetensors')" \
   > "$OUT/setup.log" 2>&1 || { tail -5 "$OUT/setup.log"; exit 1; }
 echo "setup done at $(( $(date +%s) - t0 ))s"
 

@@ -13,18 +13,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 import torch
+from toolkit import report  # markdown + JSON as every benchmark writes them
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quality import report  # noqa: E402  (markdown + JSON as every benchmark writes them)
-
-from kflow.metrics.evaluate import format_table  # noqa: E402
-from kflow.molecules.crystals import build_clusters, load_clusters, pair, read_crystals, save_clusters
+from kflow.metrics.evaluate import format_table
+from kflow.molecules.cluster_files import load_clusters, save_clusters
+from kflow.molecules.clusters import build_clusters, pair, random_rotations
+from kflow.molecules.crystals import read_crystals
 from kflow.molecules.flow import make_batch
 from kflow.molecules.metrics import score_assemblies
 from kflow.molecules.model import AssemblyNetConfig
@@ -32,18 +32,11 @@ from kflow.molecules.rigid import RigidState
 from kflow.molecules.train import AssemblyConfig, evaluate_assembly, train_assembly
 
 
-def random_rotations(shape, generator) -> torch.Tensor:
-    """Haar-uniform rotations (*shape, 3, 3): QR of a Gaussian matrix, signs fixed, det +1."""
-    q, r = torch.linalg.qr(torch.randn(*shape, 3, 3, generator=generator, dtype=torch.float64))
-    q = q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1))[..., None, :]
-    return q * torch.where(torch.linalg.det(q) < 0, -1.0, 1.0)[..., None, None]
-
-
 def reference_rows(test, samples: int, seed: int) -> list[dict]:
     """The trivial references: start clusters unchanged; the start shrunk to the crystal cluster's
     size; each molecule at its true centre with a random orientation (best of `samples` draws,
     like the models)."""
-    g = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
     start, shrunk, centres = [], [], []
     for c in test:
         b = make_batch([c])
@@ -51,16 +44,17 @@ def reference_rows(test, samples: int, seed: int) -> list[dict]:
         # the start cluster shrunk about its centre to the crystal cluster's RMS radius, start
         # orientations kept: what a model gets for learning only the cluster's size
         t1 = b.t0 + b.u1[..., :3]
-        rms = lambda t: (t - t.mean(1, keepdim=True)).pow(2).sum(-1).mean(-1).sqrt()  # noqa: E731
+        rms = lambda t: (t - t.mean(1, keepdim=True)).pow(2).sum(-1).mean(-1).sqrt()
         mid = b.t0.mean(1, keepdim=True)
         t_s = mid + (b.t0 - mid) * (rms(t1) / rms(b.t0))[:, None, None]
         u_s = torch.cat([t_s - b.t0, torch.zeros_like(t_s)], -1)
         shrunk.append(score_assemblies(b.atoms(u_s), b.target))
-        draws = [RigidState(t1, random_rotations(t1.shape[:-1], g).to(t1.dtype)).atoms(b.local) for _ in range(samples)]
+        rot = lambda: torch.from_numpy(random_rotations(t1.shape[1], rng)).to(t1.dtype)[None]  # (1, M, 3, 3)
+        draws = [RigidState(t1, rot()).atoms(b.local) for _ in range(samples)]
         centres.append(score_assemblies(torch.stack(draws), b.target))
 
     def row(name, scores):
-        mean = lambda f: sum(getattr(s, f) for s in scores) / len(scores)  # noqa: E731
+        mean = lambda f: sum(getattr(s, f) for s in scores) / len(scores)
         return {
             "flow": name,
             "pm_atom": mean("pm_atom"),
@@ -101,7 +95,7 @@ def main():
     if not (Path(args.data) / "manifest.json").exists():
         splits, skipped = build_clusters(read_crystals(), seed=args.seed)
         save_clusters(args.data, splits, {"seed": args.seed, "skipped": skipped, "centres": 4, "rotations": 4})
-    small = lambda cs: [c for c in cs if c.numbers.shape[1] <= args.max_atoms]  # noqa: E731
+    small = lambda cs: [c for c in cs if c.numbers.shape[1] <= args.max_atoms]
     train, test = small(load_clusters(args.data, "train")), small(load_clusters(args.data, "test"))[: args.test_limit]
     net_cfg = AssemblyNetConfig(hidden=args.hidden, layers=args.layers, mol_layers=args.mol_layers)
     rows = reference_rows(pair(test, args.pairing), args.samples, args.seed)

@@ -59,7 +59,7 @@ def main():
         x_0 = split_noise(T, args.n, fix_bands=fix, seed=100 * s)
         shared.append(band_correlation(T, sample(run.model, run.path, args.n, steps=args.steps, x_0=x_0).x))
         indep.append(band_correlation(T, sample(run.model, run.path, args.n, steps=args.steps, seed=100 * s + 7).x))
-    mean = lambda rows: [sum(r[b] for r in rows) / len(rows) for b in range(T.num_bands)]  # noqa: E731
+    mean = lambda rows: [sum(r[b] for r in rows) / len(rows) for b in range(T.num_bands)]
     res = {
         "checkpoint": args.checkpoint,
         "bands_of": args.bands_of or args.checkpoint,

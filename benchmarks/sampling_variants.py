@@ -21,21 +21,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 import torch
+from toolkit import cell, report, score_images, setup
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quality import report, setup  # noqa: E402
-
-from kflow.config import CHOICES  # noqa: E402
-from kflow.metrics import score_features  # noqa: E402
-from kflow.metrics.evaluate import format_table  # noqa: E402
-from kflow.recipe import load_run  # noqa: E402
-from kflow.sampling import sample  # noqa: E402
-from kflow.sampling.wrappers import BoundaryNudge, ModelVelocity  # noqa: E402
+from kflow.config import CHOICES
+from kflow.metrics.evaluate import format_table
+from kflow.recipe import load_run
+from kflow.sampling import sample
+from kflow.sampling.wrappers import BoundaryNudge, ModelVelocity
 
 EVALS_PER_STEP = {"euler": 1, "midpoint": 2, "heun": 2, "rk4": 4, "dopri5": 0}  # 0: adaptive, --nfe does not apply
 
@@ -79,7 +75,7 @@ def main():
     ap.add_argument("--fm-row", default="fm", help="the row every other is compared with (under the same solver)")
     args = ap.parse_args()
     os.environ.setdefault("KFLOW_PROGRESS", "0")
-    device, hw, clf, real, _ = setup(args.classifier)
+    env = setup(args.classifier)
     nfes = [int(v) for v in args.nfe.split(",")]
     variants = [s.strip() for s in args.variants.split(";") if s.strip()]
     noise = torch.randn(args.n, 1, 32, 32, generator=torch.Generator().manual_seed(args.seed))
@@ -88,7 +84,7 @@ def main():
         folder = Path(args.work + row)
         if not (folder / "config.json").exists():
             raise SystemExit(f"no trained run at {folder}; train it first with benchmarks/quality.py --rows {row}")
-        run = load_run(folder, device=device)
+        run = load_run(folder, device=env.device)
         for text in variants:
             v = parse_variant(text)
             if run.path.num_bands == 1 and (v["alloc"] != "length" or v["project"] or v["nudge"]):
@@ -98,16 +94,14 @@ def main():
             per_step = EVALS_PER_STEP[v["solver"]]
             for nfe in nfes if per_step else [0]:
                 steps = nfe // per_step if per_step else 1
-                cell = folder / f"variant-{text.replace(' ', '_')}-nfe{nfe or 'auto'}-n{args.n}-seed{args.seed}.json"
-                if cell.exists():
-                    r = json.loads(cell.read_text())
-                else:
+
+                def measure(v=v, text=text, steps=steps, run=run, row=row):
                     t = time.time()
                     velocity = None
                     if v["nudge"]:
                         velocity = lambda y, m=run.model, p=run.path, f=v["nudge"]: BoundaryNudge(
                             ModelVelocity(m, y), p, f
-                        )  # noqa: E731
+                        )
                     out = sample(
                         run.model,
                         run.path,
@@ -118,21 +112,14 @@ def main():
                         project=v["project"],
                         step_allocation=v["alloc"],
                         grid=v["grid"],
-                        device=device,
+                        device=env.device,
                         velocity=velocity,
                     )
-                    sc = score_features(clf.embed(out.x.clamp(-1, 1)), real)
-                    r = dict(
-                        row=row,
-                        variant=text,
-                        nfe=out.nfe,
-                        fd=sc.fd,
-                        precision=sc.precision,
-                        recall=sc.recall,
-                        n=args.n,
-                        sample_s=time.time() - t,
-                    )
-                    cell.write_text(json.dumps(r))
+                    scores = score_images(env.clf, run.to_image(out.x), env.real)
+                    return dict(row=row, variant=text, nfe=out.nfe, **scores, n=args.n, sample_s=time.time() - t)
+
+                name = f"variant-{text.replace(' ', '_')}-nfe{nfe or 'auto'}-n{args.n}-seed{args.seed}.json"
+                r = cell(folder / name, measure)
                 results.append(r)
                 print(json.dumps(r), flush=True)
 
@@ -152,8 +139,8 @@ def main():
         r["fd_vs_fm_2x_nfe"] = r["fd"] / fm.get(twice, nan) if twice[1] is not None else nan
     table = format_table(results, ["row", "variant", "nfe", "fd", "precision", "recall", "fd_vs_fm", "fd_vs_fm_2x_nfe"])
     head = (
-        f"hardware: {hw}; runs {args.work}<row>; {args.n} samples per cell (noise seed {args.seed}); "
-        f"classifier test accuracy {clf.info.test_accuracy:.4f}; reference: test split"
+        f"hardware: {env.hardware}; runs {args.work}<row>; {args.n} samples per cell (noise seed {args.seed}); "
+        f"classifier test accuracy {env.clf.info.test_accuracy:.4f}; reference: test split"
     )
     report(head, table, results, args.out)
 

@@ -13,19 +13,16 @@ import json
 import os
 import platform
 import statistics
-import sys
 import threading
 import time
 import urllib.request
 from pathlib import Path
 
 import torch
+from toolkit import report  # markdown + JSON as every benchmark writes them
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quality import report  # noqa: E402  (markdown + JSON as every benchmark writes them)
-
-from kflow.cli.main import main as kflow  # noqa: E402
-from kflow.metrics.evaluate import format_table  # noqa: E402
+from kflow.cli.main import main as kflow
+from kflow.metrics.evaluate import format_table
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = {  # name -> config + overrides (the demo's UNet is what `make studio` serves)

@@ -27,7 +27,7 @@ from .utils.errors import ConfigError
 
 @dataclass
 class DataConfig:
-    name: str = "digits"  # digits | fashion_mnist | folder | npz | latents (root = a `kflow data encode` folder)
+    name: str = "digits"  # CHOICES below; latents: root = a `kflow data encode` folder
     root: str | None = None
     image_size: int | None = None  # pad / resize to this size; None keeps the native size
     channels: int = 1
@@ -38,12 +38,12 @@ class DataConfig:
 
 @dataclass
 class TransformConfig:
-    name: str = "identity"  # identity (= flow matching) | fourier | wavelet | pca
+    name: str = "identity"  # CHOICES below; identity = flow matching
     num_bands: int | None = None
     wavelet: str = "db6"
     levels: int | None = None
     edges: list[float] | None = None
-    split: str = "dyadic"  # fourier / pca grouping: dyadic | count
+    split: str = "dyadic"  # how fourier / pca group their scales into bands (CHOICES below)
     pca_samples: int = 10000  # images used to fit the PCA basis
     # none | rms: divide each band's data coefficients by their RMS on the training data (measured
     # once; the run saves the per-band values here) and multiply them back on the samples
@@ -52,17 +52,17 @@ class TransformConfig:
 
 @dataclass
 class PathConfig:
-    bump: str = "linear"  # linear | cosine | smoothstep
+    bump: str = "linear"  # mu(t) inside a band's window (CHOICES below)
     allocation: str | list[float] = "uniform"  # uniform | energy | per-band weights
-    order: str = "low_to_high"  # low_to_high | high_to_low
+    order: str = "low_to_high"  # or high_to_low, the reversed K-Flow
     overlap: float = 0.0  # widen each band's k-window: 0 the hard K-Flow path, 1 plain flow matching
     windows: list[list[float]] | None = None  # explicit per-band [start, end] k-windows (instead of overlap)
 
 
 @dataclass
 class ModelConfig:
-    name: str = "unet"  # unet | dit
-    k_embedding: str = "k"  # k (sinusoids of k) | band (also a one-hot of the band position)
+    name: str = "unet"  # CHOICES below
+    k_embedding: str = "k"  # k: sinusoids of k; band: + a one-hot of the band; window: + each band's local time
     unet: UNetConfig = field(default_factory=UNetConfig)
     dit: DiTConfig = field(default_factory=DiTConfig)
 
@@ -78,7 +78,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     ema_decay: float = 0.999
     seed: int = 0
-    k_density: str = "uniform"  # uniform | logit_normal
+    k_density: str = "uniform"  # where training draws k (CHOICES below)
     band_loss_weights: str | list[float] | None = None  # None (all 1) | interval | per-band weights
     cond_aug: float = 0.0  # conditioning augmentation: noise std on the bands finished at k (input only)
     label_dropout: float = 0.1  # class-conditional models: probability of the null class
@@ -86,9 +86,9 @@ class TrainConfig:
     keep_checkpoints: int = 2
     sample_every: int = 0  # 0: only at the end
     log_every: int = 50
-    amp: str = "auto"  # auto (bf16 on CUDA) | bf16 | none
+    amp: str = "auto"  # auto: bf16 on CUDA (CHOICES below)
     compile: bool = False
-    nonfinite: str = "stop"  # stop | skip
+    nonfinite: str = "stop"  # stop the run, or skip the step
     max_minutes: float | None = None  # stop (and checkpoint) after this wall time
     device: str = "auto"
 
@@ -97,7 +97,7 @@ class TrainConfig:
 class SampleConfig:
     solver: str = "euler"
     steps: int = 50
-    grid: str = "band"  # band | band_logit (logit-normal steps inside each segment) | uniform
+    grid: str = "band"  # band; band_logit: logit-normal steps inside each segment; uniform
     project: bool = False
     num_grid: int = 64  # images in the sample grid PNGs
     guidance: float = 1.0  # classifier-free guidance scale for class-conditional grids (1 = conditional)

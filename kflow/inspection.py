@@ -82,12 +82,6 @@ def inspect_data(
     return "\n".join(lines)
 
 
-def describe(T) -> str:
-    """'wavelet db6, 3 bands', 'fourier, 2 bands', 'pca, 2 bands'."""
-    c = T.config()
-    return f"{c.get('name', type(T).__name__)}{' ' + c['wavelet'] if 'wavelet' in c else ''}, {T.num_bands} bands"
-
-
 def path_report(runs: dict, n: int = 128, steps: int = 100, seed: int = 0) -> dict:
     """Trace every run (name -> LoadedRun) from the same noise and measure, in the decomposition of
     the first K-Flow run, per-band energy of x_k and of the final-sample estimate relative to the
@@ -100,8 +94,8 @@ def path_report(runs: dict, n: int = 128, steps: int = 100, seed: int = 0) -> di
     shape = tuple(T.shape)
     x_0 = torch.randn(n, *shape, generator=torch.Generator().manual_seed(seed))
     report = {
-        "decomposition": describe(T),
-        "kappa": ref.boundaries().tolist(),  # band boundaries (every window edge)
+        "decomposition": T.describe(),
+        "boundaries": ref.boundaries().tolist(),  # every window edge
         "n": n,
         "steps": steps,
         "seed": seed,
@@ -151,12 +145,12 @@ def inspect_path(
     _write_json(out / "path.json", report)
     lines = [
         f"measured in {report['decomposition']}; band boundaries k = "
-        + ", ".join(f"{v:.3f}" for v in report["kappa"])
+        + ", ".join(f"{v:.3f}" for v in report["boundaries"])
         + f"; {n} samples, seed {seed}, {steps} Euler steps",
         "k at which each band's energy settles within 10% of the final sample's (band 0 = coarsest):",
     ]
     for name, r in report["runs"].items():
-        fmt = lambda v: "  ".join(f"{x:.3f}" for x in v)  # noqa: E731
+        fmt = lambda v: "  ".join(f"{x:.3f}" for x in v)
         lines.append(f"  {name:16s} estimate {fmt(r['settle_k_estimate'])}   state {fmt(r['settle_k_state'])}")
     lines.append(f"wrote {out / 'path.json'}")
     _plot("plot_spectral_evolution", report, out / "spectral_evolution.png", lines)
@@ -184,7 +178,7 @@ def inspect_strip(
             "n": n,
             "seed": seed,
             "steps": steps,
-            "kappa": strip.kappa.tolist(),
+            "boundaries": strip.boundaries.tolist(),
             "columns": columns,
         },
     )

@@ -17,19 +17,19 @@ class BandStrip:
     states: Tensor  # (M + 1, n, *shape): x_k at each path boundary, k = 0 (noise) .. 1 (the sample)
     generated: Tensor  # (M, n, *shape): at each boundary after 0, x_k filtered onto the settled bands
     bands: Tensor  # (B, n, *shape): band b alone of the final sample (indexed by band, coarse first)
-    kappa: Tensor  # (M + 1,) the path's boundaries on the k axis (band edges for the hard path)
+    boundaries: Tensor  # (M + 1,) the path's boundaries on the k axis (every window edge)
 
     def grid(self, what: str = "all") -> tuple[Tensor, list[str]]:
         """Images row-major (one row per sample) and the column titles. what: 'states' (x_k at each
         band boundary), 'generated' (noise, then what is generated after each band), 'bands' (the
         sample, then each band alone) or 'all' (states, then each band alone)."""
-        ks = [f"x_k, k={k:.2f}" for k in self.kappa.tolist()]
+        ks = [f"x_k, k={k:.2f}" for k in self.boundaries.tolist()]
         B = len(self.bands)
         alone = [(self.bands[b], f"band {b} alone") for b in range(B)]
         cols = {
             "states": list(zip(self.states, ks)),
             "generated": [(self.states[0], ks[0])]
-            + [(g, f"settled at k={k:.2f}") for g, k in zip(self.generated, self.kappa[1:].tolist())],
+            + [(g, f"settled at k={k:.2f}") for g, k in zip(self.generated, self.boundaries[1:].tolist())],
             "bands": [(self.states[-1], "sample")] + alone,
             "all": list(zip(self.states, ks)) + alone,
         }
@@ -56,4 +56,6 @@ def strip_of(path, out: SampleOutput) -> BandStrip:
     generated = [path.transform.filter(out.band_states[j + 1], done[j]) for j in range(len(done))]
     eye = torch.eye(B, dtype=out.x.dtype)
     bands = [path.transform.filter(out.x, eye[b]) for b in range(B)]
-    return BandStrip(states=out.band_states, generated=torch.stack(generated), bands=torch.stack(bands), kappa=edges)
+    return BandStrip(
+        states=out.band_states, generated=torch.stack(generated), bands=torch.stack(bands), boundaries=edges
+    )

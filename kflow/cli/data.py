@@ -32,7 +32,9 @@ def run_encode(args) -> None:
 
 
 def run_molecules(args) -> None:
-    from ..molecules.crystals import build_clusters, read_crystals, save_clusters
+    from ..molecules.cluster_files import save_clusters
+    from ..molecules.clusters import build_clusters
+    from ..molecules.crystals import read_crystals
 
     crystals = read_crystals()
     splits, skipped = build_clusters(crystals, centres=args.centres, rotations=args.rotations, seed=args.seed)

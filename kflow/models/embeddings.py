@@ -7,6 +7,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from ..path.windows import local_time, moving
+
 
 def k_features(k: Tensor, dim: int, max_period: float = 10000.0) -> Tensor:
     """Sinusoidal features of k (N,) -> (N, dim); k is scaled by 1000 so low frequencies resolve k."""
@@ -48,10 +50,7 @@ class KEmbedding(nn.Module):
             pos = torch.searchsorted(self.edges, kf.contiguous(), right=True)
             f.append(nn.functional.one_hot(pos, self.edges.numel() + 1).float())
         if self.windows.numel():  # per band: its local time in its window, and whether it moves at k
-            s, e = self.windows[:, 0], self.windows[:, 1]
-            t = ((kf[:, None] - s) / (e - s)).clamp(0, 1)
-            moving = ((kf[:, None] >= s) & ((kf[:, None] < e) | (e >= 1))).float()
-            f += [t, moving]
+            f += [local_time(kf, self.windows), moving(kf, self.windows).float()]
         return torch.cat(f, dim=-1)
 
     def forward(self, k: Tensor) -> Tensor:

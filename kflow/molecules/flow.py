@@ -24,7 +24,7 @@ from torch import Tensor
 from ..path import KFlowPath
 from ..transforms import IdentityTransform
 from ..transforms.graph import GraphTransform, gaussian_weights
-from .crystals import Cluster
+from .clusters import Cluster
 from .rigid import RigidState, inertial_frame, kabsch, so3_exp, so3_log
 
 FLOWS = ("rigid_fm", "kflow")

@@ -16,7 +16,7 @@ import torch
 from ..config import ConfigError, build
 from ..sampling import sample
 from ..training.loss import FlowMatchingLoss
-from .crystals import Cluster, pair
+from .clusters import Cluster, pair
 from .flow import FLOWS, AssemblyBatch, BoundAssembly, assembly_path, make_batch
 from .metrics import AssemblyScores, score_assemblies
 from .model import AssemblyNet, AssemblyNetConfig
@@ -37,7 +37,7 @@ class AssemblyConfig:
 
     def __post_init__(self):
         from ..path import BUMPS
-        from .crystals import PAIRINGS
+        from .clusters import PAIRINGS
 
         for key, value, options in [
             ("flow", self.flow, FLOWS),

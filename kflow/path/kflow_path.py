@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from ..transforms.base import Transform
+from . import windows as band_windows
 from .bumps import get_bump
 
 ORDERS = ("low_to_high", "high_to_low")
@@ -74,7 +75,6 @@ class KFlowPath:
         if windows is not None and self.overlap != 0.0:
             raise ValueError("give either overlap or explicit windows, not both")
         self._windows = self._hard_windows(self.overlap) if windows is None else self._check_windows(windows, B)
-        self.explicit_windows = windows is not None
 
     def _hard_windows(self, rho: float) -> Tensor:
         """(B, 2) by band: [kappa_p, kappa_{p+1}] of its position, widened by rho on both sides."""
@@ -152,8 +152,7 @@ class KFlowPath:
 
     def moving(self, k: Tensor) -> Tensor:
         """(N, B) bool: k inside band b's window [s_b, e_b) (the last window closed at k = 1)."""
-        s, e = self._win(k)
-        return (k[:, None] >= s[None, :]) & ((k[:, None] < e[None, :]) | (e[None, :] >= 1))
+        return band_windows.moving(k, self._windows.to(device=k.device, dtype=k.dtype))
 
     def position_starts(self) -> Tensor:
         """(B,) float64: where each position's window starts (for the hard path kappa_0 .. kappa_{B-1});
@@ -174,8 +173,7 @@ class KFlowPath:
 
     def local_time(self, k: Tensor) -> Tensor:
         """(N, B): t_b = clip((k - s_b) / (e_b - s_b), 0, 1)."""
-        s, e = self._win(k)
-        return ((k[:, None] - s[None, :]) / (e - s)[None, :]).clamp(0, 1)
+        return band_windows.local_time(k, self._windows.to(device=k.device, dtype=k.dtype))
 
     def amplitudes(self, k: Tensor) -> tuple[Tensor, Tensor]:
         """Per-band a(k) and da/dk, each (N, B), indexed by band."""
@@ -225,13 +223,3 @@ class KFlowPath:
         """Keep only the moving bands of a velocity v (N, *shape) at k (N,): where the target lives."""
         k = torch.as_tensor(k, dtype=v.dtype, device=v.device).reshape(-1).expand(v.shape[0])
         return self.transform.filter(v, self.moving(k).to(v.dtype))
-
-    def config(self) -> dict:
-        return {
-            "bump": self.bump_name,
-            "allocation": self.allocation,
-            "order": self.order,
-            "kappa": self.kappa.tolist(),
-            "overlap": self.overlap,
-            "windows": self._windows.tolist(),
-        }

@@ -100,7 +100,7 @@ def make_degradation(
             x,
             size=(H // factor, W // factor),
             mode="bicubic",
-            antialias=True,  # noqa: E731
+            antialias=True,
             align_corners=False,
         )
         out = (C, H // factor, W // factor)

@@ -123,9 +123,10 @@ class Transform:
         mean = x.double().mean(0, keepdim=True).to(x.dtype)
         return self.band_energy(x - mean, batch_size)
 
-    def config(self) -> dict:
-        """JSON-able arguments that rebuild this transform (PCA adds its basis file)."""
-        raise NotImplementedError
+    def describe(self) -> str:
+        """A short name for reports: 'fourier, 2 bands' (wavelets add theirs: 'wavelet db6, 3 bands')."""
+        detail = getattr(self, "wavelet", None)
+        return f"{self.name}{' ' + detail if detail else ''}, {self.num_bands} bands"
 
 
 def group_boundaries(sizes: Sequence[int], num_bands: int, what: str) -> list[int]:

@@ -34,6 +34,8 @@ class FourierTransform(Transform):
     r_max = min(H, W)/2, like wavelet levels) or `split="count"` (about equal coefficient counts).
     """
 
+    name = "fourier"
+
     def __init__(
         self,
         shape: Sequence[int],
@@ -151,6 +153,3 @@ class FourierTransform(Transform):
         if band_weights.dim() == 1:
             return X * band_weights[grid]
         return X * band_weights[:, grid].unsqueeze(1)  # (N, 1, H, Wr) broadcast over channels
-
-    def config(self) -> dict:
-        return {"name": "fourier", "shape": list(self.shape), "edges": self.edges}

@@ -14,7 +14,6 @@ of that size. On a path graph with unit weights U is the orthonormal DCT-II basi
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
@@ -46,6 +45,8 @@ def gaussian_weights(points: Tensor, sigma: float | Tensor | None = None) -> Ten
 
 
 class GraphTransform(Transform):
+    name = "graph"
+
     def __init__(
         self,
         weights: Tensor,
@@ -94,13 +95,3 @@ class GraphTransform(Transform):
 
     def synthesize(self, c: Tensor) -> Tensor:
         return self._U(c) @ c.reshape(len(c), *self.shape)
-
-    def config(self) -> dict:
-        return {
-            "name": "graph",
-            "shape": list(self.shape),
-            "band_sizes": self.sizes,
-            "normalized": self.normalized,
-            "nodes": self.shape[0],
-            "dim": math.prod(self.shape),
-        }

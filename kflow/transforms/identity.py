@@ -11,6 +11,8 @@ from .base import Transform
 
 
 class IdentityTransform(Transform):
+    name = "identity"
+
     def __init__(self, shape: Sequence[int]):
         self.shape = tuple(int(s) for s in shape)
         self.bands = torch.zeros(self.dim, dtype=torch.long)
@@ -31,6 +33,3 @@ class IdentityTransform(Transform):
 
     def _scale_native(self, x, band_weights):
         return x * band_weights.reshape(-1, *([1] * (x.dim() - 1))) if band_weights.dim() == 2 else x * band_weights
-
-    def config(self) -> dict:
-        return {"name": "identity", "shape": list(self.shape)}

@@ -20,6 +20,8 @@ from .base import Transform, fix_signs, split_sizes
 
 
 class PCATransform(Transform):
+    name = "pca"
+
     def __init__(self, basis: Tensor, variance: Tensor, shape: Sequence[int], band_sizes: Sequence[int]):
         D = math.prod(shape)
         if basis.shape != (D, D):
@@ -134,6 +136,3 @@ class PCATransform(Transform):
                 json.loads(meta["shape"]),
                 json.loads(meta["band_sizes"]),
             )
-
-    def config(self) -> dict:
-        return {"name": "pca", "shape": list(self.shape), "band_sizes": self.sizes}

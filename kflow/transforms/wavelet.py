@@ -61,6 +61,8 @@ class WaveletTransform(Transform):
     Default `levels`: down to a 4 x 4 approximation (3 levels for 32 x 32).
     """
 
+    name = "wavelet"
+
     def __init__(
         self, shape: Sequence[int], wavelet: str = "db6", levels: int | None = None, num_bands: int | None = None
     ):
@@ -146,12 +148,3 @@ class WaveletTransform(Transform):
             Mh, Mw = self._mat(l, 0, c), self._mat(l, 1, c)
             a = Mh.T @ y @ Mw
         return a
-
-    def config(self) -> dict:
-        return {
-            "name": "wavelet",
-            "shape": list(self.shape),
-            "wavelet": self.wavelet,
-            "levels": self.levels,
-            "num_bands": self.num_bands_,
-        }

@@ -68,7 +68,7 @@ def plot_spectral_evolution(report: dict, path) -> Path:
             B = rel.shape[1]
             for b in range(B):
                 ax.plot(kk, rel[:, b], styles[j % 4], color=colours(b / max(B - 1, 1)), label=f"{name}: band {b}")
-        for kb in report["kappa"][1:-1]:
+        for kb in report["boundaries"][1:-1]:
             ax.axvline(kb, color="grey", ls="--", lw=0.8)
         ax.axhline(1, color="k", lw=0.5)
         ax.set(title=f"{title}: band energy / final", xlabel="k", yscale="log" if key == "state" else "linear")
@@ -88,7 +88,7 @@ def plot_projection_ratio(report: dict, path) -> Path:
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, run in report["runs"].items():
         ax.plot(run["k"], run["projection_ratio"], label=name)
-    for kb in report["kappa"][1:-1]:
+    for kb in report["boundaries"][1:-1]:
         ax.axvline(kb, color="grey", ls="--", lw=0.8)
     ax.set(
         title=f"energy kept by the top-2 principal components ({report['n']} samples)",

@@ -125,7 +125,7 @@ def test_inspect_data_path_and_strip(tmp_path):
     assert set(rep["runs"]) == {"fm", "kflow"} and rep["n"] == 16
     for run in rep["runs"].values():
         assert len(run["k"]) == 10 and len(run["state"]) == 10 and len(run["estimate"]) == 9
-        assert run["state"][-1] == pytest.approx([1.0] * len(rep["kappa"][1:]))  # relative to the final sample
+        assert run["state"][-1] == pytest.approx([1.0] * len(rep["boundaries"][1:]))  # relative to the final sample
     assert (tmp_path / "p" / "spectral_evolution.png").stat().st_size > 0
     assert (tmp_path / "p" / "projection_ratio.png").stat().st_size > 0
     r = kflow("inspect", "strip", runs["kflow"], "--n", 3, "--steps", 6, "--out", tmp_path / "s")

@@ -1,5 +1,5 @@
 """The Inception-v3 FID loading path, exercised with a randomly initialised network (real weights
-are never downloaded). Parity with pytorch-fid's own network: scripts/inception_parity.py."""
+are never downloaded). Parity with pytorch-fid's own network: benchmarks/inception_parity.py."""
 
 import pickle
 

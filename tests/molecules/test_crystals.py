@@ -6,19 +6,9 @@ import pytest
 
 pytest.importorskip("ase")
 
-from kflow.molecules.crystals import (
-    Cluster,
-    Crystal,
-    build_clusters,
-    cut_clusters,  # noqa: E402
-    load_clusters,
-    loose_start,
-    pair,
-    pair_nearest,
-    save_clusters,
-    split_of,
-    whole_molecules,
-)
+from kflow.molecules.cluster_files import load_clusters, save_clusters  # noqa: E402
+from kflow.molecules.clusters import Cluster, build_clusters, loose_start, pair, pair_nearest, split_of  # noqa: E402
+from kflow.molecules.crystals import Crystal, cut_clusters, whole_molecules  # noqa: E402
 
 
 def diatomic_crystal(a=6.0):

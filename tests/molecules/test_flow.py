@@ -7,12 +7,8 @@ import torch
 
 pytest.importorskip("ase")
 
-from kflow.molecules.crystals import (  # noqa: E402
-    Cluster,
-    Crystal,  # noqa: E402
-    cut_clusters,
-    loose_start,
-)
+from kflow.molecules.clusters import Cluster, loose_start  # noqa: E402
+from kflow.molecules.crystals import Crystal, cut_clusters  # noqa: E402
 from kflow.molecules.flow import BoundAssembly, assembly_path, make_batch  # noqa: E402
 from kflow.molecules.model import AssemblyNet, AssemblyNetConfig  # noqa: E402
 from kflow.molecules.rigid import so3_exp  # noqa: E402

@@ -1,6 +1,6 @@
 """Regenerate the figures of the steering controls (docs/steering.md) from the CPU-profile runs.
 
-    .venv/bin/python docs/make_steering_figures.py        # trains what is missing (~10 min a run)
+    .venv/bin/python benchmarks/steering_figures.py        # trains what is missing (~10 min a run)
 
 Runs (benchmarks/quality.py CPU profile, trained here when missing, reused otherwise):
 cpu-1500-fm and cpu-1500-wavelet3 (unconditional), cpu-1500-wavelet3-cond (labels, dropout 0.1,
@@ -11,27 +11,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import torch
+from noise_splitting import band_correlation
+from toolkit import PROFILES, ROOT, row_config
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from noise_splitting import band_correlation  # noqa: E402
-from quality import PROFILES, config_for  # noqa: E402
-
-from kflow.data import load_dataset  # noqa: E402
-from kflow.recipe import load_run  # noqa: E402
-from kflow.sampling import sample  # noqa: E402
-from kflow.steering import baseline, class_conditional, edit_bands, make_degradation, psnr, restore, split_noise  # noqa: E402
-from kflow.training import train  # noqa: E402
-from kflow.viz.images import save_image_grid  # noqa: E402
+from kflow.data import load_dataset
+from kflow.recipe import load_run
+from kflow.sampling import sample
+from kflow.steering import baseline, class_conditional, edit_bands, make_degradation, psnr, restore, split_noise
+from kflow.training import train
+from kflow.viz.images import save_image_grid
 
 RUNS = {
     "fm": ("fm", []),
-    "wavelet2_o50_win": ("wavelet2_o50_win", []),  # the band schedule of issue Band schedules
+    "wavelet2_o50_win": ("wavelet2_o50_win", []),  # the adopted band schedule
     "wavelet3": ("wavelet3", []),
     "wavelet3-cond": ("wavelet3", ["data.labels=true", "train.label_dropout=0.1"]),
     "wavelet3-rev": ("wavelet3", ["path.order=high_to_low"]),
@@ -40,18 +35,8 @@ RUNS = {
 
 def run(name: str, work: str, steps: int):
     row, extra = RUNS[name]
-    prof = PROFILES["cpu"]
-    over = [
-        *prof["model"],
-        f"train.steps={steps}",
-        f"train.batch_size={prof['batch']}",
-        "train.seed=0",
-        f"out_dir={work}/cpu-{steps}-{name}",
-        "train.sample_every=0",
-        f"train.ckpt_every={steps}",
-        *extra,
-    ]
-    return load_run(train(config_for(row, over), resume=True).out_dir)
+    cfg = row_config(row, "cpu", steps, 0, work, tag=name.removeprefix(row), extra=extra)
+    return load_run(train(cfg, resume=True).out_dir)
 
 
 def restoration_figure(kf, fm, test, out: Path, facts: dict) -> None:

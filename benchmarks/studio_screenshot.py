@@ -1,8 +1,8 @@
 """Screenshot of the band studio for the README and docs: serve a run on a free local port, open
 the page in headless Chromium, generate a batch, keep band 0 and regenerate, and save the page.
 
-    python scripts/studio_screenshot.py outputs/demo/run --out docs/images/studio.png
-    python scripts/studio_screenshot.py runs/quality/cpu-1500-wavelet2_o50_win   # what docs/ shows
+    python benchmarks/studio_screenshot.py outputs/demo/run --out docs/images/studio.png
+    python benchmarks/studio_screenshot.py runs/quality/cpu-1500-wavelet2_o50_win   # what docs/ shows
 
 Needs Debian's chromium and chromium-driver and the selenium package (`make test` installs them).
 """
@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import sys
 import threading
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options

@@ -3,7 +3,7 @@ weights, on this machine. Not a test: it needs pytorch-fid and torchvision, whic
 depend on. Run it as
 
     pip install --no-deps --target /tmp/fidref pytorch-fid==0.3.0 "torchvision==0.28.*"
-    .venv/bin/python scripts/inception_parity.py /tmp/fidref
+    .venv/bin/python benchmarks/inception_parity.py /tmp/fidref
 
 torchvision's C++ ops need a matching CUDA/CPU build; only its Python model code is used here, so
 its fake-op registration is skipped.

@@ -1,6 +1,6 @@
 """Regenerate every figure of docs/ from checkpoints of the shipped Fashion-MNIST configs.
 
-    .venv/bin/python docs/make_figures.py            # reuses runs/quality/cpu-1500-* when present
+    .venv/bin/python benchmarks/figures.py            # reuses runs/quality/cpu-1500-* when present
     make demo && cp outputs/demo/samples.png docs/images/demo_samples.png   # the README pictures
     cp outputs/demo/band_strip.png docs/images/demo_band_strip.png
 
@@ -13,32 +13,18 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
+from toolkit import PROFILES, ROOT, row_config
 
-from quality import PROFILES, config_for  # noqa: E402
-
-from kflow.inspection import inspect_data, inspect_path, inspect_strip  # noqa: E402
-from kflow.training import train  # noqa: E402
+from kflow.inspection import inspect_data, inspect_path, inspect_strip
+from kflow.training import train
 
 PAIRS = {"wavelet": "wavelet3", "fourier": "fourier2", "pca": "pca2"}  # decomposition -> K-Flow row
 
 
 def run_dir(row: str, work: str, steps: int) -> Path:
-    prof = PROFILES["cpu"]
-    over = [
-        *prof["model"],
-        f"train.steps={steps}",
-        f"train.batch_size={prof['batch']}",
-        "train.seed=0",
-        f"out_dir={work}/cpu-{steps}-{row}",
-        "train.sample_every=0",
-        f"train.ckpt_every={steps}",
-    ]
-    cfg = config_for(row, over)
+    cfg = row_config(row, "cpu", steps, 0, work)
     return train(cfg, resume=True).out_dir  # returns at once when the run is finished
 
 

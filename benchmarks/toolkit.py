@@ -1,0 +1,200 @@
+"""The benchmarks' toolkit: the rows and profiles every study shares, the training budget a row
+gets, the classifier and its reference features, cached result cells, reports.
+
+Scripts in this folder import it as `from toolkit import ...` (Python puts a script's own folder
+on sys.path). A cell is one measured result (a row, a solver, an NFE, ...) stored as JSON in the
+run's folder: an interrupted study continues where it stopped, and finished cells are reused.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from kflow.config import Config, load_config
+from kflow.metrics import FeatureClassifier, reference_features, score_features, train_classifier
+from kflow.recipe import LoadedRun, load_run
+from kflow.training import train
+
+ROOT = Path(__file__).resolve().parents[1]
+PROFILES = {
+    # small UNet; per row about 10 min of training and 3 min per 10 NFE of sampling 5000 images on 2
+    # CPU cores. Trained runs and finished (row, NFE) cells are reused, so an interrupted run continues.
+    "cpu": dict(
+        steps=1500,
+        batch=64,
+        n=5000,
+        nfe=[10, 20],
+        dopri5=False,
+        model=["model.unet.channels=16", "model.unet.channel_mult=[1,2,2]", "model.unet.num_res_blocks=1"],
+        rows="fm,wavelet2,wavelet3,fourier2,pca2",
+    ),
+    "gpu": dict(
+        steps=20000,
+        batch=128,
+        n=10000,
+        nfe=[10, 20, 50],
+        dopri5=True,
+        model=[],
+        rows="fm,fourier2,fourier3,wavelet2,wavelet3,pca2,pca3",
+    ),
+}
+# extra rows: a name -> (config, overrides) for the investigation of what helps K-Flow
+VARIANTS = {
+    "wavelet3_smooth": ("wavelet3", ["path.bump=smoothstep"]),
+    "wavelet3_energy": ("wavelet3", ["path.allocation=energy"]),
+    "wavelet2_smooth": ("wavelet2", ["path.bump=smoothstep"]),
+    "fourier2_smooth": ("fourier2", ["path.bump=smoothstep"]),
+    "haar3": ("wavelet3", ["transform.wavelet=haar"]),
+    # k (and so training samples and sampling steps) in proportion to band energy, with the loss
+    # reweighted so the short bands' 1/dk-scaled targets do not swamp the gradient
+    "wavelet3_energy_iw": ("wavelet3", ["path.allocation=energy", "train.band_loss_weights=interval"]),
+    "wavelet2_energy_iw": ("wavelet2", ["path.allocation=energy", "train.band_loss_weights=interval"]),
+    # between uniform and energy: sqrt of the db6 band energies of the training split (0.898, 0.059, 0.043)
+    "wavelet3_sqrt_iw": ("wavelet3", ["path.allocation=[0.948,0.243,0.208]", "train.band_loss_weights=interval"]),
+    # the network also sees which band is active (a one-hot next to the sinusoids of k)
+    "wavelet3_band": ("wavelet3", ["model.k_embedding=band"]),
+    "wavelet2_band": ("wavelet2", ["model.k_embedding=band"]),
+    # band schedules: each band's k-window widened by the overlap (0 = hard K-Flow, 1 = FM), or
+    # staggered starts with a shared end (LapFlow-like)
+    "wavelet2_o25": ("wavelet2", ["path.overlap=0.25"]),
+    "wavelet2_o50": ("wavelet2", ["path.overlap=0.5"]),
+    "wavelet2_o75": ("wavelet2", ["path.overlap=0.75"]),
+    "wavelet2_stag": ("wavelet2", ["path.windows=[[0.0,1.0],[0.5,1.0]]"]),
+    # overlap 0.5 with per-band local times in the k-embedding, or with conditioning augmentation
+    "wavelet2_o50_win": ("wavelet2", ["path.overlap=0.5", "model.k_embedding=window"]),
+    "wavelet2_o50_aug": ("wavelet2", ["path.overlap=0.5", "train.cond_aug=0.1"]),
+    # per-band normalisation of the data (each band's coefficients to unit RMS, undone on the samples)
+    "wavelet2_norm": ("wavelet2", ["transform.band_scale=rms"]),
+    "wavelet2_o50_win_norm": ("wavelet2", ["path.overlap=0.5", "model.k_embedding=window", "transform.band_scale=rms"]),
+    # the schedule with FM's best knob: k drawn logit-normal over the whole path, as fm_logit
+    "wavelet2_o50_win_logit": (
+        "wavelet2",
+        ["path.overlap=0.5", "model.k_embedding=window", "train.k_density=logit_normal"],
+    ),
+    # k drawn logit-normal inside each band's window, sampled with steps at the matching quantiles
+    "wavelet2_o50_win_wlogit": (
+        "wavelet2",
+        [
+            "path.overlap=0.5",
+            "model.k_embedding=window",
+            "train.k_density=window_logit_normal",
+            "sample.grid=band_logit",
+        ],
+    ),
+    # FM tuned with the same knob: k drawn logit-normal (more weight mid-path)
+    "fm_logit": ("fm", ["train.k_density=logit_normal"]),
+    "wavelet3_o50": ("wavelet3", ["path.overlap=0.5"]),
+    "fourier2_o50": ("fourier2", ["path.overlap=0.5"]),
+    "pca2_o50": ("pca2", ["path.overlap=0.5"]),
+}
+
+
+# A row without a suffix is the paper's path for its transform (hard band windows, the network sees k
+# alone, k drawn uniformly), pinned here whatever the shipped configs default to; variants say what
+# they change.
+PAPER_PATH = ["path.overlap=0", "model.k_embedding=k", "train.k_density=uniform"]
+
+
+def config_for(row: str, overrides: list[str]):
+    base, extra = VARIANTS.get(row, (row, []))
+    return load_config(ROOT / "configs" / f"fmnist_{base}.yaml", [*PAPER_PATH, *extra, *overrides])
+
+
+def row_config(
+    row: str, profile: str, steps: int, seed: int = 0, work: str = "runs/quality", tag: str = "", extra=()
+) -> Config:
+    """The config of `row` under a profile's budget: its backbone, batch, steps and seed; the run folder
+    {work}/{profile}-{steps}-{row}{tag}, one checkpoint at the end, no preview grids."""
+    prof = PROFILES[profile]
+    return config_for(
+        row,
+        [
+            *prof["model"],
+            f"train.steps={steps}",
+            f"train.batch_size={prof['batch']}",
+            f"train.seed={seed}",
+            f"out_dir={work}/{profile}-{steps}-{row}{tag}",
+            "train.sample_every=0",
+            f"train.ckpt_every={steps}",
+            *extra,
+        ],
+    )
+
+
+class TrainedRow:
+    """A row trained (or found finished) under its config: the loaded run and its training speed."""
+
+    def __init__(self, cfg: Config, device):
+        t0 = time.time()
+        res = train(cfg, resume=True)  # returns at once when the run is finished
+        self.cfg, self.train_s, self.out_dir = cfg, time.time() - t0, res.out_dir
+        with open(Path(cfg.out_dir) / "log.csv") as f:
+            ips = [float(r["images_per_s"]) for r in csv.DictReader(f)]
+        self.images_per_s = sorted(ips)[len(ips) // 2] if ips else float("nan")  # the median log window
+        self.device = device
+        self._run: LoadedRun | None = None
+
+    @property
+    def run(self) -> LoadedRun:
+        if self._run is None:
+            self._run = load_run(self.out_dir, device=self.device)
+        return self._run
+
+
+def cell(path: Path, compute: Callable[[], dict]) -> dict:
+    """The result stored at `path` (JSON), computed and stored first when it is not there yet."""
+    if path.exists():
+        return json.loads(path.read_text())
+    r = compute()
+    path.write_text(json.dumps(r))
+    return r
+
+
+def score_images(clf: FeatureClassifier, images: torch.Tensor, real: torch.Tensor) -> dict:
+    """FD / precision / recall of images in [-1, 1] (clamped) in the classifier's features."""
+    sc = score_features(clf.embed(images.clamp(-1, 1)), real)
+    return dict(fd=sc.fd, precision=sc.precision, recall=sc.recall)
+
+
+@dataclass
+class Setup:
+    device: torch.device
+    hardware: str  # a line for the report's header
+    clf: FeatureClassifier  # the feature classifier (trained when missing)
+    real: torch.Tensor  # (N, F) features of the Fashion-MNIST test split
+    real_y: torch.Tensor | None  # (N,) its labels
+
+
+def setup(classifier: str) -> Setup:
+    """Device, a hardware line, the classifier (trained when missing) and the test split's features/labels."""
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    os.environ.setdefault("KFLOW_PROGRESS", "0")
+    hw = (
+        torch.cuda.get_device_name()
+        if device.type == "cuda"
+        else f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
+    )
+    clf_path = Path(classifier)
+    if not clf_path.exists():
+        train_classifier("fashion_mnist", clf_path, epochs=3)
+    clf = FeatureClassifier.load(clf_path)
+    real, real_y = reference_features(clf, clf_path, "fashion_mnist", "test")
+    return Setup(device, hw, clf, real, real_y)
+
+
+def report(head: str, table: str, rows: list[dict], out: str | None) -> None:
+    """Print the header and table; with `out`, also write them as markdown + JSON (out.md, out.json)."""
+    print("\n" + head + "\n\n" + table)
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).with_suffix(".md").write_text(head + "\n\n" + table + "\n")
+        Path(out).with_suffix(".json").write_text(json.dumps({"header": head, "rows": rows}, indent=2))
