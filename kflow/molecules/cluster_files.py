@@ -24,12 +24,7 @@ def save_clusters(out: str | Path, splits: dict[str, list[Cluster]], info: dict)
     for split, clusters in splits.items():
         sizes = np.array([c.numbers.shape[1] for c in clusters], dtype=np.int64)
         flat = lambda key: (
-            np.concatenate(
-                [
-                    getattr(c, key).reshape(-1, *getattr(c, key).shape[2:])
-                    for c in clusters
-                ]
-            )
+            np.concatenate([getattr(c, key).reshape(-1, *getattr(c, key).shape[2:]) for c in clusters])
             if clusters
             else np.zeros((0, 3))
         )

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .crystals import Crystal, cut_clusters
+from .crystals import Crystal, CrystalSkipped, cut_clusters
 
 
 @dataclass
@@ -100,9 +100,10 @@ def build_clusters(
     splits: dict[str, list[Cluster]] = {"train": [], "val": [], "test": []}
     skipped = {}
     for c in crystals:
-        cut = cut_clusters(c, centres)
-        if isinstance(cut, str):
-            skipped[c.name] = cut
+        try:
+            cut = cut_clusters(c, centres)
+        except CrystalSkipped as e:
+            skipped[c.name] = str(e)
             continue
         for nums, pos in cut:
             for _ in range(rotations):  # random global rotations of the whole cluster

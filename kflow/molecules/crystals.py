@@ -115,17 +115,21 @@ def _formula(numbers: np.ndarray) -> tuple:
     return tuple(sorted(numbers.tolist()))
 
 
-def cut_clusters(c: Crystal, centres: int = 4, reach: int = 3) -> list[tuple[np.ndarray, np.ndarray]] | str:
+class CrystalSkipped(DataError):
+    """A crystal no cluster can be cut from; the message says why."""
+
+
+def cut_clusters(c: Crystal, centres: int = 4, reach: int = 3) -> list[tuple[np.ndarray, np.ndarray]]:
     """Clusters of 17 molecules as (numbers (17, A), positions (17, A, 3)) around up to `centres`
-    molecules of the home cell, or a string saying why the crystal is skipped."""
+    molecules of the home cell. CrystalSkipped says why a crystal gives none."""
     mols = whole_molecules(c)
     if mols is None:
-        return "bonded network does not split into molecules"
+        raise CrystalSkipped("bonded network does not split into molecules")
     kinds = {_formula(c.numbers[idx]) for _, idx in mols}
     if len(kinds) != 1:
-        return f"{len(kinds)} kinds of molecule"
+        raise CrystalSkipped(f"{len(kinds)} kinds of molecule")
     if len(mols[0][1]) < 2:
-        return "single atoms, not molecules"
+        raise CrystalSkipped("single atoms, not molecules")
     r = np.arange(-reach, reach + 1)
     shifts = np.stack(np.meshgrid(r, r, r, indexing="ij"), -1).reshape(-1, 3) @ c.cell  # (S, 3)
     pos = np.stack([p for p, _ in mols])  # (M, A, 3)
@@ -138,7 +142,7 @@ def cut_clusters(c: Crystal, centres: int = 4, reach: int = 3) -> list[tuple[np.
         d = np.linalg.norm(all_cent - cent[m], axis=1)
         order = np.lexsort((np.arange(len(d)), np.round(d, 6)))[:CLUSTER_SIZE]  # ties: lowest index first
         if order[0] != home + m:
-            return "centre molecule is not its own nearest (overlapping images)"
+            raise CrystalSkipped("centre molecule is not its own nearest (overlapping images)")
         s_idx, m_idx = np.divmod(order, len(mols))
         out.append((nums[m_idx], pos[m_idx] + shifts[s_idx][:, None]))
     return out

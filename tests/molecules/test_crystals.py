@@ -8,7 +8,7 @@ pytest.importorskip("ase")
 
 from kflow.molecules.cluster_files import load_clusters, save_clusters  # noqa: E402
 from kflow.molecules.clusters import Cluster, build_clusters, loose_start, pair, pair_nearest, split_of  # noqa: E402
-from kflow.molecules.crystals import Crystal, cut_clusters, whole_molecules  # noqa: E402
+from kflow.molecules.crystals import Crystal, CrystalSkipped, cut_clusters, whole_molecules  # noqa: E402
 
 
 def diatomic_crystal(a=6.0):
@@ -38,11 +38,13 @@ def test_cluster_of_a_cubic_lattice():
 def test_skips_mixed_crystals_and_networks():
     a = 6.0
     mixed = Crystal("mix", "x", np.array([1, 1, 8]), np.array([[0.2, 1, 1], [a - 0.2, 1, 1], [3, 3, 3]]), np.eye(3) * a)
-    assert cut_clusters(mixed) == "2 kinds of molecule"
+    with pytest.raises(CrystalSkipped, match="^2 kinds of molecule$"):
+        cut_clusters(mixed)
     chain = Crystal(
         "chain", "x", np.array([6]), np.array([[0.0, 0, 0]]), np.diag([1.4, 8, 8])
     )  # C bonded to its own image
-    assert cut_clusters(chain) == "bonded network does not split into molecules"
+    with pytest.raises(CrystalSkipped, match="^bonded network does not split into molecules$"):
+        cut_clusters(chain)
 
 
 def test_loose_start_is_a_rigid_motion_per_molecule():

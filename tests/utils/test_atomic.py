@@ -1,0 +1,48 @@
+"""utils.atomic: a write is whole or absent; temp files never stay; pickles are refused on read."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from kflow.utils.atomic import atomic_write, atomic_write_json, atomic_write_npz, open_safetensors
+
+
+def test_a_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path):
+    target = tmp_path / "f.txt"
+    target.write_text("old")
+
+    def half_then_fail(tmp):
+        tmp.write_text("new, but torn")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write(target, half_then_fail)
+    assert target.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.txt"]
+
+
+def test_json_and_npz_round_trip_with_the_users_file_mode(tmp_path):
+    atomic_write_json(tmp_path / "a" / "c.json", {"b": 1, "a": [1.5]})
+    assert json.loads((tmp_path / "a" / "c.json").read_text()) == {"a": [1.5], "b": 1}
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "a" / "c.json").stat().st_mode & 0o777 == 0o666 & ~mask
+    x = np.arange(6, dtype=np.uint8).reshape(2, 3)
+    atomic_write_npz(tmp_path / "x.npz", {"x": x})
+    with np.load(tmp_path / "x.npz", allow_pickle=False) as f:
+        assert np.array_equal(f["x"], x)
+
+
+def test_open_safetensors_refuses_pickles_and_garbage(tmp_path):
+    import torch
+
+    torch.save({"w": torch.zeros(2)}, tmp_path / "p.pt")
+    with pytest.raises(ValueError, match="never pickles"), open_safetensors(tmp_path / "p.pt"):
+        pass
+    (tmp_path / "g.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}")
+    with pytest.raises(ValueError, match="truncated or corrupted"), open_safetensors(tmp_path / "g.safetensors"):
+        pass
+    with pytest.raises(FileNotFoundError, match="does not exist"), open_safetensors(tmp_path / "none"):
+        pass
