@@ -6,7 +6,7 @@ the same network is also the unconditional model), then samples `--per-class` im
 class twice with the same noise: with the class for all of k ("full"), and with the class only
 while k < keep_until ("dropped", the paper's condition dropping). Per-class FD is measured in the
 project classifier's features against that class of the test split, and
-CDR = mean_c FD_dropped(c) / FD_full(c) (NOTES.md; 1 is ideal, lower is better).
+CDR = mean_c FD_dropped(c) / FD_full(c) (docs/maths.md; 1 is ideal, lower is better).
 
     python benchmarks/conditional.py --profile cpu --out docs/results/conditional_cpu   # ~1 h, 2 cores
     python benchmarks/conditional.py --rows fm,wavelet3 --steps 300 --per-class 50      # a quick look

@@ -85,7 +85,7 @@ def per_class_fd(fake: Tensor, fake_labels: Tensor, real: Tensor, real_labels: T
 
 
 def cdr(fd_dropped: dict[int, float], fd_full: dict[int, float]) -> float:
-    """Conditional discrimination ratio (NOTES.md): mean over classes of FD_dropped(c) / FD_full(c);
+    """Conditional discrimination ratio (docs/maths.md): mean over classes of FD_dropped(c) / FD_full(c);
     1 is ideal, larger means dropping the class late loses class identity."""
     if set(fd_dropped) != set(fd_full) or not fd_full:
         raise ValueError("CDR needs per-class FDs for the same classes in both settings")

@@ -1,4 +1,4 @@
-"""The K-Flow path (NOTES.md, paper Eq. 9-11 corrected), with per-band k-windows.
+"""The K-Flow path (docs/maths.md: the paper's Eq. 9-11, corrected), with per-band k-windows.
 
 Each band b moves on its own window [s_b, e_b] of k: with local time t_b = clip((k - s_b) /
 (e_b - s_b), 0, 1) its amplitude is a_b(k) = mu(t_b) (0 before the window, 1 after), and

@@ -1,4 +1,4 @@
-"""The K-Flow path against NOTES.md: endpoints, finite differences, localization, FM special case."""
+"""The K-Flow path against docs/maths.md: endpoints, finite differences, localization, FM special case."""
 
 import pytest
 import torch
