@@ -1,4 +1,5 @@
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -39,3 +40,9 @@ def tiny_run(tmp_path_factory) -> Path:
     tiny = Path(__file__).resolve().parents[1] / "configs" / "digits_tiny.yaml"
     assert main(["train", str(tiny), f"out_dir={out}", "train.steps=3", "train.ckpt_every=3"]) == 0
     return out
+
+
+@pytest.fixture(scope="session")
+def torchrun():
+    """torchrun(n): the command line that starts n local processes (a standalone rendezvous)."""
+    return lambda n: [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}"]

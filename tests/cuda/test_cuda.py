@@ -145,7 +145,7 @@ def test_every_solver_on_cuda_matches_cpu(trained, solver):
     assert rel(gpu.x, cpu.x) < (5e-2 if solver == "dopri5" else 1e-2)
 
 
-def test_ddp_with_nccl(tmp_path):
+def test_ddp_with_nccl(tmp_path, torchrun):
     """torchrun with one process per GPU (world size 1 on a one-GPU machine): the NCCL group and DDP
     wrapper are real; the weights match a run without torchrun."""
     dump = tmp_path / "dump"
@@ -153,11 +153,7 @@ def test_ddp_with_nccl(tmp_path):
     n = torch.cuda.device_count()
     env = dict(os.environ, KFLOW_PROGRESS="0")
     cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        f"--nproc_per_node={n}",
+        *torchrun(n),
         str(ROOT / "tests" / "training" / "ddp_worker.py"),
         str(tmp_path / "ddp"),
         str(dump),

@@ -51,6 +51,13 @@ def shard_bytes(folder: Path) -> dict:
     return {p.name: p.read_bytes() for p in sorted(folder.glob("shard-*.safetensors"))}
 
 
+def encode_cmd(launcher: list, vae_dir, out, limit: int, batch_size: int | None = None) -> list:
+    """`kflow data encode` of the first `limit` digits at 16x16 in shards of 8, run by `launcher`."""
+    args = ["data", "encode", "--vae", str(vae_dir), "--dataset", "digits", "--image-size", "16"]
+    args += ["--limit", str(limit), "--shard-size", "8", "--out", str(out)]
+    return [*launcher, *args, *(["--batch-size", str(batch_size)] if batch_size else [])]
+
+
 def test_encode_matches_the_vae_and_loads_back(vae_dir, images, tmp_path):
     info = encode_dataset(images, vae_dir, tmp_path / "lat", batch_size=7, shard_size=16, log=lambda *_: None)
     assert info.manifest["complete"] and info.num_shards == 3 and info.shape == (4, 8, 8)
@@ -95,27 +102,7 @@ def test_interrupted_encoding_continues_where_it_stopped(vae_dir, tmp_path):
     import time
 
     def cmd(out):
-        return [
-            sys.executable,
-            "-m",
-            "kflow.cli.main",
-            "data",
-            "encode",
-            "--vae",
-            str(vae_dir),
-            "--dataset",
-            "digits",
-            "--image-size",
-            "16",
-            "--limit",
-            "400",
-            "--shard-size",
-            "8",
-            "--batch-size",
-            "8",
-            "--out",
-            str(out),
-        ]
+        return encode_cmd([sys.executable, "-m", "kflow.cli.main"], vae_dir, out, limit=400, batch_size=8)
 
     env = dict(os.environ, OMP_NUM_THREADS="1")
     ref, out = tmp_path / "ref", tmp_path / "out"
@@ -137,31 +124,9 @@ def test_interrupted_encoding_continues_where_it_stopped(vae_dir, tmp_path):
     assert not list(out.glob(".*tmp"))
 
 
-def test_torchrun_splits_the_shards_and_matches_one_process(vae_dir, images, tmp_path):
+def test_torchrun_splits_the_shards_and_matches_one_process(vae_dir, images, tmp_path, torchrun):
     encode_dataset(images, vae_dir, tmp_path / "one", shard_size=8, log=lambda *_: None)
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
-        "-m",
-        "kflow.cli.main",
-        "data",
-        "encode",
-        "--vae",
-        str(vae_dir),
-        "--dataset",
-        "digits",
-        "--image-size",
-        "16",
-        "--limit",
-        "40",
-        "--shard-size",
-        "8",
-        "--out",
-        str(tmp_path / "two"),
-    ]
+    cmd = encode_cmd([*torchrun(2), "-m", "kflow.cli.main"], vae_dir, tmp_path / "two", limit=40)
     res = subprocess.run(cmd, env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "[rank 0]" in res.stdout and "[rank 1]" in res.stdout

@@ -1,6 +1,5 @@
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -91,16 +90,12 @@ def test_corrupted_checkpoint_is_skipped_on_resume(tmp_path):
     assert tr.step == 2
 
 
-def test_ddp_two_gloo_processes_match_one_process(tmp_path):
+def test_ddp_two_gloo_processes_match_one_process(tmp_path, torchrun):
     dump = tmp_path / "dump"
     dump.mkdir()
     env = dict(os.environ, KFLOW_PROGRESS="0", OMP_NUM_THREADS="1")
     cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
+        *torchrun(2),
         str(ROOT / "tests" / "training" / "ddp_worker.py"),
         str(tmp_path / "ddp"),
         str(dump),

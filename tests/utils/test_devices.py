@@ -1,7 +1,6 @@
 """utils.devices: device names checked where they enter; the torchrun rule for joining a group."""
 
 import subprocess
-import sys
 
 import pytest
 import torch
@@ -32,7 +31,7 @@ def test_outside_torchrun_one_process(monkeypatch):
     assert (p.rank, p.world, p.distributed, p.owns_group) == (0, 1, False, False)
 
 
-def test_under_torchrun_a_gloo_group_of_two(tmp_path):
+def test_under_torchrun_a_gloo_group_of_two(tmp_path, torchrun):
     """Two real processes through torchrun join one gloo group and agree on its size."""
     script = tmp_path / "join.py"
     script.write_text(
@@ -45,7 +44,7 @@ def test_under_torchrun_a_gloo_group_of_two(tmp_path):
         "dist.destroy_process_group()\n"
     )
     res = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script)],
+        [*torchrun(2), str(script)],
         capture_output=True,
         text=True,
         timeout=120,
