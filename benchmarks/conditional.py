@@ -62,7 +62,14 @@ def main():
                 t1, run = time.time(), tr.run
                 velocity = class_conditional(run.model, scale=args.guidance, keep_until=keep)
                 out = sample(
-                    run.model, run.path, len(y), steps=args.nfe, x_0=noise, y=y, velocity=velocity, device=env.device
+                    run.model,
+                    run.path,
+                    len(y),
+                    steps=args.nfe,
+                    x_0=noise,
+                    y=y,
+                    velocity_for=velocity,
+                    device=env.device,
                 )
                 x = run.to_image(out.x).clamp(-1, 1)
                 feats = clf.embed(x)

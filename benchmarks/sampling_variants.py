@@ -113,7 +113,7 @@ def main():
                         step_allocation=v["alloc"],
                         grid=v["grid"],
                         device=env.device,
-                        velocity=velocity,
+                        velocity_for=velocity,
                     )
                     scores = score_images(env.clf, run.to_image(out.x), env.real)
                     return dict(row=row, variant=text, nfe=out.nfe, **scores, n=args.n, sample_s=time.time() - t)

@@ -115,7 +115,7 @@ def main():
             steps=nfe,
             x_0=x_0,
             y=y,
-            velocity=class_conditional(cond.model, scale=s, keep_until=keep),
+            velocity_for=class_conditional(cond.model, scale=s, keep_until=keep),
         ).x
         for s, keep in [(1.0, 1.0), (1.0, 0.3), (2.0, 1.0)]
     ]

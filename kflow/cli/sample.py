@@ -75,7 +75,7 @@ def run_sample(args) -> None:
         project=args.project,
         device=device,
         step_allocation=alloc,
-        velocity=velocity,
+        velocity_for=velocity,
         decode=run.to_image if args.vae is None else ToImage(run.cfg, run.scale, args.vae, device),
     )
     with np.load(npz, allow_pickle=False) as f:

@@ -51,10 +51,11 @@ def sample(
     dtype=torch.float32,
     batch_size: int = 500,
     record_bands: bool = False,
-    velocity=None,
+    velocity_for=None,
     step_allocation="length",
 ) -> SampleOutput:
-    """`velocity` (a callable (x, k) -> v built from the model, e.g. guidance) replaces ModelVelocity."""
+    """`velocity_for` (labels (N,) or None -> a velocity(x, k) built from the model, e.g. guidance)
+    replaces ModelVelocity."""
     shape = tuple(path.transform.shape)
     device = device or next(model.parameters()).device
     if x_0 is None:
@@ -73,7 +74,7 @@ def sample(
     for i in range(0, n, batch_size):
         xb = x_0[i : i + batch_size].to(device)
         yb = None if y is None else y[i : i + batch_size].to(device)
-        v = velocity(yb) if velocity is not None else ModelVelocity(model, yb)
+        v = velocity_for(yb) if velocity_for is not None else ModelVelocity(model, yb)
         if project:
             v = ProjectedVelocity(v, path)
         recorded = {0: xb.cpu()} if record_bands else None

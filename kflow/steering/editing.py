@@ -21,20 +21,20 @@ from .noise import mix_bands
 
 @torch.no_grad()
 def invert(
-    model, path, x_1: Tensor, steps: int = 50, solver: str = "rk4", y: Tensor | None = None, velocity=None
+    model, path, x_1: Tensor, steps: int = 50, solver: str = "rk4", y: Tensor | None = None, velocity_for=None
 ) -> Tensor:
     """The noise x_0 whose forward ODE solution is x_1: the same band grid, walked from 1 to 0."""
-    v = velocity(y) if velocity is not None else ModelVelocity(model, y)
+    v = velocity_for(y) if velocity_for is not None else ModelVelocity(model, y)
     grid = make_grid(path, steps, "band").flip(0)
     return get_solver(solver)(v, x_1, grid).x
 
 
 @torch.no_grad()
 def integrate(
-    model, path, x_0: Tensor, steps: int = 50, solver: str = "rk4", y: Tensor | None = None, velocity=None
+    model, path, x_0: Tensor, steps: int = 50, solver: str = "rk4", y: Tensor | None = None, velocity_for=None
 ) -> Tensor:
     """The image x_1 the noise x_0 flows to: `invert`'s grid walked from 0 to 1."""
-    v = velocity(y) if velocity is not None else ModelVelocity(model, y)
+    v = velocity_for(y) if velocity_for is not None else ModelVelocity(model, y)
     return get_solver(solver)(v, x_0, make_grid(path, steps, "band")).x
 
 

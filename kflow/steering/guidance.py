@@ -54,7 +54,7 @@ class ClassConditional:
 
 
 def class_conditional(model, scale: float = 1.0, keep_until: float = 1.0):
-    """The factory `sample(..., velocity=...)` takes: labels of each chunk -> ClassConditional."""
+    """The factory `sample(..., velocity_for=...)` takes: labels of each chunk -> ClassConditional."""
     return lambda y: ClassConditional(model, y, scale, keep_until)
 
 

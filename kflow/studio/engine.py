@@ -184,7 +184,7 @@ class Studio:
             x_0=x_0,
             device=self.device,
             record_bands=True,
-            velocity=velocity,
+            velocity_for=velocity,
         )
         if not torch.isfinite(out.x).all():
             raise RequestError("the samples are NaN/Inf (too few steps for this run?); try more steps")

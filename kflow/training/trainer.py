@@ -236,7 +236,7 @@ class Trainer:
             y=y,
             seed=1234,
             device=self.device,
-            velocity=velocity,
+            velocity_for=velocity,
         )
         if not torch.isfinite(out.x).all():
             print(f"warning: the samples at step {self.step} contain NaN/Inf; not writing {name}")

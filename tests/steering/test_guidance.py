@@ -37,7 +37,7 @@ def test_condition_dropping_endpoints(tiny_model, scale):
     path = KFlowPath(WaveletTransform((1, 8, 8), "haar", levels=2))
     y = torch.tensor([0, 1, 2])
     x_0 = torch.randn(3, 1, 8, 8, dtype=torch.float64)
-    run = lambda f: sample(tiny_model, path, 3, steps=9, x_0=x_0, y=y, velocity=f).x
+    run = lambda f: sample(tiny_model, path, 3, steps=9, x_0=x_0, y=y, velocity_for=f).x
     full = run(class_conditional(tiny_model, scale, keep_until=1.0))
     guided = run(lambda yb: ClassConditional(tiny_model, yb, scale))
     torch.testing.assert_close(full, guided, rtol=0, atol=0)
