@@ -92,6 +92,31 @@ VARIANTS = {
     ),
     # FM tuned with the same knob: k drawn logit-normal (more weight mid-path)
     "fm_logit": ("fm", ["train.k_density=logit_normal"]),
+    # band-localized compute (model.resolution=stage): every stage at the resolution of its started bands.
+    # The adopted schedule, and staggered starts with a shared end (2 bands: 16x16 then 32x32; 3 bands:
+    # 8x8, 16x16, 32x32), all with the window k-embedding and logit-normal k
+    "wavelet2_o50_win_logit_stage": (
+        "wavelet2",
+        ["path.overlap=0.5", "model.k_embedding=window", "train.k_density=logit_normal", "model.resolution=stage"],
+    ),
+    "wavelet2_stag_logit_stage": (
+        "wavelet2",
+        [
+            "path.windows=[[0.0,1.0],[0.5,1.0]]",
+            "model.k_embedding=window",
+            "train.k_density=logit_normal",
+            "model.resolution=stage",
+        ],
+    ),
+    "wavelet3_stag_logit_stage": (
+        "wavelet3",
+        [
+            "path.windows=[[0.0,1.0],[0.3333333333333333,1.0],[0.6666666666666666,1.0]]",
+            "model.k_embedding=window",
+            "train.k_density=logit_normal",
+            "model.resolution=stage",
+        ],
+    ),
     "wavelet3_o50": ("wavelet3", ["path.overlap=0.5"]),
     "fourier2_o50": ("fourier2", ["path.overlap=0.5"]),
     "pca2_o50": ("pca2", ["path.overlap=0.5"]),

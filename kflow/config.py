@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Union
 
 from .data.datasets import DATASETS
-from .models import K_EMBEDDINGS, MODELS
+from .models import K_EMBEDDINGS, MODELS, RESOLUTIONS
 from .models.dit import DiTConfig
 from .models.unet import UNetConfig
 from .path import BUMPS, K_DENSITIES, ORDERS
@@ -63,6 +63,9 @@ class PathConfig:
 class ModelConfig:
     name: str = "unet"  # CHOICES below
     k_embedding: str = "k"  # k: sinusoids of k; band: + a one-hot of the band; window: + each band's local time
+    # full: the network sees every sample at full resolution; stage: at the resolution of the bands
+    # that have started (band-localized compute, wavelet bands; exact, cheaper)
+    resolution: str = "full"
     unet: UNetConfig = field(default_factory=UNetConfig)
     dit: DiTConfig = field(default_factory=DiTConfig)
 
@@ -136,6 +139,7 @@ CHOICES = {
     "path.order": ORDERS,
     "model.name": MODELS,
     "model.k_embedding": K_EMBEDDINGS,
+    "model.resolution": RESOLUTIONS,
     "train.k_density": K_DENSITIES,
     "train.amp": ("auto", "bf16", "none"),  # auto: bf16 on CUDA
     "train.nonfinite": ("stop", "skip"),

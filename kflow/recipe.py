@@ -9,6 +9,7 @@ import torch
 
 from .config import Config, ConfigError
 from .models import build_model
+from .models.staged import StagedModel
 from .path import KFlowPath
 from .transforms import BandScale, FourierTransform, IdentityTransform, PCATransform, Transform, WaveletTransform
 
@@ -89,7 +90,18 @@ def make_model(cfg: Config, shape, num_classes: int, path: KFlowPath | None = No
     m = dataclasses.replace(
         m, band_edges=edges, band_windows=windows, in_channels=shape[0], image_size=shape[1], num_classes=num_classes
     )
-    return build_model(cfg.model.name, m)
+    model = build_model(cfg.model.name, m)
+    if cfg.model.resolution == "full" or path is None or path.num_bands == 1:  # one band: its stage is the image
+        return model
+    if cfg.model.name != "unet":
+        raise ConfigError(
+            "model.resolution=stage runs a UNet (convolutional, any size); a DiT would need positional "
+            "embeddings per grid: use model.name=unet or model.resolution=full"
+        )
+    try:
+        return StagedModel(model, path)
+    except ValueError as e:
+        raise ConfigError(f"model.resolution=stage: {e}") from None
 
 
 class ToImage:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
 from .args import nonneg_float, nonneg_int, parse_bands, positive_int, unit_float
@@ -12,6 +13,7 @@ def run_sample(args) -> None:
     import numpy as np
     import torch
 
+    from ..models.flops import FlopTally
     from ..recipe import ToImage, load_run
     from ..sampling.to_files import sample_to_folder
     from ..steering.guidance import class_labels, guided
@@ -31,7 +33,8 @@ def run_sample(args) -> None:
             raise ValueError(
                 f"--step-allocation {args.step_allocation!r}: use length, equal or comma-separated positive weights"
             ) from None
-    velocity = guided(run.model, y, args.guidance, args.keep_class_until, need="--label (a class or 'all')")
+    model = FlopTally(run.model, run.path)  # what the samples cost, printed at the end
+    velocity = guided(model, y, args.guidance, args.keep_class_until, need="--label (a class or 'all')")
     x_0 = None
     if args.fix_bands or args.vary_bands:
         from ..steering import split_noise
@@ -59,8 +62,9 @@ def run_sample(args) -> None:
         shared_seed=args.shared_seed,
         step_allocation=args.step_allocation,
     )
+    t0, before = time.time(), len(list((Path(args.out) / "parts").glob("part-*.npz")))
     npz = sample_to_folder(
-        run.model,
+        model,
         run.path,
         args.n,
         args.out,
@@ -82,6 +86,12 @@ def run_sample(args) -> None:
         x, nfe = f["x"][: args.grid_size], int(f["nfe"])
     grid = save_image_grid(torch.from_numpy(x).float() / 127.5 - 1, Path(args.out) / "samples.png")
     print(f"{args.n} samples ({args.solver}, NFE {nfe}, seed {args.seed}) -> {grid} and {npz}")
+    new = args.n - min(args.n, before * args.batch_size)  # images sampled now (finished parts are reused)
+    if new:
+        print(
+            f"spent {model.flops / 1e9:.2f} GFLOPs in {time.time() - t0:.1f} s: "
+            f"{model.flops / 1e9 / new:.3f} GFLOPs per image"
+        )
 
 
 def add_parser(sub) -> None:

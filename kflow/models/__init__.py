@@ -6,6 +6,7 @@ from .dit import DiT, DiTConfig
 from .unet import UNet, UNetConfig
 
 MODELS = ("unet", "dit")
+RESOLUTIONS = ("full", "stage")  # the network at full resolution, or at its stage's (models/staged.py)
 K_EMBEDDINGS = ("k", "band", "window")  # sinusoids of k; + one-hot of the band position; + per-band local times
 
 __all__ = ["MODELS", "K_EMBEDDINGS", "UNet", "UNetConfig", "DiT", "DiTConfig", "build_model"]

@@ -159,6 +159,24 @@ class KFlowPath:
         the edges of the band k-embedding."""
         return self._windows[self.band_of_position, 0].clone()
 
+    def stage_starts(self) -> Tensor:
+        """(B,) float64: where stage s begins, the start of band s's window (band order). Stage s is
+        the stretch of k where bands 0..s have started and s + 1.. hold their noise untouched; the
+        starts are boundaries(), so a band-aware grid never straddles a change of stage."""
+        s = self._windows[:, 0]
+        if self.order != "low_to_high" or bool((s[1:] < s[:-1]).any()):
+            raise ValueError(
+                f"stages need bands that start coarse to fine (path.order=low_to_high, window starts "
+                f"{s.tolist()} non-decreasing by band); this path starts them in another order"
+            )
+        return s.clone()
+
+    def stage(self, k: Tensor) -> Tensor:
+        """(N,) long: the finest band that has started at k (k >= its window's start); bands 0..stage
+        hold all of x_k's dependence on the data, and the target velocity lives on them alone."""
+        starts = self.stage_starts().to(device=k.device, dtype=k.dtype)
+        return (k[:, None] >= starts[None, :]).sum(1).clamp_min(1) - 1
+
     def active_position(self, k: Tensor) -> Tensor:
         """(N,) long: the last position whose window has started (the band being generated; with
         overlapping windows the most recent of the moving ones)."""

@@ -123,6 +123,31 @@ class Transform:
         mean = x.double().mean(0, keepdim=True).to(x.dtype)
         return self.band_energy(x - mean, batch_size)
 
+    # ---- stages: the started bands 0..s as a smaller sample (band-localized compute) ---------
+    # to_stage maps a sample to an orthonormal image of its bands 0..s; from_stage maps such an image
+    # back, zero on bands s + 1..: from_stage(to_stage(x)) keeps bands 0..s of x, to_stage(from_stage(z))
+    # is z. Transforms whose bands span no smaller image (PCA, graph) refuse.
+    def stage_shape(self, s: int) -> tuple[int, ...]:
+        raise ValueError(
+            f"{self.describe()}: bands 0..{s} span no lower-resolution image, so model.resolution=stage "
+            "cannot run on them; use wavelet bands or model.resolution=full"
+        )
+
+    def to_stage(self, x: Tensor, s: int) -> Tensor:
+        """(N, *shape) -> (N, *stage_shape(s))."""
+        self.stage_shape(s)  # refuses here
+        raise NotImplementedError
+
+    def from_stage(self, z: Tensor, s: int) -> Tensor:
+        """(N, *stage_shape(s)) -> (N, *shape), zero on the bands after s."""
+        self.stage_shape(s)  # refuses here
+        raise NotImplementedError
+
+    def check_stage(self, s: int) -> int:
+        if not 0 <= s < self.num_bands:
+            raise ValueError(f"stage {s} does not exist: this transform has bands 0..{self.num_bands - 1}")
+        return s
+
     def describe(self) -> str:
         """A short name for reports: 'fourier, 2 bands' (wavelets add theirs: 'wavelet db6, 3 bands')."""
         detail = getattr(self, "wavelet", None)

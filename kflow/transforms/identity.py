@@ -33,3 +33,16 @@ class IdentityTransform(Transform):
 
     def _scale_native(self, x, band_weights):
         return x * band_weights.reshape(-1, *([1] * (x.dim() - 1))) if band_weights.dim() == 2 else x * band_weights
+
+    # one band: its only stage is the sample itself
+    def stage_shape(self, s: int) -> tuple[int, ...]:
+        self.check_stage(s)
+        return tuple(self.shape)
+
+    def to_stage(self, x: Tensor, s: int) -> Tensor:
+        self.check_stage(s)
+        return x
+
+    def from_stage(self, z: Tensor, s: int) -> Tensor:
+        self.check_stage(s)
+        return z

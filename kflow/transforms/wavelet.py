@@ -148,3 +148,31 @@ class WaveletTransform(Transform):
             Mh, Mw = self._mat(l, 0, c), self._mat(l, 1, c)
             a = Mh.T @ y @ Mw
         return a
+
+    # ---- stages: bands 0..s are the approximation after j = B - 1 - s levels, an (H / 2^j)-square image.
+    # Only the lowpass halves of the level matrices are used: the details of levels 1..j are bands > s.
+    def _stage_levels(self, s: int) -> int:
+        return self.num_bands_ - 1 - self.check_stage(s)
+
+    def stage_shape(self, s: int) -> tuple[int, ...]:
+        C, H, W = self.shape
+        j = self._stage_levels(s)
+        return (C, H >> j, W >> j)
+
+    def to_stage(self, x: Tensor, s: int) -> Tensor:
+        self.check_input(x)
+        a = x
+        for l in range(self._stage_levels(s)):
+            Mh, Mw = self._mat(l, 0, x), self._mat(l, 1, x)
+            a = Mh[: Mh.shape[0] // 2] @ a @ Mw[: Mw.shape[0] // 2].T  # the lowpass block of one level
+        return a
+
+    def from_stage(self, z: Tensor, s: int) -> Tensor:
+        j = self._stage_levels(s)
+        if tuple(z.shape[1:]) != self.stage_shape(s):
+            raise ValueError(f"stage {s} images have shape {self.stage_shape(s)}; got {tuple(z.shape[1:])}")
+        a = z
+        for l in range(j - 1, -1, -1):
+            Mh, Mw = self._mat(l, 0, z), self._mat(l, 1, z)
+            a = Mh[: Mh.shape[0] // 2].T @ a @ Mw[: Mw.shape[0] // 2]
+        return a

@@ -1,0 +1,164 @@
+"""Band-localized compute against a tuned flow matching: FD against sampling GFLOPs per image, with
+training GFLOPs per image and the measured seconds, side by side in one run on Fashion-MNIST 32x32.
+
+Every row trains the quality benchmark's CPU-profile backbone under the same budget (steps, batch,
+seed, data order), then samples with the same noise at several Euler NFE. FLOPs are counted with
+torch.utils.flop_counter per stage and multiplied by the stages each sampler call and each training
+k visits (kflow/models/flops.py). Finished trainings and cells are reused.
+
+    python benchmarks/localized.py --out docs/results/localized_cpu_1500            # ~1.5 h, 2 cores
+    python benchmarks/localized.py --speed --out docs/results/localized_speed_cpu   # wall-clock only, ~5 min
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from toolkit import PROFILES, TrainedRow, cell, report, row_config, score_images, setup
+
+from kflow.metrics.evaluate import format_table
+from kflow.models.flops import FlopTally, training_flops_per_image
+from kflow.recipe import make_model, make_path, make_transform
+from kflow.sampling import sample
+
+FM = "fm_logit"  # flow matching tuned as hard as before: logit-normal k, uniform steps are its best
+ROWS = f"{FM},wavelet2_o50_win_logit_stage,wavelet2_stag_logit_stage,wavelet3_stag_logit_stage"
+FM_NFE = "5,10,15,20,30,50"
+KFLOW_NFE = "10,20,30,40"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", default=ROWS)
+    ap.add_argument("--steps", type=int, default=PROFILES["cpu"]["steps"])
+    ap.add_argument("--n", type=int, default=2000, help="samples per cell")
+    ap.add_argument("--fm-nfe", default=FM_NFE)
+    ap.add_argument("--nfe", default=KFLOW_NFE, help="Euler NFE of the K-Flow rows")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--work", default="runs/quality")
+    ap.add_argument("--classifier", default="classifiers/fashion_mnist.safetensors")
+    ap.add_argument("--speed", action="store_true", help="only the wall-clock table (untrained weights time the same)")
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    rows = args.rows.split(",")
+    if args.speed:
+        return speed(rows, args)
+    env = setup(args.classifier)
+    noise = torch.randn(args.n, 1, 32, 32, generator=torch.Generator().manual_seed(args.seed))
+    results = []
+    for row in rows:
+        cfg = row_config(row, "cpu", args.steps, args.seed, args.work)
+        tr = TrainedRow(cfg, env.device)
+        run = tr.run
+        train_gflops = training_flops_per_image(run.model, run.path, cfg.train.k_density) / 1e9
+        nfes = args.fm_nfe if row.startswith("fm") else args.nfe
+        for nfe in [int(v) for v in nfes.split(",")]:
+
+            def measure(nfe=nfe, row=row):
+                t0, tally = time.time(), FlopTally(run.model, run.path)
+                out = sample(tally, run.path, args.n, steps=nfe, grid=cfg.sample.grid, x_0=noise, device=env.device)
+                return dict(
+                    row=row,
+                    nfe=out.nfe,
+                    sample_gflops=tally.flops / args.n / 1e9,
+                    **score_images(env.clf, run.to_image(out.x), env.real),
+                    sample_s=time.time() - t0,
+                    train_gflops=train_gflops,
+                    train_s=tr.train_s,
+                    train_images_per_s=tr.images_per_s,
+                    steps=args.steps,
+                    n=args.n,
+                )
+
+            r = cell(Path(cfg.out_dir) / f"localized-euler-{nfe}-n{args.n}-seed{args.seed}.json", measure)
+            results.append(r)
+            print(json.dumps(r), flush=True)
+    compare(results)
+    table = format_table(
+        results,
+        ["row", "nfe", "sample_gflops", "fd", "precision", "recall", "fm_fd_at_flops", "fd_vs_fm", "train_gflops"],
+    )
+    head = (
+        f"hardware: {env.hardware}; CPU profile: {args.steps} steps x batch {PROFILES['cpu']['batch']}, "
+        f"{args.n} samples per cell (noise seed {args.seed}); Euler on each row's grid; "
+        f"classifier test accuracy {env.clf.info.test_accuracy:.4f}"
+    )
+    report(head, table, results, args.out)
+
+
+def compare(results: list[dict]) -> None:
+    """Each cell's FD over FM's at the same NFE (fd_vs_fm), and FM's FD at the same sampling GFLOPs
+    (fm_fd_at_flops: linear in log-FLOPs between FM's cells; nan outside their range)."""
+    import math
+
+    fm = sorted((r["sample_gflops"], r["fd"], r["nfe"]) for r in results if r["row"] == FM)
+    by_nfe = {nfe: fd for _, fd, nfe in fm}
+    for r in results:
+        r["fd_vs_fm"] = r["fd"] / by_nfe.get(r["nfe"], float("nan"))
+        r["fm_fd_at_flops"] = float("nan")
+        for (g0, f0, _), (g1, f1, _) in zip(fm, fm[1:]):
+            if g0 <= r["sample_gflops"] <= g1:
+                w = (math.log(r["sample_gflops"]) - math.log(g0)) / (math.log(g1) - math.log(g0))
+                r["fm_fd_at_flops"] = f0 + w * (f1 - f0)
+
+
+def speed(rows: list[str], args) -> None:
+    """Seconds per training step and per sampled batch, rows interleaved in rounds (medians)."""
+    torch.manual_seed(0)
+    setups = {}
+    for row in rows:
+        cfg = row_config(row, "cpu", args.steps, args.seed, args.work)
+        T = make_transform(cfg, (1, 32, 32))
+        path = make_path(cfg, T)
+        setups[row] = (cfg, path, make_model(cfg, (1, 32, 32), 0, path).eval())
+    times = {row: {"train": [], "sample": []} for row in rows}
+    x_0 = torch.randn(256, 1, 32, 32, generator=torch.Generator().manual_seed(1))
+    for _ in range(3):
+        for row, (cfg, path, model) in setups.items():
+            t0 = time.perf_counter()
+            sample(model, path, len(x_0), steps=20, grid=cfg.sample.grid, x_0=x_0)
+            times[row]["sample"].append(time.perf_counter() - t0)
+            times[row]["train"].append(train_step_seconds(cfg, path, model))
+    out = []
+    for row in rows:
+        s, t = statistics.median(times[row]["sample"]), statistics.median(times[row]["train"])
+        out.append(dict(row=row, sample_s_256_nfe20=s, train_s_per_step=t))
+    fm = next(r for r in out if r["row"] == FM)
+    for r in out:
+        r["sampling_speedup"] = fm["sample_s_256_nfe20"] / r["sample_s_256_nfe20"]
+        r["training_speedup"] = fm["train_s_per_step"] / r["train_s_per_step"]
+    table = format_table(out, ["row", "sample_s_256_nfe20", "sampling_speedup", "train_s_per_step", "training_speedup"])
+    head = f"{torch.get_num_threads()} CPU threads; median of 3 interleaved rounds; batch 64 training steps"
+    report(head, table, out, args.out)
+
+
+def train_step_seconds(cfg, path, model, batch: int = 64, steps: int = 3) -> float:
+    """Median seconds of a forward + backward + AdamW step on a batch drawn as training draws it."""
+    from kflow.path import draw_k
+    from kflow.training import FlowMatchingLoss
+
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    loss_fn = FlowMatchingLoss(path)
+    g = torch.Generator().manual_seed(2)
+    out = []
+    for _ in range(steps):
+        x_1, x_0 = torch.randn(batch, 1, 32, 32, generator=g), torch.randn(batch, 1, 32, 32, generator=g)
+        k = draw_k(batch, cfg.train.k_density, g, windows=path.windows())
+        t0 = time.perf_counter()
+        loss = loss_fn(model, x_1, x_0, k, None).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        out.append(time.perf_counter() - t0)
+    model.eval()
+    return statistics.median(out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""Band-localized compute: run the network at the resolution of the bands that have started.
+
+While band b has not started (k before its window), its coefficients in x_k are the noise's,
+independent of the data and of every other coefficient, and its target velocity is zero; so the
+marginal velocity E[dx_k | x_k] depends on the started bands alone. For wavelet bands those span a
+lower-resolution image (bands 0..s of B on H x W: the (H / 2^(B-1-s))-square approximation). This
+wrapper maps x_k to that image, runs the backbone there, and lifts its output back (zero on the
+bands not started): the same function the full-resolution network must learn, at a fraction of its
+cost. It keeps the model interface model(x, k, y), so training, guidance, editing, restoration and
+the studio run unchanged on top of it.
+
+A batch with several stages (training draws k per sample) is grouped by stage, one backbone call
+per group, all inside one forward (one DDP forward per step).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+class StagedModel(nn.Module):
+    def __init__(self, backbone: nn.Module, path):
+        super().__init__()
+        self.backbone, self.path = backbone, path
+        self.cfg = backbone.cfg  # what wrappers read (num_classes) passes through
+        T = path.transform
+        path.stage_starts()  # refuses paths whose bands do not start coarse to fine
+        self.shapes = [T.stage_shape(s) for s in range(T.num_bands)]  # refuses transforms without stage images
+        mult = getattr(backbone.cfg, "channel_mult", None)
+        if mult is not None:  # a UNet halves the image len(mult) - 1 times
+            f = 2 ** (len(mult) - 1)
+            bad = [shape for shape in self.shapes if shape[-1] % f or shape[-2] % f]
+            if bad:
+                raise ValueError(
+                    f"stage 0 is a {bad[0][-2]}x{bad[0][-1]} image and the UNet halves it {len(mult) - 1} times "
+                    f"(it needs a multiple of {f}); use fewer model.unet.channel_mult levels or fewer bands"
+                )
+
+    def stage_of(self, k: Tensor) -> Tensor:
+        return self.path.stage(k)
+
+    def forward(self, x: Tensor, k: Tensor, y: Tensor | None = None) -> Tensor:
+        k = k.reshape(-1).expand(x.shape[0]) if k.numel() == 1 else k
+        stage = self.stage_of(k)
+        if bool((stage == stage[0]).all()):  # sampling: one stage per call, no gather
+            return self._run(x, k, y, int(stage[0]))
+        out = torch.zeros_like(x)
+        for s in torch.unique(stage).tolist():
+            idx = (stage == s).nonzero().flatten()
+            out[idx] = self._run(x[idx], k[idx], None if y is None else y[idx], s).to(out.dtype)
+        return out
+
+    def _run(self, x: Tensor, k: Tensor, y: Tensor | None, s: int) -> Tensor:
+        T = self.path.transform
+        z = T.to_stage(x, s)  # (n, C, h, w)
+        return T.from_stage(self.backbone(z, k, y), s)

@@ -1,0 +1,195 @@
+"""Band-localized compute in float64: the stage image and back, the conditional target at stage
+resolution, exact sampling through the staged wrapper, bit-for-bit FM, and the refusals."""
+
+import dataclasses
+
+import pytest
+import torch
+from torch import nn
+
+from kflow.config import Config, ConfigError
+from kflow.models import UNet, UNetConfig
+from kflow.models.staged import StagedModel
+from kflow.path import KFlowPath
+from kflow.recipe import make_model, make_path, make_transform
+from kflow.sampling import sample
+from kflow.transforms import FourierTransform, IdentityTransform, PCATransform, WaveletTransform
+
+SHAPE = (2, 16, 16)
+
+
+def f64(*shape):
+    return torch.randn(*shape, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("wavelet, bands", [("haar", 3), ("db6", 2), ("db2", 4)])
+def test_stage_image_and_back_is_the_identity_on_the_started_bands(wavelet, bands):
+    T = WaveletTransform(SHAPE, wavelet, levels=3, num_bands=bands)
+    x = f64(5, *SHAPE)
+    for s in range(bands):
+        keep = (torch.arange(bands) <= s).double()
+        z = T.to_stage(x, s)
+        assert tuple(z.shape[1:]) == T.stage_shape(s) == (2, 16 >> (bands - 1 - s), 16 >> (bands - 1 - s))
+        torch.testing.assert_close(T.from_stage(z, s), T.filter(x, keep), rtol=0, atol=1e-12)
+        w = f64(3, *T.stage_shape(s))
+        torch.testing.assert_close(T.to_stage(T.from_stage(w, s), s), w, rtol=0, atol=1e-12)
+        # orthonormal: the stage image has the norm of the started bands' coefficients
+        c = T.analyze(x)[:, T.bands <= s]
+        torch.testing.assert_close(z.flatten(1).norm(dim=1), c.norm(dim=1), rtol=1e-12, atol=0)
+
+
+def test_stage_zero_of_two_db6_bands_on_32x32_is_the_16x16_approximation():
+    import pywt
+
+    T = WaveletTransform((1, 32, 32), "db6", num_bands=2)
+    x = f64(1, 1, 32, 32)
+    ref = pywt.wavedec2(x[0, 0].numpy(), "db6", mode="periodization", level=1)[0]
+    torch.testing.assert_close(T.to_stage(x, 0)[0, 0], torch.from_numpy(ref), rtol=0, atol=1e-12)
+
+
+def staggered_path(bands=3, bump="linear"):
+    T = WaveletTransform(SHAPE, "haar", levels=3, num_bands=bands)
+    starts = [i / bands for i in range(bands)]
+    return KFlowPath(T, bump=bump, windows=[[s, 1.0] for s in starts])
+
+
+@pytest.mark.parametrize("bump", ["linear", "smoothstep"])
+def test_the_target_at_stage_resolution_lifted_is_the_full_target(bump):
+    path = staggered_path(bump=bump)
+    T = path.transform
+    x_0, x_1 = f64(64, *SHAPE), f64(64, *SHAPE)
+    k = torch.rand(64, dtype=torch.float64)
+    full = path.sample(x_0, x_1, k)
+    stage = path.stage(k)
+    assert set(stage.tolist()) == {0, 1, 2}
+    for s in range(3):
+        i = stage == s
+        lifted = T.from_stage(T.to_stage(full.dx_k[i], s), s)
+        torch.testing.assert_close(lifted, full.dx_k[i], rtol=0, atol=1e-12)  # the target lives on bands 0..s
+        later = (torch.arange(3) > s).double()
+        torch.testing.assert_close(T.filter(full.x_k[i], later), T.filter(x_0[i], later), rtol=0, atol=1e-12)
+
+
+class ExactStageVelocity(nn.Module):
+    """A backbone that answers, at whatever stage resolution it is called, the conditional velocity of
+    one (x_0, x_1) pair seen at that resolution; the k embedding it never needs."""
+
+    def __init__(self, path, x_0, x_1):
+        super().__init__()
+        self.path, self.x_0, self.x_1 = path, x_0, x_1
+        self.cfg = UNetConfig(channel_mult=[1])
+        self.calls: list[tuple] = []
+
+    def forward(self, z, k, y=None):
+        T = self.path.transform
+        s = [T.stage_shape(i) for i in range(T.num_bands)].index(tuple(z.shape[1:]))
+        self.calls.append(tuple(z.shape[1:]))
+        return T.to_stage(self.path.sample(self.x_0, self.x_1, k).dx_k, s)
+
+
+def test_the_sampler_driven_by_the_exact_velocity_at_stage_resolutions_lands_on_x1():
+    path = staggered_path()
+    x_0, x_1 = f64(4, *SHAPE), f64(4, *SHAPE)
+    backbone = ExactStageVelocity(path, x_0, x_1)
+    model = StagedModel(backbone, path)
+    out = sample(model, path, 4, steps=12, x_0=x_0, dtype=torch.float64, device="cpu")
+    torch.testing.assert_close(out.x, x_1, rtol=0, atol=1e-10)
+    assert {(2, 4, 4), (2, 8, 8), (2, 16, 16)} == set(backbone.calls)  # every stage ran at its own size
+
+
+class Doubler(nn.Module):
+    """A backbone that doubles its input and records the sizes it was called at."""
+
+    def __init__(self):
+        super().__init__()
+        self.cfg = UNetConfig(channel_mult=[1])
+        self.calls: list[tuple] = []
+
+    def forward(self, z, k, y=None):
+        self.calls.append(tuple(z.shape))
+        return 2 * z
+
+
+def test_a_mixed_batch_is_grouped_by_stage():
+    path = staggered_path()
+    x = f64(6, *SHAPE)
+    k = torch.tensor([0.1, 0.5, 0.9, 0.2, 0.6, 0.95], dtype=torch.float64)
+    backbone = Doubler()
+    v = StagedModel(backbone, path)(x, k)
+    started = path.started(k).double()  # (N, B): each sample keeps its own started bands
+    torch.testing.assert_close(v, 2 * path.transform.filter(x, started), rtol=0, atol=1e-12)
+    assert sorted(backbone.calls) == [(2, 2, 4, 4), (2, 2, 8, 8), (2, 2, 16, 16)]  # one call per stage
+
+
+def unet_cfg(**model):
+    cfg = Config()
+    cfg.transform = dataclasses.replace(cfg.transform, name="wavelet", wavelet="haar", levels=2, num_bands=3)
+    cfg.path = dataclasses.replace(cfg.path, overlap=0.5)
+    cfg.model = dataclasses.replace(cfg.model, k_embedding="window", **model)
+    cfg.model.unet = dataclasses.replace(cfg.model.unet, channels=8, channel_mult=[1, 2], attention_resolutions=[])
+    return cfg
+
+
+def test_one_band_and_the_switch_off_are_the_plain_model_bit_for_bit():
+    for cfg, transform in [(unet_cfg(resolution="stage"), "identity"), (unet_cfg(), "wavelet")]:
+        cfg.transform = dataclasses.replace(cfg.transform, name=transform)
+        T = make_transform(cfg, (1, 8, 8))
+        torch.manual_seed(3)
+        model = make_model(cfg, (1, 8, 8), 0, make_path(cfg, T))
+        assert isinstance(model, UNet)
+        plain = cfg.model.unet
+        torch.manual_seed(3)
+        ref = UNet(dataclasses.replace(plain, in_channels=1, image_size=8, band_windows=model.cfg.band_windows))
+        x, k = torch.randn(3, 1, 8, 8), torch.rand(3)
+        assert torch.equal(model(x, k), ref(x, k))
+
+
+def test_the_staged_model_trains_and_resumes_through_the_cli(tmp_path):
+    from kflow.cli.main import main
+    from kflow.recipe import load_run
+
+    out = tmp_path / "run"
+    args = ["model.resolution=stage", "path.overlap=0.5", "model.k_embedding=window", f"out_dir={out}"]
+    from pathlib import Path
+
+    cfg_file = str(Path(__file__).resolve().parents[2] / "configs" / "digits_tiny.yaml")
+    assert main(["train", cfg_file, *args, "train.steps=4", "train.ckpt_every=2"]) == 0
+    run = load_run(out)
+    assert isinstance(run.model, StagedModel) and run.cfg.model.resolution == "stage"
+    assert main(["sample", str(out), "--n", "4", "--steps", "6", "--out", str(tmp_path / "s")]) == 0
+
+
+@pytest.mark.parametrize(
+    "change, msg",
+    [
+        (dict(transform="pca"), "span no lower-resolution image"),
+        (dict(transform="fourier"), "span no lower-resolution image"),
+        (dict(order="high_to_low"), "start coarse to fine"),
+        (dict(model="dit"), "runs a UNet"),
+        (dict(channel_mult=[1, 2, 2, 2]), "halves it 3 times"),
+    ],
+)
+def test_bad_combinations_are_refused_in_one_line(change, msg):
+    cfg = unet_cfg(resolution="stage")
+    if "transform" in change:
+        cfg.transform = dataclasses.replace(cfg.transform, name=change["transform"], num_bands=3)
+    if "order" in change:
+        cfg.path = dataclasses.replace(cfg.path, order=change["order"])
+    if "model" in change:
+        cfg.model = dataclasses.replace(cfg.model, name=change["model"])
+    if "channel_mult" in change:
+        cfg.model.unet = dataclasses.replace(cfg.model.unet, channel_mult=change["channel_mult"])
+    data = torch.randn(64, 1, 8, 8)
+    T = make_transform(cfg, (1, 8, 8), data)
+    with pytest.raises(ConfigError, match=msg) as e:
+        make_model(cfg, (1, 8, 8), 0, make_path(cfg, T, data))
+    assert "\n" not in str(e.value)
+
+
+def test_transforms_without_stage_images_say_so():
+    for T in [FourierTransform(SHAPE, num_bands=2), PCATransform.fit(f64(40, *SHAPE), num_bands=2)]:
+        with pytest.raises(ValueError, match="no lower-resolution image"):
+            T.to_stage(f64(1, *SHAPE), 0)
+    I = IdentityTransform(SHAPE)
+    x = f64(2, *SHAPE)
+    assert I.to_stage(x, 0) is x and I.stage_shape(0) == SHAPE
