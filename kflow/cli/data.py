@@ -46,7 +46,10 @@ def run_molecules(args) -> None:
         seed=args.seed,
         skipped=skipped,
     )
-    save_clusters(args.out, splits, info)
+    from ..utils.lock import FolderLock
+
+    with FolderLock(args.out, "--out folder"):
+        save_clusters(args.out, splits, info)
     print(f"{len(crystals)} crystals, {len(skipped)} skipped ({', '.join(sorted(set(skipped.values())))})")
     for split, clusters in splits.items():
         print(

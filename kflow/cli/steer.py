@@ -26,6 +26,20 @@ def _save(out: Path, grid_rows: list[torch.Tensor], arrays: dict, what: str) -> 
 
 
 def run_edit(args) -> None:
+    from ..utils.lock import FolderLock
+
+    with FolderLock(Path(args.out), "--out folder"):  # one job's edit.png and edit.npz, never two jobs'
+        _edit(args)
+
+
+def run_restore(args) -> None:
+    from ..utils.lock import FolderLock
+
+    with FolderLock(Path(args.out), "--out folder"):
+        _restore(args)
+
+
+def _edit(args) -> None:
     from ..data import load_images
     from ..recipe import load_run
     from ..steering import edit_bands, psnr
@@ -65,7 +79,7 @@ def run_edit(args) -> None:
     )
 
 
-def run_restore(args) -> None:
+def _restore(args) -> None:
     from ..data import load_images
     from ..recipe import load_run
     from ..steering import baseline, make_degradation, psnr, restore

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from ..utils.atomic import atomic_write_json, atomic_write_npz
+from ..utils.lock import FolderLock
 from .sampler import sample
 
 
@@ -40,6 +41,11 @@ def sample_to_folder(
     """Write out/samples.npz (uint8 x, and y when given) through resumable parts. `settings` (JSON-able:
     checkpoint, solver, steps, ...) must match the parts already in the folder."""
     out = Path(out)
+    with FolderLock(out, "--out folder"):  # two sampling jobs never mix their parts
+        return _sample_to_folder(model, path, n, out, settings, x_0, y, seed, batch_size, log, decode, sample_kw)
+
+
+def _sample_to_folder(model, path, n, out, settings, x_0, y, seed, batch_size, log, decode, sample_kw) -> Path:
     parts = out / "parts"
     manifest = dict(settings, n=n, seed=seed, batch_size=batch_size)
     mf = parts / "manifest.json"

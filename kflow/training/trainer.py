@@ -34,6 +34,7 @@ from ..utils.checkpoint import (
 )
 from ..utils.devices import join_processes
 from ..utils.errors import TrainingError
+from ..utils.lock import FolderLock
 from .batches import DROPOUT, INIT, BatchDrawer, derive_seed
 from .logger import RunLogger
 from .loss import FlowMatchingLoss
@@ -54,7 +55,14 @@ class Trainer:
         """resume: continue the run in cfg.out_dir (its settings must match, but for RESUMABLE ones);
         overwrite: delete the run in cfg.out_dir first. Without either, a folder that already holds
         a run is refused: a run folder belongs to one run."""
-        cfg = copy.deepcopy(cfg)  # settings resolved below go into the run's own copy, not the caller's
+        self.lock = None
+        try:
+            self._build(copy.deepcopy(cfg), resume, overwrite)  # resolved settings go into the run's own copy
+        except BaseException:
+            self.release()  # a refused run leaves the folder to the next command
+            raise
+
+    def _build(self, cfg: Config, resume: bool, overwrite: bool) -> None:
         self.cfg = cfg
         procs = join_processes(cfg.train.device)  # under torchrun: the process group, DDP below
         self.device, self.rank, self.world, self.distributed = procs.device, procs.rank, procs.world, procs.distributed
@@ -69,6 +77,9 @@ class Trainer:
             self.out.mkdir(parents=True, exist_ok=True)
             if not os.access(self.out, os.W_OK):
                 raise TrainingError(f"cannot write to {self.out}; choose another out_dir")
+            # one command per run folder, held until fit() ends: a second `kflow train` is refused
+            # before it touches anything, and what a killed writer left can be removed safely
+            self.lock = FolderLock(self.out, "out_dir").acquire()
             for stale in self.ckpt_dir.glob(".ckpt-*.tmp"):  # left by a process killed while saving
                 stale.unlink(missing_ok=True)
             claim_folder(self.out, resume, overwrite)
@@ -124,6 +135,12 @@ class Trainer:
             atomic_write_json(self.out / "config.json", cfg.to_dict())
             if cfg.transform.name == "pca" and not pca_file.exists():
                 self.transform.save(pca_file)
+
+    def release(self) -> None:
+        """Let other commands use the run folder (fit() does this when it ends)."""
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
 
     def _check_memory(self, shape) -> None:
         from .memory import available_bytes, training_bytes
@@ -335,10 +352,11 @@ class Trainer:
                         print(f"\nstopping at step {self.step}: train.max_minutes={t.max_minutes} reached")
                     last_ckpt = self.save() or last_ckpt
                     break
+            if self.step == t.steps or (t.max_minutes is not None and until is None):
+                self.sample_image_grid("final.png")
         finally:
             logger.close()
-        if self.step == t.steps or (t.max_minutes is not None and until is None):
-            self.sample_image_grid("final.png")
+            self.release()
         return TrainResult(
             step=self.step, loss=last_loss, images_per_s=images_per_s, checkpoint=last_ckpt, out_dir=self.out
         )
