@@ -48,7 +48,8 @@ def test_two_trainings_into_one_folder_leave_one_whole_run(tmp_path):
 
 def test_the_lock_is_released_by_a_kill(tmp_path):
     code = (
-        f"from kflow.utils.lock import FolderLock; FolderLock({str(tmp_path)!r}).acquire(); import time; time.sleep(60)"
+        "import time\nfrom kflow.utils.lock import FolderLock\n"
+        f"held = FolderLock({str(tmp_path)!r}).acquire()\ntime.sleep(60)\n"
     )
     holder = subprocess.Popen([sys.executable, "-c", code])
     deadline = time.time() + 30
