@@ -40,9 +40,13 @@ MODELS = {  # name -> config + overrides (the demo's UNet is what `make studio` 
 }
 
 
+TOKEN = "latency-benchmark"  # the server below is started with it
+
+
 def http(url: str, body: dict | None = None) -> bytes:
     data = None if body is None else json.dumps(body).encode()
-    with urllib.request.urlopen(urllib.request.Request(url, data=data), timeout=120) as r:
+    req = urllib.request.Request(url, data=data, headers={"X-Kflow-Token": TOKEN})
+    with urllib.request.urlopen(req, timeout=120) as r:
         return r.read()
 
 
@@ -80,7 +84,7 @@ def main():
             common = ["train.steps=1", "train.ckpt_every=1", "train.sample_every=0"]
             assert kflow(["train", str(ROOT / "configs" / cfg), f"out_dir={out}", *common, *over]) == 0
         studio = Studio(out)
-        srv = StudioServer(studio, port=0, log=lambda *a: None)
+        srv = StudioServer(studio, port=0, log=lambda *a: None, token=TOKEN)
         threading.Thread(target=srv.serve_forever, daemon=True).start()
         label = -1 if studio.run.num_classes else None
         body = {"n": 8, "steps": 20, "solver": "euler", "seed": 0, "label": label}

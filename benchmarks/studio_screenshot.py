@@ -39,7 +39,7 @@ def main():
         opts.add_argument(a)
     d = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=opts)
     try:
-        d.get(srv.url)
+        d.get(srv.open_url)
         wait = WebDriverWait(d, 300, poll_frequency=0.1)
         wait.until(lambda d: "step" in d.find_element("id", "facts-line").text)
         d.find_element("id", "gen-n").clear()

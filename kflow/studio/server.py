@@ -4,41 +4,60 @@ Requests are validated on the request thread (a bad upload is answered at once w
 message); the work runs on one worker thread, one job at a time, while the page polls the job's
 progress. Nothing a request does can stop the server: every handler ends in a JSON answer.
 
+Safe on localhost against other web pages (as Jupyter's server is): the printed address carries a
+random token, which the page keeps as a SameSite=Strict cookie; every /api request needs it (cookie,
+X-Kflow-Token header or ?token=). The Host header must name this server (no DNS rebinding) and a
+POST's Origin, when sent, must be this server's (no cross-site form posts). The queue is bounded
+and jobs can be cancelled; bodies need a Content-Length; slow clients time out.
+
     GET  /                         the page
     GET  /api/facts                the run (transform, bands, windows, steps, FD)
     GET  /api/test/<i>.png         an image of the run's test split
     POST /api/generate|edit|restore   JSON request -> {"job": id}   (400 + {"error"} when refused)
     GET  /api/jobs/<id>            state, progress, message, error, the panels' and downloads' URLs
+    POST /api/jobs/<id>/cancel     stop a queued or running job
     GET  /api/jobs/<id>/<i>.png    panel i;  /api/jobs/<id>/result.npz  the arrays
 """
 
 from __future__ import annotations
 
+import hmac
 import itertools
 import json
 import queue
+import secrets
 import threading
 import traceback
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from http.cookies import SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from ..utils.errors import KFlowError
-from .engine import Progress, Studio
+from .engine import Cancelled, Progress, Studio
 from .requests import REQUESTS, ImageSource, RequestError
 from .results import Panel, Result
 
 PAGE = Path(__file__).with_name("page.html")
 MAX_BODY = 16 * 2**20  # uploads arrive base64-encoded in JSON
-KEEP_JOBS = 32
+KEEP_JOBS = 32  # finished jobs kept for their files (queued and running ones are never dropped)
+MAX_WAITING = 8  # queued jobs; more are refused until some have run or been cancelled
+COOKIE = "kflow_studio_token"
+HEADERS = {  # no framing, no sniffing, nothing loaded from elsewhere, no referrer with the token
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
+    "script-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
+}
 
 
 @dataclass
 class Job:
     id: str
     kind: str
-    state: str = "queued"  # queued | running | done | error
+    state: str = "queued"  # queued | running | done | error | cancelled
     progress: Progress = field(default_factory=Progress)
     result: Result | None = None
     error: str | None = None
@@ -63,7 +82,7 @@ def one_line(e: BaseException) -> str:
 
 
 class Worker:
-    """Runs jobs one at a time on a daemon thread; keeps the last KEEP_JOBS jobs for their files."""
+    """Runs jobs one at a time on a daemon thread; keeps the last KEEP_JOBS finished jobs for their files."""
 
     def __init__(self, studio: Studio, log=print):
         self.studio, self.log = studio, log
@@ -75,12 +94,25 @@ class Worker:
 
     def submit(self, kind: str, request) -> Job:
         with self.lock:
+            waiting = sum(j.state == "queued" for j in self.jobs.values())
+            if waiting >= MAX_WAITING:
+                raise RequestError(f"{waiting} jobs are waiting already; wait for them or cancel one")
             job = Job(id=f"j{next(self.ids)}", kind=kind)
             self.jobs[job.id] = job
-            while len(self.jobs) > KEEP_JOBS:
-                self.jobs.popitem(last=False)
+            finished = [i for i, j in self.jobs.items() if j.state in ("done", "error", "cancelled")]
+            for i in finished[: max(0, len(finished) - KEEP_JOBS)]:
+                del self.jobs[i]
         self.queue.put((job, request))
         return job
+
+    def cancel(self, job_id: str) -> Job | None:
+        with self.lock:
+            job = self.jobs.get(job_id)
+            if job is not None and job.state in ("queued", "running"):
+                job.progress.cancelled = True  # a running job stops at its next model call
+                if job.state == "queued":
+                    job.state = "cancelled"
+            return job
 
     def get(self, job_id: str) -> Job | None:
         with self.lock:
@@ -93,11 +125,16 @@ class Worker:
     def _loop(self) -> None:
         while True:
             job, req = self.queue.get()
+            if job.progress.cancelled:
+                continue
             job.state = "running"
             try:
                 job.result = self.studio.perform(req, job.progress, self._result_of)
                 job.state = "done"
                 self.log(f"{job.id} {job.kind}: {job.result.message}")
+            except Cancelled:
+                job.state = "cancelled"
+                self.log(f"{job.id} {job.kind} cancelled")
             except Exception as e:  # noqa: BLE001 - a failed job is reported on the page, the server lives on
                 job.error, job.state = one_line(e), "error"
                 self.log(f"{job.id} {job.kind} failed: {job.error}")
@@ -107,40 +144,84 @@ class Worker:
 
 class Handler(BaseHTTPRequestHandler):
     server: StudioServer
+    timeout = 30  # seconds a client may take to send its request (no slow-loris hold on a thread)
 
     def log_message(self, format, *args):  # quiet: the worker logs the jobs
         pass
 
-    def _send(self, code: int, body: bytes, ctype: str, filename: str | None = None) -> None:
-        self.send_response(code)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        if filename:
-            self.send_header("Content-Disposition", f'attachment; filename="{filename}"')
-        self.end_headers()
-        self.wfile.write(body)
+    def _send(self, code: int, body: bytes, ctype: str, filename: str | None = None, cookie: str | None = None):
+        try:
+            self.send_response(code)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            for name, value in HEADERS.items():
+                self.send_header(name, value)
+            if cookie:
+                self.send_header("Set-Cookie", f"{COOKIE}={cookie}; Path=/; HttpOnly; SameSite=Strict")
+            if filename:
+                self.send_header("Content-Disposition", f'attachment; filename="{filename}"')
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):  # the client left early: nothing to tell it
+            self.close_connection = True
+
+    def _token(self) -> str | None:
+        """The token this request carries: header, cookie, or ?token=."""
+        if self.headers.get("X-Kflow-Token"):
+            return self.headers["X-Kflow-Token"]
+        jar = SimpleCookie(self.headers.get("Cookie") or "")
+        if COOKIE in jar:
+            return jar[COOKIE].value
+        query = self.path.split("?", 1)[1] if "?" in self.path else ""
+        for pair in query.split("&"):
+            if pair.startswith("token="):
+                return pair[len("token=") :]
+        return None
+
+    def _refused(self, post: bool) -> str | None:
+        """Why this request may not proceed (Host, Origin, token), or None."""
+        srv = self.server
+        if not srv.host_ok(self.headers.get("Host", "")):
+            return f"Host {self.headers.get('Host')!r} is not this studio; open the address `kflow studio` printed"
+        origin = self.headers.get("Origin")
+        if post and origin is not None and origin not in srv.origins(self.headers.get("Host", "")):
+            return f"requests from {origin} are refused; use the studio's own page"
+        return None
+
+    def _authorised(self) -> bool:
+        token = self._token()
+        return token is not None and hmac.compare_digest(token, self.server.token)
 
     def _json(self, code: int, obj) -> None:
         self._send(code, json.dumps(obj).encode(), "application/json")
 
     def do_GET(self):  # noqa: N802 - http.server's name
-        try:
-            self._get(self.path.split("?", 1)[0].rstrip("/") or "/")
-        except Exception as e:  # noqa: BLE001
-            self._json(500, {"error": one_line(e)})
+        self._handle(self._get, post=False)
 
     def do_POST(self):  # noqa: N802
+        self._handle(self._post, post=True)
+
+    def _handle(self, route, post: bool) -> None:
+        p = self.path.split("?", 1)[0].rstrip("/") or "/"
         try:
-            self._post(self.path.split("?", 1)[0].rstrip("/"))
+            why = self._refused(post)
+            if why:
+                return self._json(403, {"error": why})
+            if p != "/" and not self._authorised():
+                return self._json(
+                    403, {"error": "no valid access token; open the address `kflow studio` printed (it carries one)"}
+                )
+            route(p)
         except Exception as e:  # noqa: BLE001
             self._json(500, {"error": one_line(e)})
 
     def _get(self, p: str) -> None:
         studio, worker = self.server.studio, self.server.worker
         parts = p.strip("/").split("/")
-        if p == "/":
-            return self._send(200, PAGE.read_bytes(), "text/html; charset=utf-8")
+        if p == "/":  # the page; a valid ?token= becomes the page's cookie for its /api requests
+            cookie = self.server.token if self._authorised() else None
+            return self._send(200, PAGE.read_bytes(), "text/html; charset=utf-8", cookie=cookie)
         if p == "/api/facts":
             return self._json(200, self.server.facts)
         if len(parts) == 3 and parts[:2] == ["api", "test"] and parts[2].endswith(".png"):
@@ -166,10 +247,21 @@ class Handler(BaseHTTPRequestHandler):
         self._json(404, {"error": f"no such page: {p}"})
 
     def _post(self, p: str) -> None:
+        parts = p.strip("/").split("/")
+        if len(parts) == 4 and parts[:2] == ["api", "jobs"] and parts[3] == "cancel":
+            job = self.server.worker.cancel(parts[2])
+            if job is None:
+                return self._json(404, {"error": f"job {parts[2]} is unknown or gone"})
+            return self._json(200, job.summary())
         kind = p.removeprefix("/api/")
         if not p.startswith("/api/") or kind not in REQUESTS:
             return self._json(404, {"error": f"no such action: {p}"})
-        length = int(self.headers.get("Content-Length") or 0)
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            return self._json(411, {"error": "send the request with a Content-Length (chunked bodies are not read)"})
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            return self._json(400, {"error": "Content-Length is not a number"})
         if length > MAX_BODY:
             return self._json(413, {"error": f"the upload is {length / 2**20:.1f} MiB; images up to 12 MiB are taken"})
         try:
@@ -182,22 +274,52 @@ class Handler(BaseHTTPRequestHandler):
             req = REQUESTS[kind].parse(body, self.server.studio.path.num_bands)
         except RequestError as e:
             return self._json(400, {"error": str(e)})
-        job = self.server.worker.submit(kind, req)
+        try:
+            job = self.server.worker.submit(kind, req)
+        except RequestError as e:
+            return self._json(429, {"error": str(e)})
         self._json(202, {"job": job.id})
 
 
 class StudioServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # the listen backlog (the default 5 reset connections under load)
 
-    def __init__(self, studio: Studio, host: str = "127.0.0.1", port: int = 8765, log=print):
+    def __init__(self, studio: Studio, host: str = "127.0.0.1", port: int = 8765, log=print, token: str | None = None):
         super().__init__((host, port), Handler)
         self.studio, self.facts = studio, studio.facts()
         self.worker = Worker(studio, log)
+        self.token = token or secrets.token_urlsafe(24)
+        self.bind_host = host
 
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
         return f"http://{host}:{port}/"
+
+    @property
+    def open_url(self) -> str:
+        """The address to open: the page with the access token."""
+        return f"{self.url}?token={self.token}"
+
+    def host_ok(self, host_header: str) -> bool:
+        """Host names this server: a loopback name with its port (a DNS-rebinding page sends its own
+        name). Bound to every interface (--host 0.0.0.0), any name reaching it is the user's choice."""
+        port = self.server_address[1]
+        if self.bind_host in ("0.0.0.0", "::"):
+            return True
+        names = {"127.0.0.1", "localhost", "[::1]", self.bind_host}
+        return host_header in {f"{n}:{port}" for n in names}
+
+    def origins(self, host_header: str) -> set[str]:
+        return {f"http://{host_header}"}
+
+    def handle_error(self, request, client_address):  # a client that left early is not an error
+        import sys
+
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
 
 
 def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8765, device="cpu") -> None:
@@ -209,7 +331,7 @@ def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8765, device
         raise KFlowError(f"cannot listen on {host}:{port} ({e.strerror}); pass --port N (0 picks a free one)") from None
     f = server.facts
     print(f"kflow studio: {f['kind']} ({f['transform']}), step {f['step']}, run {run_dir}")
-    print(f"kflow studio: open {server.url}  (Ctrl-C stops it)", flush=True)
+    print(f"kflow studio: open {server.open_url}  (Ctrl-C stops it)", flush=True)
     try:
         server.serve_forever()
     finally:

@@ -44,7 +44,8 @@ def wait_for(drv, cond, timeout=120):
 def npz_offered(drv, server) -> tuple[str, dict]:
     """The job of the .npz the page links to, and its arrays (fetched as a user's download would be)."""
     link = drv.find_element("id", "download-npz")
-    with urllib.request.urlopen(link.get_attribute("href"), timeout=30) as r:
+    req = urllib.request.Request(link.get_attribute("href"), headers={"X-Kflow-Token": server.token})
+    with urllib.request.urlopen(req, timeout=30) as r:
         z = np.load(io.BytesIO(r.read()), allow_pickle=False)
         return link.get_attribute("data-job"), {k: z[k] for k in z.files}
 
@@ -64,7 +65,7 @@ def finished(drv, previous=None):
 
 def test_generate_keep_band_0_redraw_the_rest(browser, server):
     d = browser
-    d.get(server.url)
+    d.get(server.open_url)  # the printed address, with its token
     wait_for(d, lambda d: "K-Flow" in d.find_element("id", "facts-line").text)
     d.find_element("id", "gen-n").clear()
     d.find_element("id", "gen-n").send_keys("6")
@@ -89,7 +90,7 @@ def test_generate_keep_band_0_redraw_the_rest(browser, server):
 
 def test_a_non_image_upload_is_an_error_on_the_page(browser, server, tmp_path):
     d = browser
-    d.get(server.url)
+    d.get(server.open_url)
     wait_for(d, lambda d: "K-Flow" in d.find_element("id", "facts-line").text)
     d.find_element("id", "tab-edit").click()
     bogus = tmp_path / "notes.png"
@@ -99,7 +100,8 @@ def test_a_non_image_upload_is_an_error_on_the_page(browser, server, tmp_path):
     wait_for(d, lambda d: d.find_element("id", "error").text)
     assert "not an image" in d.find_element("id", "error").text
     # the server is still answering, and the page still works
-    with urllib.request.urlopen(server.url + "api/facts", timeout=10) as r:
+    facts = urllib.request.Request(server.url + "api/facts", headers={"X-Kflow-Token": server.token})
+    with urllib.request.urlopen(facts, timeout=10) as r:
         assert json.loads(r.read())["num_bands"] == 3
     d.find_element("id", "tab-generate").click()
     d.find_element("id", "generate").click()

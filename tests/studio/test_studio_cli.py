@@ -21,15 +21,16 @@ def test_serves_and_prints_its_address(run):
         env=env,
     )
     try:
-        url = None
+        url = token = None
         for _ in range(10):
             line = p.stdout.readline()
-            m = re.search(r"open (http://127\.0\.0\.1:\d+/)", line)
+            m = re.search(r"open (http://127\.0\.0\.1:\d+/)\?token=(\S+)", line)
             if m:
-                url = m.group(1)
+                url, token = m.groups()
                 break
         assert url, "no address printed"
-        with urllib.request.urlopen(url + "api/facts", timeout=30) as r:
+        req = urllib.request.Request(url + "api/facts", headers={"X-Kflow-Token": token})
+        with urllib.request.urlopen(req, timeout=30) as r:
             assert json.loads(r.read())["num_bands"] == 3
     finally:
         p.terminate()
