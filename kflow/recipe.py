@@ -154,6 +154,30 @@ class LoadedRun:
             raise ConfigError(f"{what} of runs trained with transform.band_scale is not supported; use another run")
 
 
+def check_belongs(saved: dict, run_dir: Path, name: str) -> None:
+    """A checkpoint inside a run folder must be that run's (a copied-in checkpoint of another width or
+    another conditioning would be used without a word): its config against the run's config.json."""
+    import json
+
+    from .config import run_difference
+    from .utils.checkpoint import CheckpointError
+
+    own = run_dir / "config.json"
+    if not own.is_file():
+        return
+    try:
+        run_cfg = json.loads(own.read_text())
+    except (OSError, ValueError):
+        raise CheckpointError(f"{own} is not readable JSON; restore it or load the checkpoint by its file") from None
+    diff = run_difference(run_cfg, saved)
+    if diff:
+        key, theirs, ours = diff
+        raise CheckpointError(
+            f"{name} belongs to another run ({key} is {ours!r} in it, {theirs!r} in {own}); remove it from "
+            f"{run_dir / 'checkpoints'} or give the checkpoint of the right run"
+        )
+
+
 def load_run(checkpoint: str | Path, device="cpu", weights: str = "ema") -> LoadedRun:
     """Rebuild model and path from a checkpoint (its config is stored inside it)."""
     from .utils.checkpoint import CheckpointError, load_checkpoint, load_latest_checkpoint, load_state
@@ -167,9 +191,10 @@ def load_run(checkpoint: str | Path, device="cpu", weights: str = "ema") -> Load
         checkpoint = ck.path
     else:
         ck = load_checkpoint(checkpoint)
+    run_dir = checkpoint.parent.parent
+    check_belongs(ck.meta.get("config", {}), run_dir, checkpoint.name)
     cfg = Config.from_dict(ck.meta["config"])
     shape = tuple(ck.meta["shape"])
-    run_dir = checkpoint.parent.parent
     transform = make_transform(cfg, shape, None, run_dir / "pca.safetensors")
     path = make_path(cfg, transform)
     model = make_model(cfg, shape, int(ck.meta["num_classes"]), path)

@@ -1,43 +1,17 @@
 """The run-folder policy: a folder holds one run. A new run refuses a folder that holds one (unless
-told to overwrite it); --resume continues it only with the settings it was started with."""
+told to overwrite it); --resume continues it only with the settings it was started with (which
+settings make a run: config.run_difference)."""
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
+from ..config import run_difference
 from ..utils.errors import TrainingError
 
-# settings a resumed run may change: when and where it runs, how it reports, how long it goes on
-RESUMABLE = (
-    "out_dir",
-    "train.steps",
-    "train.max_minutes",
-    "train.log_every",
-    "train.ckpt_every",
-    "train.sample_every",
-    "train.keep_checkpoints",
-    "train.device",
-    "train.compile",
-    "train.amp",
-    "train.nonfinite",
-    "sample.",
-)
-# filled in from the data and the path when the model is built, not chosen by the user
-DERIVED = ("in_channels", "image_size", "num_classes", "band_edges", "band_windows")
 # what a run writes into its folder
 RUN_FILES = ("checkpoints", "config.json", "log.csv", "samples", "tensorboard", "pca.safetensors")
-
-
-def flat(d: dict, prefix: str = "") -> dict:
-    """{"train": {"lr": 1}} -> {"train.lr": 1}, the form overrides and RESUMABLE use."""
-    out = {}
-    for key, value in d.items():
-        if isinstance(value, dict):
-            out.update(flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 def claim_folder(out: Path, resume: bool, overwrite: bool) -> None:
@@ -60,14 +34,11 @@ def claim_folder(out: Path, resume: bool, overwrite: bool) -> None:
 
 
 def check_same_run(saved: dict, now: dict, where: str) -> None:
-    """--resume continues the same run: every setting but the RESUMABLE ones as it was saved.
-    Keys newer than the run (absent from `saved`) take their defaults."""
-    old, new = flat(saved), flat(now)
-    for key, value in new.items():
-        if key not in old or key.startswith(RESUMABLE) or key.rsplit(".", 1)[-1] in DERIVED:
-            continue
-        if old[key] != value:
-            raise TrainingError(
-                f"--resume: {key} was {old[key]!r} in this run ({where}), the config now says {value!r}; "
-                "resume with the run's own settings or train into a new out_dir"
-            )
+    """--resume continues the same run: every setting but the RESUMABLE ones as it was saved."""
+    diff = run_difference(saved, now)
+    if diff:
+        key, old, new = diff
+        raise TrainingError(
+            f"--resume: {key} was {old!r} in this run ({where}), the config now says {new!r}; "
+            "resume with the run's own settings or train into a new out_dir"
+        )

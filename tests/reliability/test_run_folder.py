@@ -57,3 +57,24 @@ def test_resume_may_extend_the_run_and_overwrite_by_name_replaces_it(run, capsys
     assert '"seed": 5' in (run / "config.json").read_text()
     rows = (run / "log.csv").read_text().splitlines()
     assert rows[0].startswith("step,") and [r.split(",")[0] for r in rows[1:]] == ["2"]  # a fresh log
+
+
+@pytest.mark.parametrize("change", ["model.unet.channels=8", "data.labels=false"])
+def test_a_checkpoint_copied_in_from_another_run_is_refused(tmp_path, change, capsys):
+    """Another width or another conditioning: `kflow sample RUN` and `kflow inspect` refuse it in one
+    line instead of using it."""
+    import shutil
+
+    from kflow.cli.main import main
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    common = ["train.steps=2", "train.ckpt_every=2"]
+    assert main(["train", str(TINY), f"out_dir={a}", *common]) == 0
+    assert main(["train", str(TINY), f"out_dir={b}", *common, "train.steps=4", change, "train.ckpt_every=4"]) == 0
+    shutil.copy(b / "checkpoints" / "ckpt-00000004.safetensors", a / "checkpoints")  # newer than a's own
+    capsys.readouterr()
+    assert main(["sample", str(a), "--n", "2", "--steps", "6", "--out", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "belongs to another run" in err and "\n" not in err
+    assert main(["inspect", "strip", str(a), "--n", "2", "--steps", "6", "--out", str(tmp_path / "i")]) == 2
+    assert "belongs to another run" in capsys.readouterr().err
