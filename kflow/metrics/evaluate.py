@@ -34,24 +34,46 @@ def reference_features(
     root: str | None = None,
     image_size: int | None = 32,
 ) -> tuple[Tensor, Tensor | None]:
-    """Features (and labels) of a real split; cached as safetensors under KFLOW_CACHE."""
-    from safetensors.torch import load_file, save_file
+    """Features (and labels) of a real split; cached as safetensors under KFLOW_CACHE with a checksum
+    of every tensor. A cache file that is truncated or altered is recomputed (and says so), never
+    used: its bytes would change the FD without a word."""
+    from safetensors.torch import save_file
 
     from ..data import load_dataset
     from ..utils.atomic import atomic_write
+    from ..utils.checkpoint import digest
 
     name = f"ref-{dataset}-{split}-{image_size}-{classifier_digest(classifier_path)}.safetensors"
     path = cache_dir() / "refstats" / name
     if path.exists():
-        d = load_file(path)
-        return d["features"], d.get("labels")
+        cached = _read_checked(path)
+        if cached is not None:
+            return cached.get("features"), cached.get("labels")
+        print(f"the cached reference features {path} are damaged; recomputing them")
     data = load_dataset(dataset, split, root, image_size)
     feats = classifier.embed(data.x)
     tensors = {"features": feats.contiguous()}
     if data.y is not None:
         tensors["labels"] = data.y.contiguous()
-    atomic_write(path, lambda tmp: save_file(tensors, str(tmp)))
+    meta = {f"digest.{k}": digest(v) for k, v in tensors.items()}
+    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
     return feats, data.y
+
+
+def _read_checked(path: Path) -> dict | None:
+    """The tensors of a cache file whose every tensor matches its stored checksum, else None."""
+    from ..utils.atomic import open_safetensors
+    from ..utils.checkpoint import digest
+
+    try:
+        with open_safetensors(path) as f:
+            meta = f.metadata() or {}
+            out = {k: f.get_tensor(k) for k in f.keys()}
+    except (ValueError, OSError):
+        return None
+    if "features" not in out or any(meta.get(f"digest.{k}") != digest(v) for k, v in out.items()):
+        return None
+    return out
 
 
 @dataclass

@@ -80,3 +80,26 @@ def test_classifier_learns_digits(tmp_path):
     m = train_classifier("digits", tmp_path / "c.safetensors", epochs=4, image_size=8, log=lambda s: None)
     assert m.info.test_accuracy > 0.85
     assert FeatureClassifier.load(tmp_path / "c.safetensors").info.test_accuracy == m.info.test_accuracy
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate"])
+def test_damaged_reference_caches_are_recomputed_not_used(tmp_path, monkeypatch, capsys, damage):
+    """Altered bytes would change the FD without a word; a truncated file would be a library error."""
+    from kflow.metrics import reference_features, train_classifier
+
+    monkeypatch.setenv("KFLOW_CACHE", str(tmp_path / "cache"))
+    m = train_classifier("digits", tmp_path / "c.safetensors", epochs=1, image_size=8, log=lambda s: None)
+    ref, _ = reference_features(m, tmp_path / "c.safetensors", "digits", "test", image_size=8)
+    (cached,) = (tmp_path / "cache" / "refstats").glob("*.safetensors")
+    data = bytearray(cached.read_bytes())
+    if damage == "flip":
+        data[-7] ^= 0x40  # one bit of one feature
+    else:
+        data = data[: len(data) // 2]
+    cached.write_bytes(bytes(data))
+    capsys.readouterr()
+    again, _ = reference_features(m, tmp_path / "c.safetensors", "digits", "test", image_size=8)
+    assert "damaged; recomputing" in capsys.readouterr().out
+    assert torch.equal(again, ref)
+    third, _ = reference_features(m, tmp_path / "c.safetensors", "digits", "test", image_size=8)  # cached again
+    assert torch.equal(third, ref) and "damaged" not in capsys.readouterr().out
