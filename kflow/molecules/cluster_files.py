@@ -1,4 +1,9 @@
-"""The cluster files: one safetensors file per split (flat arrays + offsets) and a JSON manifest."""
+"""The cluster files: one safetensors file per split (flat arrays + offsets) and a JSON manifest.
+
+The splits belong together: the manifest, written last, holds every split file's sha256, and a
+reader refuses a split that does not match it. A rebuild killed half-way (or stopped by a full
+disk) therefore leaves a set that is refused as a whole, never new train files beside old test ones.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +25,8 @@ def save_clusters(out: str | Path, splits: dict[str, list[Cluster]], info: dict)
     from ..utils.atomic import atomic_write, atomic_write_json
 
     out = Path(out)
-    counts = {}
+    counts, sums = {}, {}
+    (out / "manifest.json").unlink(missing_ok=True)  # the old set is no longer whole from here on
     for split, clusters in splits.items():
         sizes = np.array([c.numbers.shape[1] for c in clusters], dtype=np.int64)
         flat = lambda key: (
@@ -36,12 +42,23 @@ def save_clusters(out: str | Path, splits: dict[str, list[Cluster]], info: dict)
         }
         meta = {"names": json.dumps([c.name for c in clusters]), "smiles": json.dumps([c.smiles for c in clusters])}
         atomic_write(out / f"{split}.safetensors", lambda tmp, t=tensors, m=meta: save_file(t, str(tmp), metadata=m))
+        sums[split] = _sha256(out / f"{split}.safetensors")
         counts[split] = {
             "clusters": len(clusters),
             "molecules": len({c.smiles for c in clusters}),
             "crystals": len({c.name for c in clusters}),
         }
-    atomic_write_json(out / "manifest.json", dict(info, counts=counts))
+    atomic_write_json(out / "manifest.json", dict(info, counts=counts, sha256=sums))
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def load_clusters(folder: str | Path, split: str) -> list[Cluster]:
@@ -52,6 +69,14 @@ def load_clusters(folder: str | Path, split: str) -> list[Cluster]:
     path = Path(folder) / f"{split}.safetensors"
     if not path.is_file():
         raise DataError(f"{path} does not exist; build the set with `kflow data molecules --out {folder}`")
+    manifest = Path(folder) / "manifest.json"
+    rebuild = f"rebuild it with `kflow data molecules --out {folder}`"
+    try:
+        sums = json.loads(manifest.read_text())["sha256"]
+    except (OSError, ValueError, KeyError):
+        raise DataError(f"{folder} has no complete manifest (a build was interrupted?); {rebuild}") from None
+    if sums.get(split) != _sha256(path):
+        raise DataError(f"{path} does not belong to the set its manifest describes (a mixed build); {rebuild}")
     with open_safetensors(path) as f:
         meta = f.metadata()
         sizes = f.get_tensor("atoms_per_molecule").numpy()

@@ -123,3 +123,32 @@ def test_real_crystals_build_and_cache(tmp_path):
     assert len(back) == len(splits["train"])
     np.testing.assert_array_equal(back[3].target, splits["train"][3].target)
     np.testing.assert_array_equal(back[3].numbers, splits["train"][3].numbers)
+
+
+def test_a_mixed_or_unfinished_build_is_refused(tmp_path):
+    """A rebuild stopped after its train split: the new train file beside the old val/test files is
+    refused as a whole, and so is a folder whose manifest never got written."""
+    from kflow.utils.errors import DataError
+
+    clusters = [
+        Cluster(
+            "x",
+            "C",
+            np.ones((17, 2), dtype=np.int64),
+            np.random.default_rng(i).normal(size=(17, 2, 3)),
+            np.zeros((17, 2, 3)),
+        )
+        for i in range(3)
+    ]
+    out = tmp_path / "set"
+    save_clusters(out, {"train": clusters[:2], "test": clusters[2:]}, {"source": "test"})
+    assert len(load_clusters(out, "train")) == 2
+    old_test = (out / "test.safetensors").read_bytes()
+    save_clusters(out, {"train": clusters[1:], "test": clusters[:1]}, {"source": "test"})  # a second build ...
+    (out / "test.safetensors").write_bytes(old_test)  # ... whose test split is the first build's
+    with pytest.raises(DataError, match="does not belong to the set"):
+        load_clusters(out, "test")
+    assert len(load_clusters(out, "train")) == 2
+    (out / "manifest.json").unlink()
+    with pytest.raises(DataError, match="no complete manifest"):
+        load_clusters(out, "train")
