@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -170,7 +171,7 @@ def validate(cfg: Config) -> None:
     for key, value, ok in [
         ("train.steps", t.steps, t.steps >= 1),
         ("train.batch_size", t.batch_size, t.batch_size >= 1),
-        ("train.lr", t.lr, t.lr > 0),
+        ("train.lr", t.lr, 0 < t.lr < math.inf),
         ("train.warmup", t.warmup, t.warmup >= 0),
         ("train.ema_decay", t.ema_decay, 0 <= t.ema_decay < 1),
         ("train.grad_clip", t.grad_clip, t.grad_clip >= 0),
@@ -192,7 +193,7 @@ def validate(cfg: Config) -> None:
         ("model.dit.patch_size", cfg.model.dit.patch_size, cfg.model.dit.patch_size >= 1),
     ]:
         if not ok:
-            raise ConfigError(f"{key}={value!r} is out of range")
+            raise ConfigError(f"{key}={value!r} is out of range (or not a finite number)")
 
 
 def build(cls, d: dict):
@@ -299,7 +300,9 @@ def read_config_file(path: str | Path, _seen: tuple = ()) -> dict:
     if path.resolve() in _seen:
         raise ConfigError(f"config {path} includes itself through 'base'")
     try:
-        d = yaml.safe_load(path.read_text())
+        d = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path} is not UTF-8 text (byte {e.start} is not); save it as UTF-8") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
     if d is None:

@@ -93,7 +93,10 @@ def _read_idx(path: Path) -> tuple[np.ndarray, bytes]:
 
 
 def fashion_mnist_root() -> Path | None:
-    for root in [os.environ.get("KFLOW_DATA"), FASHION_MNIST_DEBIAN]:
+    env = os.environ.get("KFLOW_DATA")
+    if env and not Path(env).is_dir():
+        raise DataError(f"KFLOW_DATA={env} is not a folder; point it at the folder holding the dataset files")
+    for root in [env, FASHION_MNIST_DEBIAN]:
         if root:
             for cand in (Path(root), Path(root) / "fashion-mnist", Path(root) / "fashion_mnist"):
                 if (cand / "train-images-idx3-ubyte.gz").exists() or (cand / "train-images-idx3-ubyte").exists():

@@ -114,8 +114,19 @@ class Trainer:
         if resume:
             ck = load_latest_checkpoint(self.ckpt_dir)  # verified: a corrupted newest one is skipped
             if ck is None:
+                others = sorted(p.name for p in self.ckpt_dir.glob("*.safetensors"))
+                if others:  # renamed or foreign files: resuming from step 0 beside them would be a surprise
+                    raise TrainingError(
+                        f"--resume: {self.ckpt_dir} holds {', '.join(others[:3])} but no ckpt-<8-digit step>"
+                        ".safetensors; rename the checkpoint back to that form, or train into a new out_dir"
+                    )
                 if (self.out / "config.json").exists():  # killed before its first checkpoint
-                    saved = json.loads((self.out / "config.json").read_text())
+                    try:
+                        saved = json.loads((self.out / "config.json").read_text(encoding="utf-8"))
+                    except ValueError:  # not UTF-8, or not JSON
+                        raise TrainingError(
+                            f"{self.out / 'config.json'} is not readable JSON; restore it or train into a new out_dir"
+                        ) from None
                     check_same_run(saved, cfg.to_dict(), "config.json")
                 if self.rank == 0:
                     print(f"no checkpoint in {self.ckpt_dir}; starting from step 0")

@@ -1,0 +1,54 @@
+"""Unclear messages made clear: one line that names the file or option and the fix."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from kflow.cli.main import main
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = str(ROOT / "configs" / "digits_tiny.yaml")
+
+
+def err_of(capsys, *argv) -> str:
+    capsys.readouterr()
+    assert main([str(a) for a in argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0, err
+    return err
+
+
+def test_invalid_utf8_in_a_yaml_config(tmp_path, capsys):
+    bad = tmp_path / "c.yaml"
+    bad.write_bytes(b"train: {steps: 3}\n# caf\xe9\n")
+    assert "is not UTF-8 text" in err_of(capsys, "train", bad, f"out_dir={tmp_path / 'r'}")
+
+
+def test_an_infinite_learning_rate(tmp_path, capsys):
+    assert "train.lr=inf is out of range" in err_of(capsys, "train", TINY, "train.lr=1e400", f"out_dir={tmp_path}")
+
+
+def test_kflow_data_pointing_at_a_file(tmp_path, capsys, monkeypatch):
+    f = tmp_path / "f"
+    f.write_text("x")
+    monkeypatch.setenv("KFLOW_DATA", str(f))
+    err = err_of(capsys, "train", TINY, "data.name=fashion_mnist", f"out_dir={tmp_path / 'r'}")
+    assert "KFLOW_DATA" in err and "is not a folder" in err
+
+
+def test_renamed_checkpoints_are_not_silently_ignored_on_resume(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(["train", TINY, f"out_dir={out}", "train.steps=2", "train.ckpt_every=2"]) == 0
+    ck = out / "checkpoints" / "ckpt-00000002.safetensors"
+    shutil.move(ck, ck.with_name("best.safetensors"))
+    err = err_of(capsys, "train", TINY, f"out_dir={out}", "train.steps=4", "--resume")
+    assert "best.safetensors" in err and "rename the checkpoint back" in err
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe{", b"{not json"])
+def test_a_damaged_config_json_on_resume(tmp_path, capsys, content):
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "config.json").write_bytes(content)
+    assert "is not readable JSON" in err_of(capsys, "train", TINY, f"out_dir={out}", "--resume")
