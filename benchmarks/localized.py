@@ -44,6 +44,7 @@ def main():
     ap.add_argument("--classifier", default="classifiers/fashion_mnist.safetensors")
     ap.add_argument("--speed", action="store_true", help="only the wall-clock table (untrained weights time the same)")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--figure", default=None, help="write the FD-against-GFLOPs frontier here (PNG)")
     args = ap.parse_args()
     rows = args.rows.split(",")
     if args.speed:
@@ -89,6 +90,32 @@ def main():
         f"classifier test accuracy {env.clf.info.test_accuracy:.4f}"
     )
     report(head, table, results, args.out)
+    if args.figure:
+        figure(results, args.figure)
+
+
+def figure(results: list[dict], out: str) -> None:
+    """FD against sampling GFLOPs per image, one line per row (log-scaled cost)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for row in dict.fromkeys(r["row"] for r in results):
+        pts = sorted((r["sample_gflops"], r["fd"], r["nfe"]) for r in results if r["row"] == row)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=row, lw=2 if row == FM else 1.2)
+        for g, fd, nfe in pts:
+            ax.annotate(str(nfe), (g, fd), textcoords="offset points", xytext=(3, 3), fontsize=7)
+    ax.set_xscale("log")
+    ax.set_xlabel("sampling GFLOPs per image (labels: NFE)")
+    ax.set_ylabel("FD (lower is better)")
+    ax.set_title("Band-localized compute against tuned flow matching")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
 
 
 def compare(results: list[dict]) -> None:
