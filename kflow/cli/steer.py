@@ -11,18 +11,26 @@ from .args import nonneg_float, nonneg_int, positive_float, positive_int
 
 
 def _save(out: Path, grid_rows: list[torch.Tensor], arrays: dict, what: str) -> None:
+    import numpy as np
+
     from ..sampling.to_files import to_uint8
-    from ..utils.atomic import atomic_write_npz
-    from ..viz.images import save_image_grid
+    from ..utils.atomic import write_together
+    from ..viz.images import grid_image
 
     if any(not torch.isfinite(r).all() for r in grid_rows):
         raise ValueError(f"{what} produced NaN/Inf values; nothing written (try more steps)")
     n = len(grid_rows[0])
     images = torch.stack(grid_rows, 1).reshape(-1, *grid_rows[0].shape[1:])  # one row per input
-    png = save_image_grid(images, out / f"{what}.png", nrow=n, scale=3)
+    im = grid_image(images, n, 3)
     arrays = {k: to_uint8(v) if isinstance(v, torch.Tensor) else v for k, v in arrays.items()}
-    atomic_write_npz(out / f"{what}.npz", arrays)
-    print(f"{n} images -> {png} and {out / f'{what}.npz'}")
+
+    def npz(tmp):
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+
+    png, data = out / f"{what}.png", out / f"{what}.npz"
+    write_together({png: lambda tmp: im.save(tmp, format="PNG"), data: npz})  # one job's pair, never two jobs'
+    print(f"{n} images -> {png} and {data}")
 
 
 def run_edit(args) -> None:

@@ -43,6 +43,27 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
             os.close(dfd)
 
 
+def write_together(writers: dict[Path, Callable[[Path], None]]) -> None:
+    """Files that belong together (a picture and its arrays): all are written to temporary names
+    first, and only when every one is written do they replace the old set. A failure while writing
+    leaves the old set untouched; the old set is removed before the new one moves in, so no reader
+    ever finds one file of each."""
+    staged = {}
+    try:
+        for path, write in writers.items():
+            path = Path(path)
+            atomic_write(path.with_name(f".{path.name}.new"), write)
+            staged[path] = path.with_name(f".{path.name}.new")
+    except BaseException:
+        for tmp in staged.values():
+            tmp.unlink(missing_ok=True)
+        raise
+    for path in staged:
+        path.unlink(missing_ok=True)
+    for path, tmp in staged.items():
+        os.replace(tmp, path)
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(text))
 

@@ -46,3 +46,21 @@ def test_open_safetensors_refuses_pickles_and_garbage(tmp_path):
         pass
     with pytest.raises(FileNotFoundError, match="does not exist"), open_safetensors(tmp_path / "none"):
         pass
+
+
+def test_files_that_belong_together_are_replaced_together(tmp_path):
+    from kflow.utils.atomic import write_together
+
+    a, b = tmp_path / "edit.png", tmp_path / "edit.npz"
+    write_together({a: lambda t: t.write_text("old png"), b: lambda t: t.write_text("old npz")})
+
+    def full_disk(tmp):
+        tmp.write_text("half")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError):  # the second file fails: the old pair stays, whole
+        write_together({a: lambda t: t.write_text("new png"), b: full_disk})
+    assert (a.read_text(), b.read_text()) == ("old png", "old npz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["edit.npz", "edit.png"]
+    write_together({a: lambda t: t.write_text("new png"), b: lambda t: t.write_text("new npz")})
+    assert (a.read_text(), b.read_text()) == ("new png", "new npz")
