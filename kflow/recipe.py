@@ -178,6 +178,22 @@ def check_belongs(saved: dict, run_dir: Path, name: str) -> None:
         )
 
 
+def remove_dead_temp_files(run_dir: Path) -> None:
+    """Temp files a killed checkpoint writer left in the run's checkpoints/: removed when no command
+    holds the run (a training that does hold it may be writing one right now)."""
+    from .utils.lock import FolderBusy, FolderLock
+
+    stale = list((run_dir / "checkpoints").glob(".ckpt-*.tmp"))
+    if not stale:
+        return
+    try:
+        with FolderLock(run_dir):
+            for p in stale:
+                p.unlink(missing_ok=True)
+    except (FolderBusy, OSError):  # in use, or read-only: leave them
+        pass
+
+
 def load_run(checkpoint: str | Path, device="cpu", weights: str = "ema") -> LoadedRun:
     """Rebuild model and path from a checkpoint (its config is stored inside it)."""
     from .utils.checkpoint import CheckpointError, load_checkpoint, load_latest_checkpoint, load_state
@@ -185,6 +201,7 @@ def load_run(checkpoint: str | Path, device="cpu", weights: str = "ema") -> Load
     checkpoint = Path(checkpoint)
     if checkpoint.is_dir():  # a run folder or its checkpoints folder: the newest sound checkpoint
         folder = checkpoint / "checkpoints" if (checkpoint / "checkpoints").is_dir() else checkpoint
+        remove_dead_temp_files(folder.parent if folder.name == "checkpoints" else folder)
         ck = load_latest_checkpoint(folder)
         if ck is None:
             raise CheckpointError(f"no usable checkpoint in {folder}; give a ckpt-*.safetensors file")

@@ -46,9 +46,13 @@ def run_molecules(args) -> None:
         seed=args.seed,
         skipped=skipped,
     )
+    from pathlib import Path
+
     from ..utils.lock import FolderLock
 
     with FolderLock(args.out, "--out folder"):
+        for stale in Path(args.out).glob(".*.tmp"):  # left by a killed build; nobody else writes here now
+            stale.unlink(missing_ok=True)
         save_clusters(args.out, splits, info)
     print(f"{len(crystals)} crystals, {len(skipped)} skipped ({', '.join(sorted(set(skipped.values())))})")
     for split, clusters in splits.items():

@@ -74,3 +74,20 @@ def test_an_output_path_that_is_a_file_or_unwritable_is_one_line(tmp_path):
         FolderLock(f, "--out folder").acquire()
     with pytest.raises(Exception, match="cannot write to"):
         FolderLock(f / "below", "--out folder").acquire()
+
+
+def test_temp_files_of_a_killed_writer_go_when_the_run_is_next_used(tmp_path):
+    """A checkpoint write killed mid-way leaves a temp file; the next command that uses the run
+    removes it, unless a training holds the run (it may be writing that very file)."""
+    from kflow.cli.main import main
+    from kflow.recipe import load_run
+
+    out = tmp_path / "run"
+    assert main(["train", str(TINY), f"out_dir={out}", "train.steps=2", "train.ckpt_every=2"]) == 0
+    dead = out / "checkpoints" / ".ckpt-00000004.safetensors.x1y2.tmp"
+    dead.write_bytes(b"\0" * 1000)
+    with FolderLock(out):  # a training holds the run: left alone
+        load_run(out)
+        assert dead.exists()
+    assert main(["sample", str(out), "--n", "2", "--steps", "6", "--out", str(tmp_path / "s")]) == 0
+    assert not dead.exists()
