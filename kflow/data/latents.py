@@ -16,7 +16,6 @@ seed + shard index, so a resumed or distributed encoding writes the same bytes a
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -25,21 +24,13 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ..utils.atomic import atomic_write, atomic_write_json, open_safetensors
+from ..utils.atomic import atomic_write, atomic_write_json, file_sha256, open_safetensors
 from ..utils.devices import join_processes
 from ..utils.errors import DataError
 from .image_data import ImageData
 
 STORES = ("mean_std", "mean", "sample")
 MANIFEST = "manifest.json"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def vae_files(folder: str | Path) -> tuple[Path, Path]:
@@ -151,8 +142,8 @@ def encode_dataset(
         n=len(data),
         image_shape=[C, H, W],
         vae=str(Path(vae_dir).resolve()),
-        vae_config_sha256=_sha256(config_file),
-        vae_weights_sha256=_sha256(weights),
+        vae_config_sha256=file_sha256(config_file),
+        vae_weights_sha256=file_sha256(weights),
         scale=scale,
         store=store,
         seed=seed,

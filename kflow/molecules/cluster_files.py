@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..utils.atomic import file_sha256
 from ..utils.errors import DataError
 from .clusters import Cluster
 from .crystals import CLUSTER_SIZE
@@ -42,23 +43,13 @@ def save_clusters(out: str | Path, splits: dict[str, list[Cluster]], info: dict)
         }
         meta = {"names": json.dumps([c.name for c in clusters]), "smiles": json.dumps([c.smiles for c in clusters])}
         atomic_write(out / f"{split}.safetensors", lambda tmp, t=tensors, m=meta: save_file(t, str(tmp), metadata=m))
-        sums[split] = _sha256(out / f"{split}.safetensors")
+        sums[split] = file_sha256(out / f"{split}.safetensors")
         counts[split] = {
             "clusters": len(clusters),
             "molecules": len({c.smiles for c in clusters}),
             "crystals": len({c.name for c in clusters}),
         }
     atomic_write_json(out / "manifest.json", dict(info, counts=counts, sha256=sums))
-
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def load_clusters(folder: str | Path, split: str) -> list[Cluster]:
@@ -75,7 +66,7 @@ def load_clusters(folder: str | Path, split: str) -> list[Cluster]:
         sums = json.loads(manifest.read_text())["sha256"]
     except (OSError, ValueError, KeyError):
         raise DataError(f"{folder} has no complete manifest (a build was interrupted?); {rebuild}") from None
-    if sums.get(split) != _sha256(path):
+    if sums.get(split) != file_sha256(path):
         raise DataError(f"{path} does not belong to the set its manifest describes (a mixed build); {rebuild}")
     with open_safetensors(path) as f:
         meta = f.metadata()

@@ -14,6 +14,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file's bytes, read in 4 MiB blocks (shards and splits can be large)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
