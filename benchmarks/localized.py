@@ -36,6 +36,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", default=ROWS)
     ap.add_argument("--steps", type=int, default=PROFILES["cpu"]["steps"])
+    ap.add_argument("--fm-steps", type=int, default=None, help="FM's steps when they differ (equal training FLOPs)")
     ap.add_argument("--n", type=int, default=2000, help="samples per cell")
     ap.add_argument("--fm-nfe", default=FM_NFE)
     ap.add_argument("--nfe", default=KFLOW_NFE, help="Euler NFE of the K-Flow rows")
@@ -45,6 +46,7 @@ def main():
     ap.add_argument("--speed", action="store_true", help="only the wall-clock table (untrained weights time the same)")
     ap.add_argument("--out", default=None)
     ap.add_argument("--figure", default=None, help="write the FD-against-GFLOPs frontier here (PNG)")
+    ap.add_argument("--also", default=None, help="a further result (.json) whose K-Flow rows join the figure")
     args = ap.parse_args()
     rows = args.rows.split(",")
     if args.speed:
@@ -53,7 +55,8 @@ def main():
     noise = torch.randn(args.n, 1, 32, 32, generator=torch.Generator().manual_seed(args.seed))
     results = []
     for row in rows:
-        cfg = row_config(row, "cpu", args.steps, args.seed, args.work)
+        steps = args.fm_steps if row.startswith("fm") and args.fm_steps else args.steps
+        cfg = row_config(row, "cpu", steps, args.seed, args.work)
         tr = TrainedRow(cfg, env.device)
         run = tr.run
         train_gflops = training_flops_per_image(run.model, run.path, cfg.train.k_density) / 1e9
@@ -72,7 +75,7 @@ def main():
                     train_gflops=train_gflops,
                     train_s=tr.train_s,
                     train_images_per_s=tr.images_per_s,
-                    steps=args.steps,
+                    steps=steps,
                     n=args.n,
                 )
 
@@ -85,13 +88,18 @@ def main():
         ["row", "nfe", "sample_gflops", "fd", "precision", "recall", "fm_fd_at_flops", "fd_vs_fm", "train_gflops"],
     )
     head = (
-        f"hardware: {env.hardware}; CPU profile: {args.steps} steps x batch {PROFILES['cpu']['batch']}, "
+        f"hardware: {env.hardware}; CPU profile: {args.steps} steps (FM {args.fm_steps or args.steps}) "
+        f"x batch {PROFILES['cpu']['batch']}, "
         f"{args.n} samples per cell (noise seed {args.seed}); Euler on each row's grid; "
         f"classifier test accuracy {env.clf.info.test_accuracy:.4f}"
     )
     report(head, table, results, args.out)
     if args.figure:
-        figure(results, args.figure)
+        extra = []
+        if args.also:  # e.g. the equal-training-FLOPs rows, labelled with their steps
+            rows = json.loads(Path(args.also).read_text())["rows"]
+            extra = [dict(r, row=f"{r['row']}, {r['steps']} steps") for r in rows if r["row"] != FM]
+        figure(results + extra, args.figure)
 
 
 def figure(results: list[dict], out: str) -> None:
