@@ -210,7 +210,13 @@ def load_run(checkpoint: str | Path, device="cpu", weights: str = "ema") -> Load
         ck = load_checkpoint(checkpoint)
     run_dir = checkpoint.parent.parent
     check_belongs(ck.meta.get("config", {}), run_dir, checkpoint.name)
-    cfg = Config.from_dict(ck.meta["config"])
+    try:
+        cfg = Config.from_dict(ck.meta["config"])
+    except ConfigError as e:
+        raise ConfigError(
+            f"{checkpoint.name} was written with settings this kflow does not know ({e}); load it with the "
+            "kflow version that trained it"
+        ) from None
     shape = tuple(ck.meta["shape"])
     transform = make_transform(cfg, shape, None, run_dir / "pca.safetensors")
     path = make_path(cfg, transform)

@@ -264,4 +264,7 @@ def load_images(source: str, shape, limit: int | None = None, exact_size: bool =
             f"{source} holds {x.shape[-2]}x{x.shape[-1]} images; these observations must be "
             f"{shape[-2]}x{shape[-1]} for this model and degradation (they are never resized)"
         )
+    if tuple(x.shape[-2:]) != (H, H):  # said, never silent: the model sees other pixels than the file's
+        how = "padded with the background value -1" if max(x.shape[-2:]) <= H else "resized (bilinear)"
+        print(f"note: {source} holds {x.shape[-2]}x{x.shape[-1]} images; {how} to the model's {H}x{H}")
     return fit_size(x, H).contiguous()

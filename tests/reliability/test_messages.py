@@ -52,3 +52,34 @@ def test_a_damaged_config_json_on_resume(tmp_path, capsys, content):
     out.mkdir()
     (out / "config.json").write_bytes(content)
     assert "is not readable JSON" in err_of(capsys, "train", TINY, f"out_dir={out}", "--resume")
+
+
+def test_an_unknown_key_inside_a_checkpoints_config(tmp_path, capsys):
+    """A checkpoint from a newer kflow: the message says it is the checkpoint's settings, not the user's."""
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    from kflow.utils.atomic import open_safetensors
+
+    out = tmp_path / "r"
+    assert main(["train", TINY, f"out_dir={out}", "train.steps=2", "train.ckpt_every=2"]) == 0
+    ck = out / "checkpoints" / "ckpt-00000002.safetensors"
+    with open_safetensors(ck) as f:
+        meta = json.loads(f.metadata()["kflow"])
+    meta["config"]["model"]["future_option"] = 1  # a setting a later kflow might add
+    save_file(load_file(ck), str(ck), metadata={"kflow": json.dumps(meta)})
+    (out / "config.json").unlink()  # no run config to compare with: the checkpoint alone
+    err = err_of(capsys, "sample", ck, "--n", "2", "--out", tmp_path / "s")
+    assert "ckpt-00000002.safetensors was written with settings this kflow does not know" in err
+
+
+def test_edit_inputs_of_another_size_are_resized_with_a_word(tmp_path, capsys):
+    import numpy as np
+
+    out = tmp_path / "r"
+    assert main(["train", TINY, f"out_dir={out}", "train.steps=2", "train.ckpt_every=2"]) == 0
+    np.savez(tmp_path / "small.npz", x=np.zeros((2, 1, 6, 6), dtype=np.uint8))
+    capsys.readouterr()
+    assert main(["edit", str(out), str(tmp_path / "small.npz"), "--steps", "6", "--out", str(tmp_path / "e")]) == 0
+    assert "6x6 images; padded with the background value -1 to the model's 8x8" in capsys.readouterr().out
