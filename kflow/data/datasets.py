@@ -94,8 +94,8 @@ def _read_idx(path: Path) -> tuple[np.ndarray, bytes]:
 
 def fashion_mnist_root() -> Path | None:
     env = os.environ.get("KFLOW_DATA")
-    if env and not Path(env).is_dir():
-        raise DataError(f"KFLOW_DATA={env} is not a folder; point it at the folder holding the dataset files")
+    if env and Path(env).exists() and not Path(env).is_dir():  # a missing folder is where downloads go
+        raise DataError(f"KFLOW_DATA={env} is a file, not a folder; point it at the folder holding the dataset files")
     for root in [env, FASHION_MNIST_DEBIAN]:
         if root:
             for cand in (Path(root), Path(root) / "fashion-mnist", Path(root) / "fashion_mnist"):

@@ -34,7 +34,7 @@ def test_kflow_data_pointing_at_a_file(tmp_path, capsys, monkeypatch):
     f.write_text("x")
     monkeypatch.setenv("KFLOW_DATA", str(f))
     err = err_of(capsys, "train", TINY, "data.name=fashion_mnist", f"out_dir={tmp_path / 'r'}")
-    assert "KFLOW_DATA" in err and "is not a folder" in err
+    assert "KFLOW_DATA" in err and "is a file, not a folder" in err
 
 
 def test_renamed_checkpoints_are_not_silently_ignored_on_resume(tmp_path, capsys):
