@@ -181,15 +181,14 @@ def check_belongs(saved: dict, run_dir: Path, name: str) -> None:
 def remove_dead_temp_files(run_dir: Path) -> None:
     """Temp files a killed checkpoint writer left in the run's checkpoints/: removed when no command
     holds the run (a training that does hold it may be writing one right now)."""
+    from .utils.atomic import remove_temp_files
     from .utils.lock import FolderBusy, FolderLock
 
-    stale = list((run_dir / "checkpoints").glob(".ckpt-*.tmp"))
-    if not stale:
+    if not any((run_dir / "checkpoints").glob(".ckpt-*.tmp")):
         return
     try:
         with FolderLock(run_dir):
-            for p in stale:
-                p.unlink(missing_ok=True)
+            remove_temp_files(run_dir / "checkpoints", "ckpt-")
     except (FolderBusy, OSError):  # in use, or read-only: leave them
         pass
 

@@ -46,13 +46,12 @@ def run_molecules(args) -> None:
         seed=args.seed,
         skipped=skipped,
     )
-    from pathlib import Path
 
+    from ..utils.atomic import remove_temp_files
     from ..utils.lock import FolderLock
 
     with FolderLock(args.out, "--out folder"):
-        for stale in Path(args.out).glob(".*.tmp"):  # left by a killed build; nobody else writes here now
-            stale.unlink(missing_ok=True)
+        remove_temp_files(args.out)  # left by a killed build; nobody else writes here now
         save_clusters(args.out, splits, info)
     print(f"{len(crystals)} crystals, {len(skipped)} skipped ({', '.join(sorted(set(skipped.values())))})")
     for split, clusters in splits.items():

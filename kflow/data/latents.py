@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ..utils.atomic import atomic_write, atomic_write_json, file_sha256, open_safetensors
+from ..utils.atomic import atomic_write, atomic_write_json, file_sha256, open_safetensors, remove_temp_files
 from ..utils.devices import join_processes
 from ..utils.errors import DataError
 from .image_data import ImageData
@@ -163,8 +163,8 @@ def encode_dataset(
             )
     elif rank == 0:
         atomic_write_json(mf, dict(plan, complete=False))
-    for stale in out.glob(".shard-*.tmp") if rank == 0 else []:  # temp files of a killed writer
-        stale.unlink(missing_ok=True)
+    if rank == 0:
+        remove_temp_files(out, "shard-")  # temp files of a killed writer
     if world > 1:  # nobody writes before rank 0 has cleaned up (else it removes another rank's temp file)
         torch.distributed.barrier()
     info = LatentInfo(out, plan)

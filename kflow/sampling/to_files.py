@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..utils.atomic import atomic_write_json, atomic_write_npz
+from ..utils.atomic import atomic_write_json, atomic_write_npz, remove_temp_files
 from ..utils.lock import FolderLock
 from .sampler import sample
 
@@ -49,8 +49,7 @@ def _sample_to_folder(model, path, n, out, settings, x_0, y, seed, batch_size, l
     parts = out / "parts"
     manifest = dict(settings, n=n, seed=seed, batch_size=batch_size)
     mf = parts / "manifest.json"
-    for stale in parts.glob(".*.tmp"):  # left by a sampling job killed while writing a part
-        stale.unlink(missing_ok=True)
+    remove_temp_files(parts)  # left by a sampling job killed while writing a part (the folder is ours)
     if mf.exists():
         old = json.loads(mf.read_text())
         if old != json.loads(json.dumps(manifest)):

@@ -23,7 +23,7 @@ from ..data import ImageData, load_dataset
 from ..recipe import ToImage, make_band_scale, make_model, make_path, make_transform
 from ..sampling.sampler import sample
 from ..steering.guidance import guided
-from ..utils.atomic import atomic_write_json
+from ..utils.atomic import atomic_write_json, remove_temp_files
 from ..utils.checkpoint import (
     latest_checkpoint,
     list_checkpoints,
@@ -80,8 +80,7 @@ class Trainer:
             # one command per run folder, held until fit() ends: a second `kflow train` is refused
             # before it touches anything, and what a killed writer left can be removed safely
             self.lock = FolderLock(self.out, "out_dir").acquire()
-            for stale in self.ckpt_dir.glob(".ckpt-*.tmp"):  # left by a process killed while saving
-                stale.unlink(missing_ok=True)
+            remove_temp_files(self.ckpt_dir, "ckpt-")  # left by a process killed while saving
             claim_folder(self.out, resume, overwrite)
 
         d = cfg.data

@@ -75,6 +75,15 @@ def write_together(writers: dict[Path, Callable[[Path], None]]) -> None:
         os.replace(tmp, path)
 
 
+def remove_temp_files(folder: str | Path, prefix: str = "") -> list[Path]:
+    """Remove the temp files atomic_write leaves when its process is killed (`.NAME.XXXX.tmp`, NAME
+    starting with `prefix`). Only for a caller that knows no writer is active in `folder`."""
+    stale = sorted(Path(folder).glob(f".{prefix}*.tmp"))
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(text))
 
