@@ -23,7 +23,7 @@ from toolkit import PROFILES, TrainedRow, cell, report, row_config, score_images
 
 from kflow.metrics.evaluate import format_table
 from kflow.models.flops import FlopTally, training_flops_per_image
-from kflow.recipe import make_model, make_path, make_transform
+from kflow.recipe import load_run
 from kflow.sampling import sample
 
 FM = "fm_logit"  # flow matching tuned as hard as before: logit-normal k, uniform steps are its best
@@ -143,56 +143,59 @@ def compare(results: list[dict]) -> None:
 
 
 def speed(rows: list[str], args) -> None:
-    """Seconds per training step and per sampled batch, rows interleaved in rounds (medians)."""
+    """Seconds per real training step (the Trainer: data, path, forward, backward, AdamW, EMA) and per
+    sampled batch, rows interleaved in rounds (medians). Sampling uses each row's trained weights when
+    its run exists (untrained weights can drift into denormal floats, which time differently)."""
+    import tempfile
+
+    from kflow.training import Trainer
+
     torch.manual_seed(0)
-    setups = {}
+    tmp = tempfile.mkdtemp(prefix="kflow-speed-")
+    trainers, samplers = {}, {}
     for row in rows:
-        cfg = row_config(row, "cpu", args.steps, args.seed, args.work)
-        T = make_transform(cfg, (1, 32, 32))
-        path = make_path(cfg, T)
-        setups[row] = (cfg, path, make_model(cfg, (1, 32, 32), 0, path).eval())
+        steps = args.fm_steps if row.startswith("fm") and args.fm_steps else args.steps
+        cfg = row_config(row, "cpu", steps, args.seed, args.work)
+        finished = Path(cfg.out_dir) / "config.json"
+        scratch = row_config(row, "cpu", 10**6, args.seed, tmp, extra=["train.log_every=1000000"])
+        trainers[row] = Trainer(scratch)
+        trainers[row].fit(until=3)  # warm-up: the first step at each resolution allocates
+        samplers[row] = load_run(cfg.out_dir).model if finished.exists() else trainers[row].ema.eval()
     times = {row: {"train": [], "sample": []} for row in rows}
     x_0 = torch.randn(256, 1, 32, 32, generator=torch.Generator().manual_seed(1))
+    per_round = 10
     for _ in range(3):
-        for row, (cfg, path, model) in setups.items():
+        for row, tr in trainers.items():
             t0 = time.perf_counter()
-            sample(model, path, len(x_0), steps=20, grid=cfg.sample.grid, x_0=x_0)
+            tr.fit(until=tr.step + per_round)
+            times[row]["train"].append((time.perf_counter() - t0) / per_round)
+            t0 = time.perf_counter()
+            sample(samplers[row], tr.path, len(x_0), steps=20, grid=tr.cfg.sample.grid, x_0=x_0)
             times[row]["sample"].append(time.perf_counter() - t0)
-            times[row]["train"].append(train_step_seconds(cfg, path, model))
     out = []
     for row in rows:
         s, t = statistics.median(times[row]["sample"]), statistics.median(times[row]["train"])
-        out.append(dict(row=row, sample_s_256_nfe20=s, train_s_per_step=t))
+        out.append(
+            dict(
+                row=row,
+                sample_s_256_nfe20=s,
+                train_s_per_step=t,
+                trained_weights=samplers[row] is not trainers[row].ema,
+            )
+        )
     fm = next(r for r in out if r["row"] == FM)
     for r in out:
         r["sampling_speedup"] = fm["sample_s_256_nfe20"] / r["sample_s_256_nfe20"]
         r["training_speedup"] = fm["train_s_per_step"] / r["train_s_per_step"]
-    table = format_table(out, ["row", "sample_s_256_nfe20", "sampling_speedup", "train_s_per_step", "training_speedup"])
-    head = f"{torch.get_num_threads()} CPU threads; median of 3 interleaved rounds; batch 64 training steps"
+    table = format_table(
+        out,
+        ["row", "sample_s_256_nfe20", "sampling_speedup", "train_s_per_step", "training_speedup", "trained_weights"],
+    )
+    head = (
+        f"{torch.get_num_threads()} CPU threads; median of 3 interleaved rounds; the real Trainer, "
+        f"{per_round} steps of batch {PROFILES['cpu']['batch']} per round; sampling 256 images, Euler NFE 20"
+    )
     report(head, table, out, args.out)
-
-
-def train_step_seconds(cfg, path, model, batch: int = 64, steps: int = 3) -> float:
-    """Median seconds of a forward + backward + AdamW step on a batch drawn as training draws it."""
-    from kflow.path import draw_k
-    from kflow.training import FlowMatchingLoss
-
-    model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    loss_fn = FlowMatchingLoss(path)
-    g = torch.Generator().manual_seed(2)
-    out = []
-    for _ in range(steps):
-        x_1, x_0 = torch.randn(batch, 1, 32, 32, generator=g), torch.randn(batch, 1, 32, 32, generator=g)
-        k = draw_k(batch, cfg.train.k_density, g, windows=path.windows())
-        t0 = time.perf_counter()
-        loss = loss_fn(model, x_1, x_0, k, None).loss
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        out.append(time.perf_counter() - t0)
-    model.eval()
-    return statistics.median(out)
 
 
 if __name__ == "__main__":

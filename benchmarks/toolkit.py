@@ -117,6 +117,15 @@ VARIANTS = {
             "model.resolution=stage",
         ],
     ),
+    # the same schedule with the full-resolution network at every k (what the stages save)
+    "wavelet3_stag_logit": (
+        "wavelet3",
+        [
+            "path.windows=[[0.0,1.0],[0.3333333333333333,1.0],[0.6666666666666666,1.0]]",
+            "model.k_embedding=window",
+            "train.k_density=logit_normal",
+        ],
+    ),
     "wavelet3_o50": ("wavelet3", ["path.overlap=0.5"]),
     "fourier2_o50": ("fourier2", ["path.overlap=0.5"]),
     "pca2_o50": ("pca2", ["path.overlap=0.5"]),
