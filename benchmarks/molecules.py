@@ -128,7 +128,7 @@ def main():
             rows.append(json.loads(cache.read_text()))
         else:
             t = time.time()
-            net = train_assembly(train, cfg)
+            net = train_assembly(train, cfg).net
             train_s = time.time() - t
             s = evaluate_assembly(net, test, cfg, samples=args.samples, steps=args.nfe, seed=args.seed)
             name = flow if flow == "rigid_fm" else f"kflow, {B} bands"

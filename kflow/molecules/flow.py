@@ -72,29 +72,55 @@ def make_batch(clusters: list[Cluster], dtype=torch.float32) -> AssemblyBatch:
     return AssemblyBatch(numbers, local.to(dtype), t0.to(dtype), R0.to(dtype), u1.to(dtype), target.to(dtype))
 
 
-def assembly_path(batch: AssemblyBatch, flow: str, num_bands: int = 3, bump: str = "linear") -> KFlowPath:
-    """rigid_fm: one band (identity); kflow: graph-frequency bands of the start cluster."""
+def assembly_path(
+    batch: AssemblyBatch, flow: str, num_bands: int = 3, bump: str = "linear", overlap: float = 0.0
+) -> KFlowPath:
+    """rigid_fm: one band (identity); kflow: graph-frequency bands of the start cluster, their
+    k-windows widened by `overlap` (0: the hard path)."""
     M = batch.t0.shape[1]
     if flow == "rigid_fm":
         return KFlowPath(IdentityTransform((M, 6)), bump="linear")
     if flow == "kflow":
         T = GraphTransform(gaussian_weights(batch.t0.double()), features=6, num_bands=num_bands)
-        return KFlowPath(T, bump=bump)
+        return KFlowPath(T, bump=bump, overlap=overlap)
     raise ValueError(f"unknown assembly flow {flow!r}; use one of {', '.join(FLOWS)}")
+
+
+TARGETS = ("velocity", "endpoint")
 
 
 class BoundAssembly:
     """The network bound to a batch's molecules: the model(x, k, y=None) the loss and solvers call,
-    with x = u (N, M, 6)."""
+    with x = u (N, M, 6). target='velocity': du/dk, the rotational part R_0^T omega. target=
+    'endpoint': the final u the network points to, its translation u_t + v and its rotation the
+    current one turned by the predicted rotation vector (world frame), log(R_0^T exp(omega) R);
+    sample with kflow.sampling.FromEndpoint."""
 
-    def __init__(self, net, batch: AssemblyBatch):
-        self.net, self.batch = net, batch
+    def __init__(self, net, batch: AssemblyBatch, target: str = "velocity"):
+        if target not in TARGETS:
+            raise ValueError(f"target={target!r} is not one of {', '.join(TARGETS)}")
+        self.net, self.batch, self.target = net, batch, target
+
+    def outputs(self, u: Tensor, k: Tensor) -> tuple[Tensor, Tensor, RigidState]:
+        """The network's world-frame (translational, rotational) vectors (N, M, 3) at state u."""
+        b = self.batch
+        state = b.state(u)
+        atoms = b.atoms(u).to(u.dtype)
+        v_t, omega = self.net(atoms, b.numbers, k.to(u.dtype).expand(u.shape[0]), state.R.to(u.dtype))
+        return v_t, omega, state
+
+    def endpoint_pose(self, u: Tensor, k: Tensor) -> RigidState:
+        """The final poses the network points to (target='endpoint'): t + v, exp(omega) R."""
+        v_t, omega, state = self.outputs(u, k)
+        return RigidState(state.t + v_t, so3_exp(omega) @ state.R)
 
     def __call__(self, u: Tensor, k: Tensor, y=None) -> Tensor:
-        b = self.batch
-        v_t, omega = self.net(b.atoms(u).to(u.dtype), b.numbers, k.to(u.dtype).expand(u.shape[0]))
-        dr = torch.einsum("nmji,nmj->nmi", b.R0.to(u.dtype), omega)  # R_0^T omega
-        return torch.cat([v_t, dr], -1)
+        R0 = self.batch.R0.to(u.dtype)
+        if self.target == "velocity":
+            v_t, omega, _ = self.outputs(u, k)
+            return torch.cat([v_t, torch.einsum("nmji,nmj->nmi", R0, omega)], -1)  # R_0^T omega
+        pose = self.endpoint_pose(u, k)
+        return torch.cat([pose.t - self.batch.t0.to(u.dtype), so3_log(R0.transpose(-1, -2) @ pose.R)], -1)
 
     def parameters(self):
         return self.net.parameters()

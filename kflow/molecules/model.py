@@ -21,14 +21,35 @@ from torch import Tensor, nn
 
 from ..models.embeddings import KEmbedding
 
+NETS = ("egnn", "frames")
+
 
 @dataclass
 class AssemblyNetConfig:
+    kind: str = "egnn"  # egnn (this module) | frames (kflow.molecules.frame_model)
     hidden: int = 64
-    layers: int = 3
-    cutoff: float = 4.0  # Angstrom, radius graph
+    layers: int = 3  # atom-level layers
+    cutoff: float = 4.0  # Angstrom, radius graph (egnn)
     num_types: int = 100  # atomic numbers 1..99 (0 = padding)
-    mol_layers: int = 1  # EGNN layers over the molecule centres
+    mol_layers: int = 1  # layers over the molecules (egnn: EGNN over centres; frames: pair attention)
+
+    def __post_init__(self):
+        from ..config import ConfigError
+
+        if self.kind not in NETS:
+            raise ConfigError(f"net.kind={self.kind!r} is not one of {', '.join(NETS)}")
+        if self.kind == "frames" and self.hidden % 4:
+            raise ConfigError(f"net.hidden={self.hidden} must be divisible by 4 (attention heads) for net.kind=frames")
+
+
+def make_net(cfg: AssemblyNetConfig) -> nn.Module:
+    """The network a config names; both take (atoms, numbers, k, frames) and return world-frame
+    (translational, rotational) vectors (N, M, 3) each."""
+    if cfg.kind == "frames":
+        from .frame_model import FrameNet
+
+        return FrameNet(cfg)
+    return AssemblyNet(cfg)
 
 
 def _mlp(i: int, h: int, o: int) -> nn.Sequential:
@@ -99,9 +120,10 @@ class AssemblyNet(nn.Module):
         P = x.shape[1]
         return n * P + j, n * P + i, same.expand_as(keep)[n, i, j].to(x.dtype)
 
-    def forward(self, atoms: Tensor, numbers: Tensor, k: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, atoms: Tensor, numbers: Tensor, k: Tensor, frames: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """atoms (N, M, A, 3), numbers (N, M, A) (0 = padding), k (N,) -> translational and angular
-        velocities (N, M, 3) each, in the world frame."""
+        velocities (N, M, 3) each, in the world frame. frames (the molecules' rotations) are not
+        needed: this network reads orientation from the atoms alone."""
         N, M, A, _ = atoms.shape
         mask = numbers > 0  # (N, M, A)
         x = atoms.reshape(N, M * A, 3)

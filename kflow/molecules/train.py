@@ -1,25 +1,35 @@
-"""Train and evaluate an assembly flow (rigid FM or K-Flow) with the shared loss and sampler.
+"""Train and evaluate an assembly flow (rigid FM or K-Flow) with the shared path and sampler.
 
 x_0 is the start plus a little Gaussian noise in u (`start_noise`, Angstrom and radians), so that
 repeated samples of one cluster differ and the best of several can be taken, as AssembleFlow
-reports.
+reports. Training keeps an EMA of the weights, follows a learning-rate schedule, writes resumable
+checkpoints into a run folder (safetensors + JSON, atomically), and, with `eval_every`, scores the
+EMA on validation clusters and keeps the best: the budget is chosen by the validation curve.
 """
 
 from __future__ import annotations
 
+import copy
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+from torch import Tensor
 
 from ..config import ConfigError, build
-from ..sampling import sample
-from ..training.loss import FlowMatchingLoss
+from ..path import KFlowPath, draw_k
+from ..sampling import FromEndpoint, sample
+from ..training.batches import BATCH, derive_seed
+from ..utils.errors import TrainingError
 from .clusters import Cluster, pair
-from .flow import FLOWS, AssemblyBatch, BoundAssembly, assembly_path, make_batch
+from .flow import FLOWS, TARGETS, AssemblyBatch, BoundAssembly, assembly_path, make_batch
 from .metrics import AssemblyScores, score_assemblies
-from .model import AssemblyNet, AssemblyNetConfig
+from .model import AssemblyNetConfig, make_net
+from .rigid import so3_exp
+
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass
@@ -27,11 +37,21 @@ class AssemblyConfig:
     flow: str = "kflow"  # rigid_fm | kflow
     num_bands: int = 3
     bump: str = "linear"
+    overlap: float = 0.0  # band windows widened by this (0 = the hard path, kflow only)
+    target: str = "velocity"  # velocity | endpoint: what the network predicts
+    rotation_weight: float = 1.0  # loss weight of the rotational part (AssembleFlow uses 10)
+    k_density: str = "uniform"
     steps: int = 2000
     batch_size: int = 16
     lr: float = 1e-3
+    lr_schedule: str = "constant"  # constant | cosine (to 1% of lr at the last step)
+    warmup: int = 0  # steps of linear warm-up
+    ema: float = 0.0  # EMA decay of the weights sampled with (0: the raw weights)
     start_noise: float = 0.1
     pairing: str = "nearest"  # nearest | given: which crystal slot each start molecule flows to
+    eval_every: int = 0  # score the validation clusters every this many steps and keep the best (0: off)
+    val_clusters: int = 32  # how many validation clusters (the first ones)
+    ckpt_every: int = 0  # resumable checkpoints every this many steps into the run folder (0: at the end)
     seed: int = 0
     net: AssemblyNetConfig = field(default_factory=AssemblyNetConfig)
 
@@ -43,6 +63,9 @@ class AssemblyConfig:
             ("flow", self.flow, FLOWS),
             ("bump", self.bump, tuple(BUMPS)),
             ("pairing", self.pairing, PAIRINGS),
+            ("target", self.target, TARGETS),
+            ("lr_schedule", self.lr_schedule, LR_SCHEDULES),
+            ("k_density", self.k_density, ("uniform", "logit_normal")),
         ]:
             if value not in options:
                 raise ConfigError(f"{key}={value!r} is not one of {', '.join(options)}")
@@ -50,8 +73,15 @@ class AssemblyConfig:
             ("num_bands", self.num_bands, self.num_bands >= 1),
             ("steps", self.steps, self.steps >= 1),
             ("batch_size", self.batch_size, self.batch_size >= 1),
-            ("lr", self.lr, self.lr > 0),
+            ("lr", self.lr, 0 < self.lr < 1),
             ("start_noise", self.start_noise, self.start_noise >= 0),
+            ("overlap", self.overlap, 0 <= self.overlap <= 1),
+            ("rotation_weight", self.rotation_weight, self.rotation_weight >= 0),
+            ("warmup", self.warmup, 0 <= self.warmup < self.steps),
+            ("ema", self.ema, 0 <= self.ema < 1),
+            ("eval_every", self.eval_every, self.eval_every >= 0),
+            ("val_clusters", self.val_clusters, self.val_clusters >= 1),
+            ("ckpt_every", self.ckpt_every, self.ckpt_every >= 0),
         ]:
             if not ok:
                 raise ConfigError(f"{key}={value!r} is out of range")
@@ -63,6 +93,18 @@ class AssemblyConfig:
     def from_dict(cls, d: dict) -> AssemblyConfig:
         """Typed and validated like the image configs (unknown keys and wrong types refused)."""
         return build(cls, d)
+
+    def path(self, batch: AssemblyBatch) -> KFlowPath:
+        return assembly_path(batch, self.flow, self.num_bands, self.bump, self.overlap)
+
+    def lr_at(self, step: int) -> float:
+        """The learning rate of step (1-based): linear warm-up, then constant or cosine to 1%."""
+        if step <= self.warmup:
+            return self.lr * step / self.warmup
+        if self.lr_schedule == "constant":
+            return self.lr
+        done = (step - self.warmup) / max(self.steps - self.warmup, 1)
+        return self.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * done)))
 
 
 def collate(items: list[AssemblyBatch]) -> AssemblyBatch:
@@ -82,68 +124,165 @@ def collate(items: list[AssemblyBatch]) -> AssemblyBatch:
     )
 
 
+class AssemblyLoss:
+    """The flow matching loss on rigid poses, translation and rotation weighted apart.
+
+    target='velocity': || v - du_k/dk ||^2 on the path (the image models' loss), rotational part
+    times rotation_weight. target='endpoint': the network's final poses against the crystal's,
+    translation || t_hat - t_1 ||^2 plus rotation_weight times the chordal distance
+    || R_hat - R_1 ||_F^2 / 2 (smooth at every angle, ~ the squared angle when small; a loss on
+    rotation vectors would jump where log wraps at pi). Both are per molecule and coordinate means."""
+
+    def __init__(self, target: str = "velocity", rotation_weight: float = 1.0):
+        self.target, self.rotation_weight = target, rotation_weight
+
+    def __call__(self, bound: BoundAssembly, path: KFlowPath, x_1: Tensor, x_0: Tensor, k: Tensor) -> Tensor:
+        s = path.sample(x_0, x_1, k)
+        if self.target == "velocity":
+            err = (bound(s.x_k, s.k) - s.dx_k).pow(2)
+            return err[..., :3].mean() + self.rotation_weight * err[..., 3:].mean()
+        pose = bound.endpoint_pose(s.x_k, s.k)
+        b = bound.batch
+        t_1, R_1 = b.t0 + x_1[..., :3], b.R0 @ so3_exp(x_1[..., 3:])
+        rot = (pose.R - R_1).pow(2).sum((-1, -2)) / 2  # (N, M)
+        return (pose.t - t_1).pow(2).mean() + self.rotation_weight * rot.mean() / 3
+
+
+@dataclass
+class AssemblyTraining:
+    net: torch.nn.Module  # the weights to sample with: the best by validation, else the last (EMA)
+    step: int  # steps trained
+    best_step: int  # the step whose weights `net` holds
+    curve: list[dict]  # validation scores: step, pm_atom, pm_center
+    train_s: float
+
+
 def train_assembly(
-    clusters: list[Cluster], cfg: AssemblyConfig, out: str | Path | None = None, log=print
-) -> AssemblyNet:
+    clusters: list[Cluster],
+    cfg: AssemblyConfig,
+    out: str | Path | None = None,
+    log=print,
+    val: list[Cluster] | None = None,
+    until: int | None = None,
+    resume: bool = True,
+    overwrite: bool = False,
+) -> AssemblyTraining:
+    """Train on `clusters`; with `out`, a run folder: resume from its newest checkpoint (a folder
+    holding a run is refused when resume is False, unless overwrite) and write checkpoints, the
+    validation curve and the selected weights there. `until` stops at that step (the schedule
+    still spans cfg.steps), like a kill that a later call resumes."""
+    from .runs import AssemblyRunFolder
+
+    if cfg.eval_every and not val:
+        raise ConfigError("eval_every > 0 needs validation clusters; pass val= or set eval_every=0")
     clusters = pair(clusters, cfg.pairing)
-    torch.manual_seed(cfg.seed)
     singles = [make_batch([c]) for c in clusters]
-    net = AssemblyNet(cfg.net)
+    val_set = pair(val, cfg.pairing)[: cfg.val_clusters] if val else []
+    torch.manual_seed(derive_seed(cfg.seed, -1))
+    net = make_net(cfg.net)
+    ema = copy.deepcopy(net).requires_grad_(False)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    t0, window = time.time(), []
-    for step in range(1, cfg.steps + 1):
+    folder = AssemblyRunFolder(out, cfg, resume, overwrite) if out is not None else None
+    try:
+        return _train(singles, val_set, cfg, net, ema, opt, folder, until, log)
+    finally:
+        if folder:
+            folder.release()
+
+
+def _train(singles, val_set, cfg, net, ema, opt, folder, until, log) -> AssemblyTraining:
+    loss_fn = AssemblyLoss(cfg.target, cfg.rotation_weight)
+    state = folder.resume(net, ema, opt) if folder else None
+    step = state["step"] if state else 0
+    curve = state["curve"] if state else []
+    best = state["best"] if state else None  # {"step", "score"}
+    best_weights = folder.best_weights() if folder and best else None
+    t0, window, last = time.time(), [], min(until or cfg.steps, cfg.steps)
+    while step < last:
+        step += 1
+        gen = torch.Generator().manual_seed(derive_seed(cfg.seed, step, BATCH))
         idx = torch.randint(len(singles), (cfg.batch_size,), generator=gen).tolist()
         b = collate([singles[i] for i in idx])
-        path = assembly_path(b, cfg.flow, cfg.num_bands, cfg.bump)
         x_0 = cfg.start_noise * torch.randn(b.u1.shape, generator=gen)
-        k = torch.rand(cfg.batch_size, generator=gen)
-        out_loss = FlowMatchingLoss(path)(BoundAssembly(net, b), b.u1, x_0, k)
+        k = draw_k(cfg.batch_size, cfg.k_density, gen)
+        for g in opt.param_groups:
+            g["lr"] = cfg.lr_at(step)
+        net.train()
+        loss = loss_fn(BoundAssembly(net, b, cfg.target), cfg.path(b), b.u1, x_0, k)
+        if not torch.isfinite(loss):
+            raise TrainingError(
+                f"non-finite loss at step {step}; lower lr (now {cfg.lr}) or resume from the last checkpoint"
+            )
         opt.zero_grad(set_to_none=True)
-        out_loss.loss.backward()
+        loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt.step()
-        window.append(out_loss.loss.item())
-        if step % max(cfg.steps // 10, 1) == 0 or step == cfg.steps:
+        with torch.no_grad():
+            d = cfg.ema if step > cfg.warmup else 0.0
+            for e, p in zip(ema.parameters(), net.parameters()):
+                e.lerp_(p, 1 - d)
+        window.append(loss.item())
+        if step % max(cfg.steps // 10, 1) == 0 or step == last:
             log(f"{cfg.flow} step {step}/{cfg.steps}: loss {sum(window) / len(window):.4f} ({time.time() - t0:.0f} s)")
             window = []
-        if not torch.isfinite(out_loss.loss):
-            raise ValueError(f"non-finite loss at step {step}; lower the learning rate")
-    if out is not None:
-        from safetensors.torch import save_file
-
-        from ..utils.atomic import atomic_write, atomic_write_json
-
-        out = Path(out)
-        atomic_write(out / "model.safetensors", lambda tmp: save_file(net.state_dict(), str(tmp)))
-        atomic_write_json(out / "config.json", cfg.to_dict())
-    return net
+        if cfg.eval_every and (step % cfg.eval_every == 0 or step == cfg.steps):
+            s = evaluate_assembly(ema, val_set, cfg, samples=1, steps=10, seed=cfg.seed)
+            curve.append(dict(step=step, pm_atom=s.pm_atom, pm_center=s.pm_center))
+            score = s.pm_atom + s.pm_center
+            log(f"  validation at step {step}: PM-atom {s.pm_atom:.3f}, PM-center {s.pm_center:.3f}")
+            if best is None or score < best["score"]:
+                best = dict(step=step, score=score)
+                best_weights = {k: v.detach().clone() for k, v in ema.state_dict().items()}
+                if folder:
+                    folder.save_best(best_weights, best)
+        if folder and ((cfg.ckpt_every and step % cfg.ckpt_every == 0) or step == last):
+            folder.checkpoint(step, net, ema, opt, curve, best)
+    if best_weights is not None:
+        ema.load_state_dict(best_weights)
+    if folder and step == cfg.steps:
+        folder.finish(ema, curve, best)
+    return AssemblyTraining(
+        net=ema.eval(),
+        step=step,
+        best_step=best["step"] if best else step,
+        curve=curve,
+        train_s=time.time() - t0,
+    )
 
 
 @torch.no_grad()
 def evaluate_assembly(
-    net: AssemblyNet, clusters: list[Cluster], cfg: AssemblyConfig, samples: int = 5, steps: int = 20, seed: int = 0
+    net, clusters: list[Cluster], cfg: AssemblyConfig, samples: int = 5, steps: int = 20, seed: int = 0
 ) -> AssemblyScores:
     """Best of `samples` per cluster (metrics.py), Euler `steps` on the band grid. Clusters are
     grouped by molecule size, so no padded atom enters a distance matrix."""
     net.eval()
-    groups: dict[int, list[Cluster]] = {}
-    for c in pair(clusters, cfg.pairing):
-        groups.setdefault(c.numbers.shape[1], []).append(c)
     results, n_total = [], 0
-    for _, group in sorted(groups.items()):
+    for group, u in generate(net, clusters, cfg, samples, steps, seed):
         b = make_batch(group)
-        path = assembly_path(b, cfg.flow, cfg.num_bands, cfg.bump)
-        model = BoundAssembly(net, b)
-        outs = []
-        for s in range(samples):
-            x_0 = cfg.start_noise * torch.randn(b.u1.shape, generator=torch.Generator().manual_seed(seed + s))
-            u = sample(model, path, len(group), x_0=x_0, steps=steps, device="cpu", batch_size=len(group)).x
-            outs.append(b.atoms(u))
-        results.append((score_assemblies(torch.stack(outs), b.target), len(group)))
+        results.append((score_assemblies(torch.stack([b.atoms(x) for x in u]), b.target), len(group)))
         n_total += len(group)
     avg = {
         f: sum(getattr(r, f) * n for r, n in results) / n_total
         for f in ("pm_atom", "pm_center", "collision_rate", "separation_rate")
     }
     return AssemblyScores(**avg, clusters=n_total, samples_per_cluster=samples)
+
+
+@torch.no_grad()
+def generate(net, clusters: list[Cluster], cfg: AssemblyConfig, samples: int, steps: int, seed: int):
+    """Yield (clusters of one molecule size, [u (N, M, 6) per sample]): the sampled assemblies."""
+    groups: dict[int, list[Cluster]] = {}
+    for c in pair(clusters, cfg.pairing):
+        groups.setdefault(c.numbers.shape[1], []).append(c)
+    for _, group in sorted(groups.items()):
+        b = make_batch(group)
+        path = cfg.path(b)
+        model = BoundAssembly(net, b, cfg.target)
+        if cfg.target == "endpoint":
+            model = FromEndpoint(model, path)
+        outs = []
+        for s in range(samples):
+            x_0 = cfg.start_noise * torch.randn(b.u1.shape, generator=torch.Generator().manual_seed(seed + s))
+            outs.append(sample(model, path, len(group), x_0=x_0, steps=steps, device="cpu", batch_size=len(group)).x)
+        yield group, outs

@@ -224,6 +224,18 @@ class KFlowPath:
             keep = torch.where(undefined, torch.full_like(a, float("nan")), keep)
         return self.transform.filter(x_k, keep) + self.transform.filter(v, gain)
 
+    def velocity_from_x1(self, x_k: Tensor, x1_hat: Tensor, k: Tensor, eps: float = 1e-3) -> Tensor:
+        """The velocity at (x_k, k) of the path towards the endpoint x1_hat: the inverse of x1_estimate
+        on the moving bands. Per band c_1 - c_k = (1 - a)(c_1 - c_0) and v = a' (c_1 - c_0), so
+        v = a' / (1 - a) (c_1 - c_k); zero on bands not moving. With x1_hat = E[x_1 | x_k] this is the
+        marginal velocity (it is linear in x_1), which is what endpoint-predicting networks sample
+        with. 1 - a is clamped at eps: at a band's end the data term is all that is left.
+        x_k, x1_hat: (N, *shape); k: (N,) or a scalar."""
+        k = torch.as_tensor(k, dtype=x_k.dtype, device=x_k.device).reshape(-1).expand(x_k.shape[0])
+        a, da = self.amplitudes(k)
+        gain = torch.where(self.moving(k), da / (1 - a).clamp_min(eps), torch.zeros_like(da))
+        return self.transform.filter(x1_hat - x_k, gain)
+
     def sample(self, x_0: Tensor, x_1: Tensor, k: Tensor) -> PathSample:
         if x_0.shape != x_1.shape:
             raise ValueError(f"x_0 {tuple(x_0.shape)} and x_1 {tuple(x_1.shape)} must have the same shape")

@@ -1,7 +1,7 @@
 from .grids import allocate_steps, band_grid, uniform_grid
 from .sampler import SampleOutput, sample
 from .solvers import SOLVERS, Solution, dopri5, euler, get_solver, heun, midpoint, rk4
-from .wrappers import ModelVelocity, ProjectedVelocity
+from .wrappers import FromEndpoint, ModelVelocity, ProjectedVelocity
 
 __all__ = [
     "euler",
@@ -15,6 +15,7 @@ __all__ = [
     "uniform_grid",
     "band_grid",
     "allocate_steps",
+    "FromEndpoint",
     "ModelVelocity",
     "ProjectedVelocity",
     "sample",

@@ -33,6 +33,22 @@ class ModelVelocity:
         return self.model(x, k, self.y)
 
 
+class FromEndpoint:
+    """A model(x, k, y) that predicts the endpoint x_1 as the velocity model(x, k, y) of the path
+    towards it (KFlowPath.velocity_from_x1): the marginal velocity when the prediction is
+    E[x_1 | x_k]. Endpoint models train with the loss on x_1; solvers and everything built on
+    sample() see a velocity model."""
+
+    def __init__(self, model, path):
+        self.model, self.path = model, path
+
+    def __call__(self, x: Tensor, k: Tensor, y: Tensor | None = None) -> Tensor:
+        return self.path.velocity_from_x1(x, self.model(x, k, y), k)
+
+    def __getattr__(self, name: str):
+        return getattr(self.model, name)
+
+
 class ProjectedVelocity:
     """Keep only the active band of the velocity (the training target lives there alone)."""
 

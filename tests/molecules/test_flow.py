@@ -101,7 +101,7 @@ def test_training_a_few_steps_lowers_the_loss_and_evaluates():
 
     logs = []
     cfg = AssemblyConfig(flow="kflow", steps=40, batch_size=4, lr=3e-3, net=AssemblyNetConfig(hidden=16, layers=2))
-    net = train_assembly(toy_clusters(4), cfg, log=logs.append)
+    net = train_assembly(toy_clusters(4), cfg, log=logs.append).net
     losses = [float(line.split("loss ")[1].split()[0]) for line in logs]
     assert losses[-1] < losses[0]
     s = evaluate_assembly(net, toy_clusters(2, seed=1), cfg, samples=2, steps=6)

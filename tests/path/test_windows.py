@@ -174,3 +174,28 @@ def test_bad_windows_are_refused_in_one_line(kw, match):
     with pytest.raises(ValueError, match=match) as e:
         KFlowPath(FourierTransform(SHAPE, num_bands=3), **kw)
     assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(overlap=0.5), dict(windows=[[0.0, 1.0], [0.2, 1.0], [0.4, 1.0]])])
+@pytest.mark.parametrize("bump", list(BUMPS))
+def test_velocity_from_the_true_endpoint_is_the_conditional_velocity(transform, kw, bump):
+    """velocity_from_x1(x_k, x_1) = dx_k exactly (away from a band's end, where 1 - a is clamped),
+    and x1_estimate of that velocity gives x_1 back on the started bands: the two are inverses."""
+    path = KFlowPath(transform, bump=bump, **kw)
+    x0, x1 = pair(64)
+    k = torch.rand(64, dtype=torch.float64) * 0.9 + 0.01
+    s = path.sample(x0, x1, k)
+    v = path.velocity_from_x1(s.x_k, x1, k)
+    a, _ = path.amplitudes(k)
+    ok = (((1 - a) > 1e-3) | ~path.moving(k)).all(1)  # rows with no moving band right at its end
+    torch.testing.assert_close(v[ok], s.dx_k[ok], rtol=1e-9, atol=1e-9)
+    assert ok.sum() > 32
+    # what the endpoint does not say (bands not started, bands finished) never moves x_k
+    other = torch.randn_like(x1)
+    v2 = path.velocity_from_x1(s.x_k, transform.filter(other, (~path.moving(k)).double()) + x1, k)
+    torch.testing.assert_close(v2[ok], v[ok], rtol=1e-9, atol=1e-9)
+    # FM: (x_1 - x_k) / (1 - k)
+    fm = KFlowPath(IdentityTransform(SHAPE))
+    kk = torch.full((4,), 0.25, dtype=torch.float64)
+    xk, xh = pair(4)
+    torch.testing.assert_close(fm.velocity_from_x1(xk, xh, kk), (xh - xk) / 0.75, rtol=0, atol=1e-12)

@@ -1,0 +1,114 @@
+"""An assembly run folder, with the image runs' rules: one run per folder (locked while it trains),
+resumable checkpoints (safetensors + JSON metadata, written atomically, checksummed), a resume only
+with the settings the run started with, and the selected weights with their config at the end.
+
+    config.json                the AssemblyConfig (typed; reloads exactly)
+    checkpoints/ckpt-*.safetensors   weights, EMA, optimizer, RNG; the validation curve in metadata
+    best.safetensors           the EMA weights of the best validation step so far
+    model.safetensors          the weights to sample with (written when training finishes)
+    curve.json                 the validation curve and the chosen step
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..training.run_folder import claim_folder
+from ..utils.atomic import atomic_write, atomic_write_json, open_safetensors, remove_temp_files
+from ..utils.checkpoint import list_checkpoints, load_latest_checkpoint, load_optimizer, load_state, save_checkpoint
+from ..utils.errors import CheckpointError, TrainingError
+from ..utils.lock import FolderLock
+
+# settings a resumed run may change: they do not alter the steps already taken
+RESUMABLE = ("ckpt_every", "eval_every", "val_clusters")
+
+
+class AssemblyRunFolder:
+    def __init__(self, out: str | Path, cfg, resume: bool = True, overwrite: bool = False):
+        self.out, self.cfg = Path(out), cfg
+        self.lock = FolderLock(self.out, "run folder").acquire()
+        try:
+            claim_folder(self.out, resume, overwrite)
+            remove_temp_files(self.out)
+            remove_temp_files(self.out / "checkpoints")
+            saved = self.out / "config.json"
+            if saved.exists():
+                self.check_same(json.loads(saved.read_text()))
+            atomic_write_json(saved, cfg.to_dict())
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def check_same(self, saved: dict) -> None:
+        now = self.cfg.to_dict()
+        for key in sorted(set(saved) | set(now)):
+            if key not in RESUMABLE and saved.get(key) != now.get(key):
+                raise TrainingError(
+                    f"--resume: {key} was {saved.get(key)!r} in this run ({self.out}), the config now says "
+                    f"{now.get(key)!r}; resume with the run's own settings or train into a new folder"
+                )
+
+    def resume(self, net, ema, opt) -> dict | None:
+        """Load the newest good checkpoint into net, ema and opt; its metadata (step, curve, best)."""
+        ck = load_latest_checkpoint(self.out / "checkpoints")
+        if ck is None:
+            return None
+        load_state(net, ck.state("model"), "model")
+        load_state(ema, ck.state("ema"), "EMA")
+        load_optimizer(opt, ck.state("optim"), ck.meta["optimizer"])
+        print(f"resuming {self.out} from step {ck.meta['step']}")
+        return ck.meta
+
+    def checkpoint(self, step: int, net, ema, opt, curve: list, best: dict | None, keep: int = 2) -> None:
+        folder = self.out / "checkpoints"
+        folder.mkdir(exist_ok=True)
+        meta = dict(step=step, curve=curve, best=best, config=self.cfg.to_dict())
+        save_checkpoint(folder / f"ckpt-{step:08d}.safetensors", net, ema, opt, meta)
+        for old in list_checkpoints(folder)[:-keep]:
+            old.unlink()
+
+    def save_best(self, weights: dict, best: dict) -> None:
+        save_weights(self.out / "best.safetensors", weights, dict(best=best, config=self.cfg.to_dict()))
+
+    def best_weights(self) -> dict | None:
+        p = self.out / "best.safetensors"
+        if not p.exists():
+            return None
+        with open_safetensors(p) as f:
+            return {k: f.get_tensor(k) for k in f.keys()}
+
+    def finish(self, ema, curve: list, best: dict | None) -> None:
+        chosen = best["step"] if best else None
+        save_weights(self.out / "model.safetensors", ema.state_dict(), dict(best=best, config=self.cfg.to_dict()))
+        atomic_write_json(self.out / "curve.json", dict(curve=curve, chosen_step=chosen))
+
+    def release(self) -> None:
+        self.lock.release()
+
+
+def save_weights(path: Path, weights: dict, meta: dict) -> None:
+    from safetensors.torch import save_file
+
+    tensors = {k: v.detach().cpu().contiguous() for k, v in weights.items()}
+    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata={"kflow": json.dumps(meta)}))
+
+
+def load_assembly_run(folder: str | Path):
+    """(net, config) of a finished run folder: model.safetensors under its config.json."""
+    from .model import make_net
+    from .train import AssemblyConfig
+
+    folder = Path(folder)
+    weights = folder / "model.safetensors"
+    if not weights.exists():
+        hint = "resume it to finish" if (folder / "checkpoints").exists() else "train one with `kflow molecules train`"
+        raise CheckpointError(f"{folder} holds no finished assembly run (no model.safetensors); {hint}")
+    cfg = AssemblyConfig.from_dict(json.loads((folder / "config.json").read_text()))
+    net = make_net(cfg.net)
+    with open_safetensors(weights) as f:
+        meta = json.loads((f.metadata() or {}).get("kflow", "{}"))
+        if meta.get("config") != cfg.to_dict():
+            raise CheckpointError(f"{weights} was not written by the run in {folder} (its config differs)")
+        load_state(net, {k: f.get_tensor(k) for k in f.keys()}, "model")
+    return net.eval(), cfg

@@ -1,0 +1,200 @@
+"""The assembly models that can win: the frame network's equivariance, the endpoint option, the
+new path options with the exact velocity, the learning-rate schedule, validation selection and
+the run folder (checkpoints, exact resume after a stop, refusals)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("ase")
+
+from test_flow import toy_clusters  # noqa: E402  (this folder is on sys.path under pytest)
+
+from kflow.config import ConfigError  # noqa: E402
+from kflow.molecules.flow import BoundAssembly, assembly_path, make_batch  # noqa: E402
+from kflow.molecules.model import AssemblyNetConfig, make_net  # noqa: E402
+from kflow.molecules.rigid import so3_exp  # noqa: E402
+from kflow.molecules.train import AssemblyConfig, AssemblyLoss, evaluate_assembly, train_assembly  # noqa: E402
+from kflow.sampling import FromEndpoint, sample  # noqa: E402
+
+F64 = torch.float64
+TINY = dict(hidden=16, layers=1, mol_layers=2)
+
+
+def rotate(b, u, Q, shift):
+    """The batch and state moved as a whole: every start pose rotated by Q and shifted."""
+    b.t0, b.R0, b.target = b.t0 @ Q.T + shift, Q @ b.R0, b.target @ Q.T + shift
+    return u @ torch.block_diag(Q.T, torch.eye(3, dtype=F64))
+
+
+@pytest.mark.parametrize("target", ["velocity", "endpoint"])
+def test_frame_network_is_equivariant_and_permutation_equivariant(target):
+    torch.manual_seed(0)
+    net = make_net(AssemblyNetConfig(kind="frames", **TINY)).double()
+    for p in net.head[-1].parameters():  # the head starts at zero; give it something to rotate
+        torch.nn.init.normal_(p)
+    b = make_batch(toy_clusters(2), dtype=F64)
+    u = 0.4 * b.u1
+    k = torch.tensor([0.2, 0.7], dtype=F64)
+    out = BoundAssembly(net, b, target)(u, k)
+    assert out.abs().max() > 1e-3
+    Q = so3_exp(torch.tensor([0.3, -1.1, 0.7], dtype=F64))
+    shift = torch.tensor([3.0, -2.0, 5.0], dtype=F64)
+    u2 = rotate(b, u, Q, shift)
+    out2 = BoundAssembly(net, b, target)(u2, k)
+    torch.testing.assert_close(out2[..., :3], out[..., :3] @ Q.T, rtol=0, atol=1e-9)  # translations rotate
+    torch.testing.assert_close(out2[..., 3:], out[..., 3:], rtol=0, atol=1e-9)  # u's rotation part is invariant
+    # the copies are interchangeable: permuting the molecules permutes the outputs
+    perm = torch.randperm(b.t0.shape[1])
+    for f in ("numbers", "local", "t0", "R0", "u1", "target"):
+        setattr(b, f, getattr(b, f)[:, perm])
+    out3 = BoundAssembly(net, b, target)(u2[:, perm], k)
+    torch.testing.assert_close(out3, out2[:, perm], rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("flow,overlap", [("rigid_fm", 0.0), ("kflow", 0.0), ("kflow", 0.5)])
+def test_endpoint_option_lands_on_the_crystal_and_inverts_the_exact_velocity(flow, overlap):
+    """The x_1 estimate of the exact conditional velocity is x_1 (on the started bands), the
+    velocity towards the true x_1 is the exact one, and sampling with an oracle that predicts the
+    true endpoint (FromEndpoint) ends on the crystal."""
+    from kflow.molecules.metrics import score_assemblies
+
+    b = make_batch(toy_clusters(2), dtype=F64)
+    path = assembly_path(b, flow, num_bands=3, overlap=overlap)
+    x_0 = 0.05 * torch.randn(b.u1.shape, dtype=F64, generator=torch.Generator().manual_seed(0))
+    k = torch.tensor([0.37, 0.81], dtype=F64)
+    s = path.sample(x_0, b.u1, k)
+    started = path.started(k).to(F64)
+    want = path.transform.filter(b.u1, started)
+    torch.testing.assert_close(path.x1_estimate(s.x_k, s.dx_k, k, flat="keep"), want, rtol=0, atol=1e-9)
+    torch.testing.assert_close(path.velocity_from_x1(s.x_k, b.u1, k), s.dx_k, rtol=0, atol=1e-9)
+
+    oracle = FromEndpoint(lambda u, kk, y=None: b.u1.expand_as(u), path)
+    u = sample(oracle, path, 2, x_0=x_0, steps=12, device="cpu", dtype=F64).x
+    torch.testing.assert_close(u, b.u1, rtol=0, atol=1e-7)
+    assert score_assemblies(b.atoms(u), b.target).pm_atom < 1e-6
+
+
+@pytest.mark.parametrize("overlap,bump", [(0.5, "linear"), (1.0, "linear"), (0.0, "cosine")])
+def test_sampler_with_the_exact_velocity_lands_on_the_crystal_with_windows(overlap, bump):
+    b = make_batch(toy_clusters(2), dtype=F64)
+    path = assembly_path(b, "kflow", num_bands=3, bump=bump, overlap=overlap)
+    x_0 = torch.zeros_like(b.u1)
+
+    def exact(u, k, y=None):
+        return path.sample(x_0, b.u1, k.to(F64)).dx_k
+
+    steps = 12 if bump == "linear" else 600  # linear: constant within each grid cell; cosine: Euler's error ~ 1/steps
+    u = sample(exact, path, 2, x_0=x_0, steps=steps, device="cpu", dtype=F64).x
+    torch.testing.assert_close(u, b.u1, rtol=0, atol=1e-9 if bump == "linear" else 1e-2)
+
+
+def test_endpoint_loss_is_zero_for_the_true_endpoint_and_weights_rotation():
+    b = make_batch(toy_clusters(2), dtype=F64)
+    path = assembly_path(b, "rigid_fm")
+    x_0 = torch.zeros_like(b.u1)
+    k = torch.tensor([0.3, 0.6], dtype=F64)
+
+    class Truth(torch.nn.Module):  # world-frame outputs that point at the crystal from the current state
+        def forward(self, atoms, numbers, kk, frames):
+            s = path.sample(x_0, b.u1, k)
+            st = b.state(s.x_k)
+            R1 = b.R0 @ so3_exp(b.u1[..., 3:])
+            from kflow.molecules.rigid import so3_log
+
+            omega = so3_log(R1 @ st.R.transpose(-1, -2))  # exp(omega) R = R_1
+            return b.t0 + b.u1[..., :3] - st.t, omega
+
+    bound = BoundAssembly(Truth(), b, "endpoint")
+    assert AssemblyLoss("endpoint", 10.0)(bound, path, b.u1, x_0, k).abs() < 1e-18
+    wrong = b.u1.clone()
+    wrong[..., 3:] += 0.1  # the same rotation error costs 10x with rotation_weight 10
+    l1 = AssemblyLoss("endpoint", 1.0)(bound, path, wrong, x_0, k)
+    l10 = AssemblyLoss("endpoint", 10.0)(bound, path, wrong, x_0, k)
+    assert l1 > 0 and torch.isclose(l10, 10 * l1, rtol=1e-6)
+
+
+def test_learning_rate_schedule():
+    cfg = AssemblyConfig(steps=100, lr=1e-3, lr_schedule="cosine", warmup=10)
+    lrs = [cfg.lr_at(s) for s in range(1, 101)]
+    assert lrs[0] == pytest.approx(1e-4) and lrs[9] == pytest.approx(1e-3)
+    assert all(a >= b for a, b in zip(lrs[9:], lrs[10:]))  # decays monotonically after warm-up
+    assert lrs[-1] == pytest.approx(1e-5)
+    assert AssemblyConfig(steps=100, lr=1e-3).lr_at(77) == 1e-3
+
+
+def small_cfg(**kw):
+    base = dict(
+        flow="kflow",
+        steps=12,
+        batch_size=2,
+        lr=2e-3,
+        target="endpoint",
+        rotation_weight=10.0,
+        lr_schedule="cosine",
+        warmup=2,
+        ema=0.5,
+        eval_every=4,
+        val_clusters=2,
+        ckpt_every=4,
+        net=AssemblyNetConfig(kind="frames", **TINY),
+    )
+    return AssemblyConfig(**{**base, **kw})
+
+
+def test_run_folder_selects_by_validation_and_resumes_exactly(tmp_path):
+    train, val = toy_clusters(4), toy_clusters(2, seed=1)
+    cfg = small_cfg()
+    whole = train_assembly(train, cfg, out=tmp_path / "whole", val=val, log=lambda *_: None)
+    assert [c["step"] for c in whole.curve] == [4, 8, 12]
+    best = min(whole.curve, key=lambda c: c["pm_atom"] + c["pm_center"])
+    assert whole.best_step == best["step"]
+    saved = json.loads((tmp_path / "whole" / "curve.json").read_text())
+    assert saved["chosen_step"] == best["step"] and saved["curve"] == whole.curve
+    # stopped at step 6 (as by a kill after the step-4 checkpoint... and one more at 6), then resumed
+    part = train_assembly(train, cfg, out=tmp_path / "split", val=val, log=lambda *_: None, until=6)
+    assert part.step == 6 and not (tmp_path / "split" / "model.safetensors").exists()
+    rest = train_assembly(train, cfg, out=tmp_path / "split", val=val, log=lambda *_: None)
+    assert rest.curve == whole.curve and rest.best_step == whole.best_step
+    for (n, a), (_, c) in zip(whole.net.state_dict().items(), rest.net.state_dict().items()):
+        torch.testing.assert_close(a, c, rtol=0, atol=0, msg=n)
+    # the finished run loads and scores
+    from kflow.molecules.runs import load_assembly_run
+
+    net, loaded = load_assembly_run(tmp_path / "split")
+    assert loaded == cfg
+    s = evaluate_assembly(net, val, loaded, samples=2, steps=4)
+    assert np.isfinite(s.pm_atom) and s.clusters == 2
+
+
+def test_run_folder_refusals(tmp_path):
+    from kflow.utils.errors import CheckpointError, TrainingError
+
+    train = toy_clusters(2)
+    cfg = small_cfg(eval_every=0, steps=4)
+    train_assembly(train, cfg, out=tmp_path / "run", log=lambda *_: None)
+    with pytest.raises(TrainingError, match="already holds a run"):
+        train_assembly(train, cfg, out=tmp_path / "run", resume=False, log=lambda *_: None)
+    with pytest.raises(TrainingError, match="--resume: lr was 0.002"):
+        train_assembly(train, small_cfg(eval_every=0, steps=4, lr=1e-3), out=tmp_path / "run", log=lambda *_: None)
+    with pytest.raises(ConfigError, match="needs validation clusters"):
+        train_assembly(train, small_cfg(), log=lambda *_: None)
+    from kflow.molecules.runs import load_assembly_run
+
+    with pytest.raises(CheckpointError, match="no model.safetensors"):
+        load_assembly_run(tmp_path)
+
+
+def test_new_options_are_validated():
+    for bad, match in [
+        ({"target": "x1"}, "target='x1'"),
+        ({"lr_schedule": "step"}, "lr_schedule='step'"),
+        ({"warmup": 5000}, "warmup=5000"),
+        ({"overlap": 1.5}, "overlap=1.5"),
+        ({"net": {"kind": "painn"}}, "net.kind='painn'"),
+        ({"net": {"kind": "frames", "hidden": 30}}, "divisible by 4"),
+    ]:
+        with pytest.raises(ConfigError, match=match):
+            AssemblyConfig.from_dict(bad)
