@@ -36,10 +36,20 @@ def run_molecules(args) -> None:
     from ..molecules.clusters import build_clusters
     from ..molecules.crystals import read_crystals
 
-    crystals = read_crystals()
+    if args.cifs:
+        from ..molecules.crystals import read_cif_folder
+
+        crystals, source = read_cif_folder(args.cifs), f"CIF files of {args.cifs}"
+    else:
+        crystals, source = read_crystals(), "pyxtal database/test.db + database/mech.db"
     splits, skipped = build_clusters(crystals, centres=args.centres, rotations=args.rotations, seed=args.seed)
+    if not any(splits.values()):
+        from ..utils.errors import DataError
+
+        reasons = "; ".join(f"{k}: {v}" for k, v in list(skipped.items())[:3])
+        raise DataError(f"no cluster could be cut from the {len(crystals)} crystal(s) ({reasons})")
     info = dict(
-        source="pyxtal database/test.db + database/mech.db",
+        source=source,
         crystals=len(crystals),
         centres=args.centres,
         rotations=args.rotations,
@@ -96,5 +106,8 @@ def add_parser(sub) -> None:
     m.add_argument("--centres", type=positive_int, default=4, help="centre molecules per crystal")
     m.add_argument("--rotations", type=positive_int, default=4, help="random global rotations per cluster")
     m.add_argument("--seed", type=nonneg_int, default=0, help="seed of the start poses and the split")
+    m.add_argument(
+        "--cifs", default=None, help="build from this folder of .cif files (e.g. COD entries) instead of pyxtal's"
+    )
     m.add_argument("--out", default="data/molecules", help="folder for the cluster files")
     m.set_defaults(func=run_molecules)

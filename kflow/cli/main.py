@@ -1,5 +1,5 @@
 """The `kflow` command: one parser built from each subcommand's module (train, sample, inspect,
-eval, edit/restore, data, studio, demo). Errors are one line (exit 2) unless --debug."""
+eval, edit/restore, data, molecules, studio, demo). Errors are one line (exit 2) unless --debug."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import data, eval, inspection, sample, steer, studio, train
+    from . import data, eval, inspection, molecules, sample, steer, studio, train
 
     p = Parser(prog="kflow", description="K-Flow: flow matching band by band")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     eval.add_parser(sub)
     steer.add_parsers(sub)  # edit, restore
     data.add_parser(sub)
+    molecules.add_parser(sub)
     studio.add_parser(sub)
     train.add_demo_parser(sub)
     return p
@@ -37,7 +38,8 @@ def main(argv=None) -> int:
     parser = build_parser()
     try:
         args, extra = parser.parse_known_args(argv)
-        if extra and args.cmd == "train" and all("=" in a and not a.startswith("-") for a in extra):
+        takes_overrides = args.cmd == "train" or getattr(args, "mol_cmd", None) == "train"
+        if extra and takes_overrides and all("=" in a and not a.startswith("-") for a in extra):
             args.overrides += extra  # key=value overrides after an option (`--resume train.steps=9`)
         elif extra:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")

@@ -73,6 +73,43 @@ def read_crystals() -> list[Crystal]:
     return out
 
 
+def read_cif_folder(folder: str | Path, log=print) -> list[Crystal]:
+    """Every *.cif file of a folder (e.g. COD entries) as a Crystal, named after the file. A file
+    that ASE cannot read as one periodic structure is skipped with one line saying why; a folder
+    with no usable file is refused. The molecule key used to split train/val/test is the
+    crystal's empirical formula (CIFs carry no SMILES): polymorphs of one molecule share a split."""
+    try:
+        from ase.io import read
+    except ImportError:
+        raise ImportError("molecular data needs ase: pip install ase") from None
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"--cifs {folder} is not a folder; give a folder of .cif files")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".cif")
+    if not files:
+        raise DataError(f"--cifs {folder} holds no .cif files; put the crystal files there")
+    out = []
+    for f in files:
+        try:
+            structures = read(str(f), index=":", format="cif")
+        except Exception as e:  # ASE raises many kinds for malformed files; each becomes one line
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+            log(f"skipped {f.name}: not a readable CIF ({first})")
+            continue
+        if len(structures) != 1:
+            log(f"skipped {f.name}: {len(structures)} data blocks; give one crystal per file")
+            continue
+        a = structures[0]
+        if not a.pbc.all() or abs(np.linalg.det(np.array(a.cell))) < 1e-6 or len(a) == 0:
+            log(f"skipped {f.name}: no full unit cell with atoms (a CIF of a crystal is needed)")
+            continue
+        formula = a.get_chemical_formula(mode="hill", empirical=True)
+        out.append(Crystal(f.stem, formula, a.numbers.copy(), a.positions.copy(), np.array(a.cell)))
+    if not out:
+        raise DataError(f"no usable crystal in {folder} (every .cif file was skipped; see the lines above)")
+    return out
+
+
 def covalent_bonds(c: Crystal, mult: float = 1.1):
     """Bonded pairs (i, j, shift): atom j moved by shift (in cells) is bonded to atom i."""
     from ase import Atoms

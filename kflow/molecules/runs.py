@@ -96,8 +96,8 @@ def save_weights(path: Path, weights: dict, meta: dict) -> None:
 
 def load_assembly_run(folder: str | Path):
     """(net, config) of a finished run folder: model.safetensors under its config.json."""
+    from .config import AssemblyConfig
     from .model import make_net
-    from .train import AssemblyConfig
 
     folder = Path(folder)
     weights = folder / "model.safetensors"

@@ -10,101 +10,24 @@ EMA on validation clusters and keeps the best: the budget is chosen by the valid
 from __future__ import annotations
 
 import copy
-import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
-from ..config import ConfigError, build
+from ..config import ConfigError
 from ..path import KFlowPath, draw_k
 from ..sampling import FromEndpoint, sample
 from ..training.batches import BATCH, derive_seed
 from ..utils.errors import TrainingError
 from .clusters import Cluster, pair
-from .flow import FLOWS, TARGETS, AssemblyBatch, BoundAssembly, assembly_path, make_batch
+from .config import AssemblyConfig
+from .flow import AssemblyBatch, BoundAssembly, make_batch
 from .metrics import AssemblyScores, score_assemblies
-from .model import AssemblyNetConfig, make_net
+from .model import make_net
 from .rigid import so3_exp
-
-LR_SCHEDULES = ("constant", "cosine")
-
-
-@dataclass
-class AssemblyConfig:
-    flow: str = "kflow"  # rigid_fm | kflow
-    num_bands: int = 3
-    bump: str = "linear"
-    overlap: float = 0.0  # band windows widened by this (0 = the hard path, kflow only)
-    target: str = "velocity"  # velocity | endpoint: what the network predicts
-    rotation_weight: float = 1.0  # loss weight of the rotational part (AssembleFlow uses 10)
-    k_density: str = "uniform"
-    steps: int = 2000
-    batch_size: int = 16
-    lr: float = 1e-3
-    lr_schedule: str = "constant"  # constant | cosine (to 1% of lr at the last step)
-    warmup: int = 0  # steps of linear warm-up
-    ema: float = 0.0  # EMA decay of the weights sampled with (0: the raw weights)
-    start_noise: float = 0.1
-    pairing: str = "nearest"  # nearest | given: which crystal slot each start molecule flows to
-    eval_every: int = 0  # score the validation clusters every this many steps and keep the best (0: off)
-    val_clusters: int = 32  # how many validation clusters (the first ones)
-    ckpt_every: int = 0  # resumable checkpoints every this many steps into the run folder (0: at the end)
-    seed: int = 0
-    net: AssemblyNetConfig = field(default_factory=AssemblyNetConfig)
-
-    def __post_init__(self):
-        from ..path import BUMPS
-        from .clusters import PAIRINGS
-
-        for key, value, options in [
-            ("flow", self.flow, FLOWS),
-            ("bump", self.bump, tuple(BUMPS)),
-            ("pairing", self.pairing, PAIRINGS),
-            ("target", self.target, TARGETS),
-            ("lr_schedule", self.lr_schedule, LR_SCHEDULES),
-            ("k_density", self.k_density, ("uniform", "logit_normal")),
-        ]:
-            if value not in options:
-                raise ConfigError(f"{key}={value!r} is not one of {', '.join(options)}")
-        for key, value, ok in [
-            ("num_bands", self.num_bands, self.num_bands >= 1),
-            ("steps", self.steps, self.steps >= 1),
-            ("batch_size", self.batch_size, self.batch_size >= 1),
-            ("lr", self.lr, 0 < self.lr < 1),
-            ("start_noise", self.start_noise, self.start_noise >= 0),
-            ("overlap", self.overlap, 0 <= self.overlap <= 1),
-            ("rotation_weight", self.rotation_weight, self.rotation_weight >= 0),
-            ("warmup", self.warmup, 0 <= self.warmup < self.steps),
-            ("ema", self.ema, 0 <= self.ema < 1),
-            ("eval_every", self.eval_every, self.eval_every >= 0),
-            ("val_clusters", self.val_clusters, self.val_clusters >= 1),
-            ("ckpt_every", self.ckpt_every, self.ckpt_every >= 0),
-        ]:
-            if not ok:
-                raise ConfigError(f"{key}={value!r} is out of range")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> AssemblyConfig:
-        """Typed and validated like the image configs (unknown keys and wrong types refused)."""
-        return build(cls, d)
-
-    def path(self, batch: AssemblyBatch) -> KFlowPath:
-        return assembly_path(batch, self.flow, self.num_bands, self.bump, self.overlap)
-
-    def lr_at(self, step: int) -> float:
-        """The learning rate of step (1-based): linear warm-up, then constant or cosine to 1%."""
-        if step <= self.warmup:
-            return self.lr * step / self.warmup
-        if self.lr_schedule == "constant":
-            return self.lr
-        done = (step - self.warmup) / max(self.steps - self.warmup, 1)
-        return self.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * done)))
 
 
 def collate(items: list[AssemblyBatch]) -> AssemblyBatch:

@@ -1,0 +1,144 @@
+"""Molecular assembly from the command line: the set built from a folder of CIF files (written here
+from the shipped crystals, plus broken ones), and train -> kill -> resume -> sample -> score."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("ase")
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def kflow_cmd(*args):
+    return [sys.executable, "-m", "kflow.cli.main", *map(str, args)]
+
+
+def kflow(*args):
+    return subprocess.run(kflow_cmd(*args), capture_output=True, text=True, timeout=600, cwd=ROOT)
+
+
+@pytest.fixture(scope="module")
+def cif_folder(tmp_path_factory):
+    from ase import Atoms
+    from ase.io import write
+
+    from kflow.molecules.crystals import read_crystals
+
+    folder = tmp_path_factory.mktemp("cifs")
+    crystals = read_crystals()[:40]
+    for c in crystals:
+        write(str(folder / f"{c.name}.cif"), Atoms(numbers=c.numbers, positions=c.positions, cell=c.cell, pbc=True))
+    (folder / "broken.cif").write_text("data_broken\n_cell_length_a 5.0\nthis is not a CIF loop\n")
+    (folder / "empty.cif").write_text("")
+    (folder / "notes.txt").write_text("not a crystal file, ignored")
+    return folder, crystals
+
+
+def cell_parameters(cell):
+    from ase.cell import Cell
+
+    return Cell(cell).cellpar()
+
+
+def test_cif_folder_reads_what_was_written_and_skips_broken_files(cif_folder):
+    from kflow.molecules.crystals import read_cif_folder
+
+    folder, crystals = cif_folder
+    lines = []
+    read = read_cif_folder(folder, log=lines.append)
+    assert sorted(c.name for c in read) == sorted(c.name for c in crystals)
+    by_name = {c.name: c for c in read}
+    for c in crystals:
+        r = by_name[c.name]
+        np.testing.assert_array_equal(r.numbers, c.numbers)
+        # a CIF stores cell lengths and angles (ASE re-orients the lattice) and fractional
+        # coordinates wrapped into the cell: compare those, modulo whole cells
+        np.testing.assert_allclose(cell_parameters(r.cell), cell_parameters(c.cell), atol=1e-4)
+        frac = np.linalg.solve(r.cell.T, r.positions.T).T - np.linalg.solve(c.cell.T, c.positions.T).T
+        np.testing.assert_allclose(frac, np.round(frac), atol=1e-4)
+    assert sorted(line.split(":")[0] for line in lines) == ["skipped broken.cif", "skipped empty.cif"]
+    assert all("\n" not in line for line in lines)
+
+
+def test_data_molecules_from_cifs_builds_a_set_and_refuses_useless_folders(cif_folder, tmp_path):
+    folder, _ = cif_folder
+    r = kflow("data", "molecules", "--cifs", folder, "--out", tmp_path / "set", "--centres", "1", "--rotations", "1")
+    assert r.returncode == 0, r.stderr
+    assert "skipped broken.cif" in r.stdout and "written to" in r.stdout
+    manifest = json.loads((tmp_path / "set" / "manifest.json").read_text())
+    assert manifest["source"].startswith("CIF files of")
+    assert sum(v["clusters"] for v in manifest["counts"].values()) > 10
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "x.cif").write_text("garbage")
+    for folder_arg, message in [(bad, "no usable crystal"), (tmp_path / "nothing", "is not a folder")]:
+        r = kflow("data", "molecules", "--cifs", folder_arg, "--out", tmp_path / "set2")
+        assert r.returncode == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_train_kill_resume_sample_score(tmp_path):
+    from ase.io import read
+
+    data = tmp_path / "data"
+    assert kflow("data", "molecules", "--out", data, "--centres", "1", "--rotations", "2").returncode == 0
+    run = tmp_path / "run"
+    args = [
+        "molecules",
+        "train",
+        "--config",
+        ROOT / "configs/molecules/kflow.yaml",
+        "--out",
+        run,
+        f"data={data}",
+        "steps=60",
+        "batch_size=2",
+        "max_atoms=12",
+        "warmup=2",
+        "ckpt_every=2",
+        "eval_every=30",
+        "val_clusters=2",
+        "net.hidden=16",
+        "net.layers=1",
+        "net.mol_layers=1",
+    ]
+    p = subprocess.Popen(kflow_cmd(*args), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 300
+    while not list((run / "checkpoints").glob("ckpt-*.safetensors")) and time.time() < deadline and p.poll() is None:
+        time.sleep(0.05)
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    assert not (run / "model.safetensors").exists()  # killed before the end
+    # a new run into the folder is refused; --resume continues it
+    r = kflow(*args)
+    assert r.returncode == 2 and "already holds a run" in r.stderr
+    r = kflow(*args, "--resume")
+    assert r.returncode == 0, r.stderr
+    assert "resuming" in r.stdout and "trained 60 steps" in r.stdout
+    curve = json.loads((run / "curve.json").read_text())
+    assert [c["step"] for c in curve["curve"]] == [30, 60] and curve["chosen_step"] in (30, 60)
+
+    r = kflow("molecules", "score", run, "--limit", "2", "--samples", "2", "--nfe", "6")
+    assert r.returncode == 0, r.stderr
+    s = json.loads(r.stdout.strip().splitlines()[-1])
+    assert s["clusters"] == 2 and np.isfinite(s["pm_atom"]) and np.isfinite(s["pm_center"])
+
+    out = tmp_path / "gen"
+    r = kflow("molecules", "sample", run, "--limit", "2", "--nfe", "6", "--out", out)
+    assert r.returncode == 0, r.stderr
+    for i in range(2):
+        gen, crystal = read(out / f"{i:04d}_generated_0.xyz"), read(out / f"{i:04d}_crystal.cif")
+        assert len(gen) == len(crystal) and len(gen) % 17 == 0
+        assert sorted(set(gen.get_tags())) == list(range(17))
+        np.testing.assert_array_equal(gen.numbers, crystal.numbers)
+    assert (out / "clusters.png").stat().st_size > 1000
+    # a run folder without finished weights is refused in one line
+    r = kflow("molecules", "score", tmp_path)
+    assert r.returncode == 2 and "no model.safetensors" in r.stderr
