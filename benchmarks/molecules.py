@@ -1,35 +1,50 @@
-"""Molecular assembly on clusters cut from pyxtal's crystals: rigid flow matching (AssembleFlow-
-style) vs K-Flow over graph-frequency bands, same network, budget, seeds and batches, side by side.
+"""Molecular assembly on clusters cut from pyxtal's crystals: the trivial references, rigid FM
+(AssembleFlow-style) and K-Flow over graph-frequency bands, side by side: same network, budget,
+batches and seeds; three seeds per learned row (mean and spread); test split reported, the weights
+of each run chosen on the validation split.
 
-    python benchmarks/molecules.py --steps 600 --batch 8 --hidden 32 --layers 2 --mol-layers 3 --samples 4 \
-        --out docs/results/molecules_cpu     # CPU, ~30 min
+Rows are configs under configs/molecules/ plus overrides (ROWS); every (row, seed) trains into its
+own resumable run folder under --work, so a stopped benchmark continues where it was.
+
+    python benchmarks/molecules.py --rows rigid_fm,kflow_hard,kflow --seeds 0,1,2 --out docs/results/molecules_cpu
 
 Data: `kflow data molecules` (built here into --data when missing). Metrics on the test split
 (molecules never seen in training): PM-atom and PM-center (best of --samples), collision and
-separation rates (kflow/molecules/metrics.py), plus the same for the start clusters as a floor.
+separation rates (kflow/molecules/metrics.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import time
-from dataclasses import asdict
+import statistics
 from pathlib import Path
 
 import numpy as np
 import torch
-from toolkit import report  # markdown + JSON as every benchmark writes them
+from toolkit import ROOT, report  # markdown + JSON as every benchmark writes them
 
+from kflow.cli.molecules import load_assembly_config
 from kflow.metrics.evaluate import format_table
-from kflow.molecules.cluster_files import load_clusters, save_clusters
+from kflow.molecules.cluster_files import save_clusters
 from kflow.molecules.clusters import build_clusters, pair, random_rotations
 from kflow.molecules.crystals import read_crystals
 from kflow.molecules.flow import make_batch
 from kflow.molecules.metrics import score_assemblies
-from kflow.molecules.model import AssemblyNetConfig
 from kflow.molecules.rigid import RigidState
-from kflow.molecules.train import AssemblyConfig, evaluate_assembly, train_assembly
+from kflow.molecules.train import evaluate_assembly, train_assembly
+
+CONFIGS = ROOT / "configs" / "molecules"
+# a row -> (config file, overrides)
+ROWS = {
+    "rigid_fm": ("rigid_fm.yaml", []),
+    "kflow": ("kflow.yaml", []),  # 3 graph bands, overlap 0.5
+    "kflow_hard": ("kflow.yaml", ["overlap=0.0"]),  # the paper's hard band order
+    "kflow_2bands": ("kflow.yaml", ["num_bands=2"]),
+    "kflow_logit": ("kflow.yaml", ["k_density=logit_normal"]),
+    "rigid_fm_velocity": ("rigid_fm.yaml", ["target=velocity", "rotation_weight=1.0"]),
+    "rigid_fm_egnn": ("rigid_fm.yaml", ["target=velocity", "rotation_weight=1.0", "net.kind=egnn", "net.hidden=32"]),
+}
 
 
 def reference_rows(test, samples: int, seed: int) -> list[dict]:
@@ -73,86 +88,79 @@ def reference_rows(test, samples: int, seed: int) -> list[dict]:
 
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", default="rigid_fm,kflow_hard,kflow", help=f"comma-separated: {', '.join(ROWS)}")
+    ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--data", default="data/molecules")
-    ap.add_argument("--steps", type=int, default=1500)
-    ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--hidden", type=int, default=64)
-    ap.add_argument("--layers", type=int, default=3)
-    ap.add_argument("--mol-layers", type=int, default=1, help="EGNN layers over the molecule centres")
-    ap.add_argument("--bands", default="3", help="K-Flow graph band counts, comma-separated: a row each")
-    ap.add_argument("--flows", default="rigid_fm,kflow", help="comma-separated: rigid_fm, kflow")
-    ap.add_argument("--pairing", default="nearest", help="nearest (slots matched to start molecules) or given")
-    ap.add_argument("--work", default="runs/molecules", help="finished rows are cached here and reused")
+    ap.add_argument("--work", default="runs/molecules", help="run folders, resumable; finished rows are reused")
     ap.add_argument("--samples", type=int, default=5, help="samples per test cluster (best of)")
     ap.add_argument("--nfe", type=int, default=20)
     ap.add_argument("--test-limit", type=int, default=None, help="evaluate on the first N test clusters")
-    ap.add_argument("--max-atoms", type=int, default=30, help="keep molecules of at most this many atoms (CPU budget)")
-    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None)
     ap.add_argument("--references-only", action="store_true", help="print the trivial reference rows and stop")
+    ap.add_argument("overrides", nargs="*", help="key=value for every learned row (e.g. steps=500)")
     args = ap.parse_args()
     torch.set_num_threads(max(torch.get_num_threads(), 1))
     if not (Path(args.data) / "manifest.json").exists():
-        splits, skipped = build_clusters(read_crystals(), seed=args.seed)
-        save_clusters(args.data, splits, {"seed": args.seed, "skipped": skipped, "centres": 4, "rotations": 4})
-    small = lambda cs: [c for c in cs if c.numbers.shape[1] <= args.max_atoms]
-    train, test = small(load_clusters(args.data, "train")), small(load_clusters(args.data, "test"))[: args.test_limit]
-    net_cfg = AssemblyNetConfig(hidden=args.hidden, layers=args.layers, mol_layers=args.mol_layers)
-    rows = reference_rows(pair(test, args.pairing), args.samples, args.seed)
+        splits, skipped = build_clusters(read_crystals(), seed=0)
+        save_clusters(args.data, splits, {"seed": 0, "skipped": skipped, "centres": 4, "rotations": 4})
+    seeds = [int(v) for v in args.seeds.split(",")]
+    configs = {}
+    for row in args.rows.split(","):
+        if row not in ROWS:
+            raise SystemExit(f"--rows: unknown row {row!r}; use {', '.join(ROWS)}")
+        file, extra = ROWS[row]
+        configs[row] = [
+            load_assembly_config(CONFIGS / file, [f"data={args.data}", *extra, *args.overrides, f"seed={s}"])
+            for s in seeds
+        ]
+    first = next(iter(configs.values()))[0]
+    train, val, test = first.clusters("train"), first.clusters("val"), first.clusters("test")[: args.test_limit]
+    rows = reference_rows(pair(test, first.pairing), args.samples, 0)
     for r in rows:
         print(json.dumps(r), flush=True)
     if args.references_only:
         return
-    bands = [int(b) for b in args.bands.split(",")]
-    flows = args.flows.split(",")
-    if not set(flows) <= {"rigid_fm", "kflow"}:
-        raise SystemExit(f"--flows {args.flows!r}: use rigid_fm and/or kflow, comma-separated")
-    runs = [("rigid_fm", 1)] * ("rigid_fm" in flows) + [("kflow", b) for b in bands] * ("kflow" in flows)
-    for flow, B in runs:
-        cfg = AssemblyConfig(
-            flow=flow,
-            num_bands=B,
-            steps=args.steps,
-            batch_size=args.batch,
-            seed=args.seed,
-            pairing=args.pairing,
-            net=net_cfg,
-        )
-        # one cached result per (flow, bands, budget, network, evaluation): reruns skip finished rows
-        key = (
-            f"{flow}-b{B}-s{args.steps}-bs{args.batch}-h{args.hidden}-l{args.layers}-m{args.mol_layers}-seed{args.seed}"
-            f"-nfe{args.nfe}-n{args.samples}-a{args.max_atoms}-t{len(test)}-{args.pairing}"
-        )
-        cache = Path(args.work) / f"{key}.json"
-        if cache.exists():
-            rows.append(json.loads(cache.read_text()))
-        else:
-            t = time.time()
-            net = train_assembly(train, cfg).net
-            train_s = time.time() - t
-            s = evaluate_assembly(net, test, cfg, samples=args.samples, steps=args.nfe, seed=args.seed)
-            name = flow if flow == "rigid_fm" else f"kflow, {B} bands"
-            rows.append(
-                {
-                    "flow": name,
-                    "pm_atom": s.pm_atom,
-                    "pm_center": s.pm_center,
-                    "collision": s.collision_rate,
-                    "separation": s.separation_rate,
-                    "train_s": train_s,
-                }
-            )
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            cache.write_text(json.dumps(rows[-1]))
-        print(json.dumps(rows[-1]), flush=True)
+    for row, cfgs in configs.items():
+        per_seed = []
+        for cfg in cfgs:
+            folder = Path(args.work) / f"{row}-seed{cfg.seed}"
+            cache = folder / f"test-nfe{args.nfe}-n{args.samples}-t{len(test)}.json"
+            if cache.exists():
+                r = json.loads(cache.read_text())
+            else:
+                tr = train_assembly(train, cfg, out=folder, val=val if cfg.eval_every else None)
+                s = evaluate_assembly(tr.net, test, cfg, samples=args.samples, steps=args.nfe, seed=0)
+                r = dict(
+                    pm_atom=s.pm_atom,
+                    pm_center=s.pm_center,
+                    collision=s.collision_rate,
+                    separation=s.separation_rate,
+                    best_step=tr.best_step,
+                    train_s=tr.train_s,
+                )
+                cache.write_text(json.dumps(r))
+            print(json.dumps(dict(row=row, seed=cfg.seed, **r)), flush=True)
+            per_seed.append(r)
+        rows.append(summarise(row, per_seed))
     head = (
-        f"{len(train)} train / {len(test)} test clusters of 17 molecules (split by SMILES); network "
-        f"{asdict(net_cfg)}; {args.steps} steps x batch {args.batch}, seed {args.seed}; Euler NFE {args.nfe}, "
-        f"best of {args.samples} samples; pairing {args.pairing}; molecules of <= {args.max_atoms} atoms; "
-        "PM in Angstrom"
+        f"{len(train)} train / {len(val)} validation / {len(test)} test clusters of 17 molecules (split by SMILES), "
+        f"molecules of <= {first.max_atoms} atoms; seeds {args.seeds}: mean +- spread (max - min over seeds); "
+        f"configs/molecules/ + {' '.join(args.overrides) or 'no overrides'}; Euler NFE {args.nfe}, best of "
+        f"{args.samples} samples; PM in Angstrom; hardware: {torch.get_num_threads()} CPU threads"
     )
-    table = format_table(rows, ["flow", "pm_atom", "pm_center", "collision", "separation", "train_s"])
+    table = format_table(rows, ["flow", "pm_atom", "pm_center", "collision", "separation", "best_step", "train_s"])
     report(head, table, rows, args.out)
+
+
+def summarise(row: str, runs: list[dict]) -> dict:
+    """Mean +- spread over seeds as text cells, the raw values alongside."""
+    out = {"flow": row, "seeds": runs}
+    for key in ("pm_atom", "pm_center", "collision", "separation", "best_step", "train_s"):
+        vals = [r[key] for r in runs]
+        mean = statistics.fmean(vals)
+        out[key] = f"{mean:.3f} +- {max(vals) - min(vals):.3f}" if len(vals) > 1 else mean
+        out[f"{key}_mean"] = mean
+    return out
 
 
 if __name__ == "__main__":
