@@ -24,6 +24,7 @@ class AssemblyConfig:
     target: str = "velocity"  # velocity | endpoint: what the network predicts
     rotation_weight: float = 1.0  # loss weight of the rotational part (AssembleFlow uses 10)
     k_density: str = "uniform"
+    k_embedding: str = "k"  # k | window: the network also sees every band's local time (as for images)
     steps: int = 2000
     batch_size: int = 16
     lr: float = 1e-3
@@ -51,6 +52,7 @@ class AssemblyConfig:
             ("target", self.target, TARGETS),
             ("lr_schedule", self.lr_schedule, LR_SCHEDULES),
             ("k_density", self.k_density, ("uniform", "logit_normal")),
+            ("k_embedding", self.k_embedding, ("k", "window")),
         ]:
             if value not in options:
                 raise ConfigError(f"{key}={value!r} is not one of {', '.join(options)}")
@@ -86,6 +88,23 @@ class AssemblyConfig:
 
         out = load_clusters(self.data, split)
         return [c for c in out if not self.max_atoms or c.numbers.shape[1] <= self.max_atoms]
+
+    def band_windows(self) -> list[list[float]]:
+        """The bands' k-windows the network's k-embedding sees (k_embedding='window'), else none.
+        With uniform allocation they depend only on the band count, overlap and flow, not on the
+        cluster, so a complete graph stands in for every cluster's."""
+        if self.k_embedding == "k":
+            return []
+        import torch
+
+        from ..transforms.graph import GraphTransform
+        from .crystals import CLUSTER_SIZE
+
+        weights = 1 - torch.eye(CLUSTER_SIZE, dtype=torch.float64)
+        if self.flow == "rigid_fm":
+            return [[0.0, 1.0]]
+        T = GraphTransform(weights, features=6, num_bands=self.num_bands)
+        return KFlowPath(T, bump=self.bump, overlap=self.overlap).windows().tolist()
 
     def path(self, batch: AssemblyBatch) -> KFlowPath:
         return assembly_path(batch, self.flow, self.num_bands, self.bump, self.overlap)

@@ -80,7 +80,7 @@ class PairLayer(nn.Module):
 class FrameNet(nn.Module):
     """Invariant features in each molecule's frame -> per-molecule vectors, rotated into the world."""
 
-    def __init__(self, cfg):
+    def __init__(self, cfg, band_windows=()):
         super().__init__()
         h = cfg.hidden
         if h % 4:
@@ -91,7 +91,7 @@ class FrameNet(nn.Module):
         self.local_in = nn.Linear(3, ha)
         self.atom_layers = nn.ModuleList(AtomLayer(ha) for _ in range(cfg.layers))
         self.pool = _mlp(ha, h, h)
-        self.k_embed = KEmbedding(h)
+        self.k_embed = KEmbedding(h, band_windows=band_windows)
         pair_dim = 3 + 16 + 9 + 16 + 3 + 3  # r_ij in i's frame, |r_ij|, R_i^T R_j, contact distance, vector, site
         self.pair_layers = nn.ModuleList(PairLayer(h, pair_dim) for _ in range(cfg.mol_layers))
         self.head = _mlp(h, h, 6)

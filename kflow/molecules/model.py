@@ -42,14 +42,15 @@ class AssemblyNetConfig:
             raise ConfigError(f"net.hidden={self.hidden} must be divisible by 4 (attention heads) for net.kind=frames")
 
 
-def make_net(cfg: AssemblyNetConfig) -> nn.Module:
+def make_net(cfg: AssemblyNetConfig, band_windows=()) -> nn.Module:
     """The network a config names; both take (atoms, numbers, k, frames) and return world-frame
-    (translational, rotational) vectors (N, M, 3) each."""
+    (translational, rotational) vectors (N, M, 3) each. band_windows: the path's (B, 2) k-windows
+    for the k-embedding (AssemblyConfig.band_windows), or none (k alone)."""
     if cfg.kind == "frames":
         from .frame_model import FrameNet
 
-        return FrameNet(cfg)
-    return AssemblyNet(cfg)
+        return FrameNet(cfg, band_windows)
+    return AssemblyNet(cfg, band_windows)
 
 
 def _mlp(i: int, h: int, o: int) -> nn.Sequential:
@@ -98,13 +99,13 @@ class MoleculeLayer(nn.Module):
 
 
 class AssemblyNet(nn.Module):
-    def __init__(self, cfg: AssemblyNetConfig | None = None):
+    def __init__(self, cfg: AssemblyNetConfig | None = None, band_windows=()):
         super().__init__()
         cfg = cfg or AssemblyNetConfig()
         self.cfg = cfg
         h = cfg.hidden
         self.embed = nn.Embedding(cfg.num_types, h)
-        self.k_embed = KEmbedding(h)
+        self.k_embed = KEmbedding(h, band_windows=band_windows)
         self.layers = nn.ModuleList(EGNNLayer(h) for _ in range(cfg.layers))
         self.mol_layers = nn.ModuleList(MoleculeLayer(h) for _ in range(cfg.mol_layers))
         self.trans_atom = _mlp(h, h, 1)

@@ -105,7 +105,7 @@ def load_assembly_run(folder: str | Path):
         hint = "resume it to finish" if (folder / "checkpoints").exists() else "train one with `kflow molecules train`"
         raise CheckpointError(f"{folder} holds no finished assembly run (no model.safetensors); {hint}")
     cfg = AssemblyConfig.from_dict(json.loads((folder / "config.json").read_text()))
-    net = make_net(cfg.net)
+    net = make_net(cfg.net, cfg.band_windows())
     with open_safetensors(weights) as f:
         meta = json.loads((f.metadata() or {}).get("kflow", "{}"))
         if meta.get("config") != cfg.to_dict():

@@ -102,7 +102,7 @@ def train_assembly(
     singles = [make_batch([c]) for c in clusters]
     val_set = pair(val, cfg.pairing)[: cfg.val_clusters] if val else []
     torch.manual_seed(derive_seed(cfg.seed, -1))
-    net = make_net(cfg.net)
+    net = make_net(cfg.net, cfg.band_windows())
     ema = copy.deepcopy(net).requires_grad_(False)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr)
     folder = AssemblyRunFolder(out, cfg, resume, overwrite) if out is not None else None

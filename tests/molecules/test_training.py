@@ -198,3 +198,19 @@ def test_new_options_are_validated():
     ]:
         with pytest.raises(ConfigError, match=match):
             AssemblyConfig.from_dict(bad)
+
+
+def test_window_embedding_sees_the_paths_windows(tmp_path):
+    """k_embedding='window': the network's k-embedding holds the path's band windows (the same for
+    every cluster), training and reloading use them alike."""
+    b = make_batch(toy_clusters(2), dtype=F64)
+    cfg = small_cfg(eval_every=0, steps=3, k_embedding="window", overlap=0.5)
+    want = cfg.path(b).windows()
+    torch.testing.assert_close(torch.tensor(cfg.band_windows(), dtype=F64), want.to(F64), rtol=0, atol=1e-6)
+    assert AssemblyConfig(k_embedding="k").band_windows() == []
+    run = train_assembly(toy_clusters(2), cfg, out=tmp_path / "w", log=lambda *_: None)
+    assert run.net.k_embed.windows.shape == (3, 2)
+    from kflow.molecules.runs import load_assembly_run
+
+    net, _ = load_assembly_run(tmp_path / "w")
+    torch.testing.assert_close(net.k_embed.windows, run.net.k_embed.windows)
