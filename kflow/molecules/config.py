@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from ..config import ConfigError, build
 from ..path import KFlowPath
 from .clusters import Cluster
-from .flow import FLOWS, TARGETS, AssemblyBatch, assembly_path
+from .flow import FLOWS, ROTATIONS, TARGETS, AssemblyBatch, assembly_path, graph_path
 from .model import AssemblyNetConfig
 
 LR_SCHEDULES = ("constant", "cosine")
@@ -21,6 +21,7 @@ class AssemblyConfig:
     num_bands: int = 3
     bump: str = "linear"
     overlap: float = 0.0  # band windows widened by this (0 = the hard path, kflow only)
+    rotations: str = "graph"  # graph: rotations go band by band too | own: one band over all of k (kflow)
     target: str = "velocity"  # velocity | endpoint: what the network predicts
     rotation_weight: float = 1.0  # loss weight of the rotational part (AssembleFlow uses 10)
     k_density: str = "uniform"
@@ -53,6 +54,7 @@ class AssemblyConfig:
             ("lr_schedule", self.lr_schedule, LR_SCHEDULES),
             ("k_density", self.k_density, ("uniform", "logit_normal")),
             ("k_embedding", self.k_embedding, ("k", "window")),
+            ("rotations", self.rotations, ROTATIONS),
         ]:
             if value not in options:
                 raise ConfigError(f"{key}={value!r} is not one of {', '.join(options)}")
@@ -97,17 +99,15 @@ class AssemblyConfig:
             return []
         import torch
 
-        from ..transforms.graph import GraphTransform
         from .crystals import CLUSTER_SIZE
 
-        weights = 1 - torch.eye(CLUSTER_SIZE, dtype=torch.float64)
         if self.flow == "rigid_fm":
             return [[0.0, 1.0]]
-        T = GraphTransform(weights, features=6, num_bands=self.num_bands)
-        return KFlowPath(T, bump=self.bump, overlap=self.overlap).windows().tolist()
+        weights = 1 - torch.eye(CLUSTER_SIZE, dtype=torch.float64)
+        return graph_path(weights, self.num_bands, self.bump, self.overlap, self.rotations).windows().tolist()
 
     def path(self, batch: AssemblyBatch) -> KFlowPath:
-        return assembly_path(batch, self.flow, self.num_bands, self.bump, self.overlap)
+        return assembly_path(batch, self.flow, self.num_bands, self.bump, self.overlap, self.rotations)
 
     def lr_at(self, step: int) -> float:
         """The learning rate of step (1-based): linear warm-up, then constant or cosine to 1%."""

@@ -72,17 +72,38 @@ def make_batch(clusters: list[Cluster], dtype=torch.float32) -> AssemblyBatch:
     return AssemblyBatch(numbers, local.to(dtype), t0.to(dtype), R0.to(dtype), u1.to(dtype), target.to(dtype))
 
 
+ROTATIONS = ("graph", "own")
+
+
+def graph_path(weights: Tensor, num_bands: int, bump: str, overlap: float, rotations: str = "graph") -> KFlowPath:
+    """K-Flow over the graph bands of a cluster (weights (N, M, M)). rotations='graph': translations
+    and rotations both go band by band; 'own': only translations do, the rotations of every
+    frequency form one more band whose window is all of k (FM's schedule for orientations)."""
+    if rotations not in ROTATIONS:
+        raise ValueError(f"rotations={rotations!r} is not one of {', '.join(ROTATIONS)}")
+    T = GraphTransform(weights, features=6, num_bands=num_bands)
+    path = KFlowPath(T, bump=bump, overlap=overlap)
+    if rotations == "graph":
+        return path
+    own = GraphTransform(weights, features=6, num_bands=num_bands, own_band_features=(3, 4, 5))
+    return KFlowPath(own, bump=bump, windows=[*path.windows().tolist(), [0.0, 1.0]])
+
+
 def assembly_path(
-    batch: AssemblyBatch, flow: str, num_bands: int = 3, bump: str = "linear", overlap: float = 0.0
+    batch: AssemblyBatch,
+    flow: str,
+    num_bands: int = 3,
+    bump: str = "linear",
+    overlap: float = 0.0,
+    rotations: str = "graph",
 ) -> KFlowPath:
     """rigid_fm: one band (identity); kflow: graph-frequency bands of the start cluster, their
-    k-windows widened by `overlap` (0: the hard path)."""
+    k-windows widened by `overlap` (0: the hard path), rotations in the bands or on their own."""
     M = batch.t0.shape[1]
     if flow == "rigid_fm":
         return KFlowPath(IdentityTransform((M, 6)), bump="linear")
     if flow == "kflow":
-        T = GraphTransform(gaussian_weights(batch.t0.double()), features=6, num_bands=num_bands)
-        return KFlowPath(T, bump=bump, overlap=overlap)
+        return graph_path(gaussian_weights(batch.t0.double()), num_bands, bump, overlap, rotations)
     raise ValueError(f"unknown assembly flow {flow!r}; use one of {', '.join(FLOWS)}")
 
 

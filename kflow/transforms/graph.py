@@ -55,6 +55,7 @@ class GraphTransform(Transform):
         split: str = "dyadic",
         band_sizes: Sequence[int] | None = None,
         normalized: bool = False,
+        own_band_features: Sequence[int] = (),
     ):
         if weights.dim() not in (2, 3) or weights.shape[-1] != weights.shape[-2]:
             raise ValueError(f"GraphTransform: weights must be (V, V) or (N, V, V), got {tuple(weights.shape)}")
@@ -72,6 +73,17 @@ class GraphTransform(Transform):
         self.sizes = [int(s) for s in band_sizes]
         node_band = torch.repeat_interleave(torch.arange(len(self.sizes)), torch.tensor(self.sizes))
         self.bands = node_band.repeat_interleave(int(features)).long()  # coefficient order: (frequency, feature)
+        # features that do not follow the graph bands: all their frequencies form one more, last band
+        # (e.g. the molecules' rotations, moved by their own k-window while translations go by band)
+        own = sorted(set(int(f) for f in own_band_features))
+        if own and (own[0] < 0 or own[-1] >= features or len(own) == features):
+            raise ValueError(
+                f"GraphTransform: own_band_features {own} must be some (not all) of the features 0..{features - 1}"
+            )
+        if own:
+            feature_of = torch.arange(V * int(features)) % int(features)
+            self.bands[torch.isin(feature_of, torch.tensor(own))] = len(self.sizes)
+        self.own_band_features = tuple(own)
         self.normalized = normalized
         self._cache: dict = {}
 

@@ -214,3 +214,30 @@ def test_window_embedding_sees_the_paths_windows(tmp_path):
 
     net, _ = load_assembly_run(tmp_path / "w")
     torch.testing.assert_close(net.k_embed.windows, run.net.k_embed.windows)
+
+
+@pytest.mark.parametrize("overlap", [0.0, 0.5])
+def test_rotations_on_their_own_band_move_like_fm_and_land_on_the_crystal(overlap):
+    """rotations='own': the rotational part follows FM's straight line at every k (velocity u_1 - u_0
+    on features 3:6), the translations go band by band, and Euler with the exact velocity ends on
+    the crystal."""
+    b = make_batch(toy_clusters(2), dtype=F64)
+    path = assembly_path(b, "kflow", num_bands=3, overlap=overlap, rotations="own")
+    assert path.num_bands == 4 and path.windows()[-1].tolist() == [0.0, 1.0]
+    x_0 = 0.05 * torch.randn(b.u1.shape, dtype=F64, generator=torch.Generator().manual_seed(1))
+    k = torch.tensor([0.1, 0.55], dtype=F64)
+    s = path.sample(x_0, b.u1, k)
+    torch.testing.assert_close(s.dx_k[..., 3:], (b.u1 - x_0)[..., 3:], rtol=0, atol=1e-10)
+    torch.testing.assert_close(s.x_k[..., 3:], (x_0 + k[:, None, None] * (b.u1 - x_0))[..., 3:], rtol=0, atol=1e-10)
+    graph = assembly_path(b, "kflow", num_bands=3, overlap=overlap)  # translations as on the all-graph path
+    torch.testing.assert_close(s.x_k[..., :3], graph.sample(x_0, b.u1, k).x_k[..., :3], rtol=0, atol=1e-10)
+
+    def exact(u, kk, y=None):
+        return path.sample(x_0, b.u1, kk.to(F64)).dx_k
+
+    u = sample(exact, path, 2, x_0=x_0, steps=12, device="cpu", dtype=F64).x
+    torch.testing.assert_close(u, b.u1, rtol=0, atol=1e-9)
+    cfg = AssemblyConfig(flow="kflow", rotations="own", overlap=overlap, k_embedding="window")
+    assert len(cfg.band_windows()) == 4
+    with pytest.raises(ConfigError, match="rotations='none'"):
+        AssemblyConfig(rotations="none")

@@ -88,3 +88,21 @@ def test_normalized_laplacian_and_bad_weights():
         GraphTransform(torch.randn(5, 5, dtype=torch.float64))
     with pytest.raises(ValueError, match="split='radial'"):
         GraphTransform(W, split="radial")
+
+
+def test_own_band_features():
+    """Features kept out of the graph bands form one more band holding all their frequencies: the
+    basis (and so the round trip) is unchanged, filtering that band keeps exactly those features."""
+    W = gaussian_weights(torch.randn(17, 3, dtype=torch.float64))
+    plain = GraphTransform(W, features=6, num_bands=3)
+    T = GraphTransform(W, features=6, num_bands=3, own_band_features=(3, 4, 5))
+    assert T.num_bands == 4 and T.band_sizes().tolist() == [3 * s for s in T.sizes] + [17 * 3]
+    x = torch.randn(4, 17, 6, dtype=torch.float64)
+    torch.testing.assert_close(T.analyze(x), plain.analyze(x), rtol=0, atol=0)
+    torch.testing.assert_close(T.synthesize(T.analyze(x)), x, rtol=0, atol=1e-12)
+    own = T.filter(x, torch.tensor([0.0, 0, 0, 1], dtype=torch.float64))
+    torch.testing.assert_close(own[..., 3:], x[..., 3:], rtol=0, atol=1e-12)
+    assert own[..., :3].abs().max() < 1e-12
+    for bad in [(6,), (0, 1, 2, 3, 4, 5)]:
+        with pytest.raises(ValueError, match="own_band_features"):
+            GraphTransform(W, features=6, num_bands=3, own_band_features=bad)
