@@ -98,12 +98,12 @@ def test_train_kill_resume_sample_score(tmp_path):
         "--out",
         run,
         f"data={data}",
-        "steps=60",
+        "steps=20",
         "batch_size=2",
         "max_atoms=12",
         "warmup=2",
         "ckpt_every=2",
-        "eval_every=30",
+        "eval_every=10",
         "val_clusters=2",
         "net.hidden=16",
         "net.layers=1",
@@ -121,9 +121,9 @@ def test_train_kill_resume_sample_score(tmp_path):
     assert r.returncode == 2 and "already holds a run" in r.stderr
     r = kflow(*args, "--resume")
     assert r.returncode == 0, r.stderr
-    assert "resuming" in r.stdout and "trained 60 steps" in r.stdout
+    assert "resuming" in r.stdout and "trained 20 steps" in r.stdout
     curve = json.loads((run / "curve.json").read_text())
-    assert [c["step"] for c in curve["curve"]] == [30, 60] and curve["chosen_step"] in (30, 60)
+    assert [c["step"] for c in curve["curve"]] == [10, 20] and curve["chosen_step"] in (10, 20)
 
     r = kflow("molecules", "score", run, "--limit", "2", "--samples", "2", "--nfe", "6")
     assert r.returncode == 0, r.stderr
