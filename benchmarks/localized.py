@@ -46,7 +46,7 @@ def main():
     ap.add_argument("--speed", action="store_true", help="only the wall-clock table (untrained weights time the same)")
     ap.add_argument("--out", default=None)
     ap.add_argument("--figure", default=None, help="write the FD-against-GFLOPs frontier here (PNG)")
-    ap.add_argument("--also", default=None, help="a further result (.json) whose K-Flow rows join the figure")
+    ap.add_argument("--also", default=None, help="further results (.json, comma-separated) whose rows join the figure")
     args = ap.parse_args()
     rows = args.rows.split(",")
     if args.speed:
@@ -96,9 +96,12 @@ def main():
     report(head, table, results, args.out)
     if args.figure:
         extra = []
-        if args.also:  # e.g. the equal-training-FLOPs rows, labelled with their steps
-            rows = json.loads(Path(args.also).read_text())["rows"]
-            extra = [dict(r, row=f"{r['row']}, {r['steps']} steps") for r in rows if r["row"] != FM]
+        for also in args.also.split(",") if args.also else []:  # other budgets, labelled with their steps
+            have = {(r["row"], r["steps"]) for r in results + extra}
+            rows = json.loads(Path(also).read_text())["rows"]
+            extra += [
+                dict(r, row=f"{r['row']}, {r['steps']} steps") for r in rows if (r["row"], r["steps"]) not in have
+            ]
         figure(results + extra, args.figure)
 
 
