@@ -126,11 +126,12 @@ class Transform:
     # ---- stages: the started bands 0..s as a smaller sample (band-localized compute) ---------
     # to_stage maps a sample to an orthonormal image of its bands 0..s; from_stage maps such an image
     # back, zero on bands s + 1..: from_stage(to_stage(x)) keeps bands 0..s of x, to_stage(from_stage(z))
-    # is z. Transforms whose bands span no smaller image (PCA, graph) refuse.
+    # is z (Fourier: z's started part; its crop also holds a few later frequencies). Transforms whose
+    # bands span no smaller image (PCA, graph) refuse.
     def stage_shape(self, s: int) -> tuple[int, ...]:
         raise ValueError(
             f"{self.describe()}: bands 0..{s} span no lower-resolution image, so model.resolution=stage "
-            "cannot run on them; use wavelet bands or model.resolution=full"
+            "cannot run on them; use wavelet or Fourier bands, or model.resolution=full"
         )
 
     def to_stage(self, x: Tensor, s: int) -> Tensor:

@@ -153,3 +153,67 @@ class FourierTransform(Transform):
         if band_weights.dim() == 1:
             return X * band_weights[grid]
         return X * band_weights[:, grid].unsqueeze(1)  # (N, 1, H, Wr) broadcast over channels
+
+    # ---- stages: bands 0..s are the radii |f| < edges[s]; a centred crop of the spectrum holds them.
+    # The stage image is (H / 2^j, W / 2^j) for the largest j whose grid still holds every started
+    # frequency strictly inside its Nyquist limit, so the crop keeps conjugate pairs together and the
+    # image is real. The crop also holds a few frequencies of later bands (its corners): the noise
+    # there is passed along untouched and from_stage projects back onto the started bands.
+    def _stage_grid(self, s: int) -> tuple[int, int]:
+        C, H, W = self.shape
+        if self.check_stage(s) == len(self.edges):
+            return H, W
+        r = radial_frequency(H, W)
+        fy, fx = np.meshgrid(np.fft.fftfreq(H) * H, np.fft.fftfreq(W) * W, indexing="ij")
+        started = r < self.edges[s]
+        need_y, need_x = np.abs(fy[started]).max(), np.abs(fx[started]).max()
+        j = 0
+        while H % 2 ** (j + 1) == 0 and W % 2 ** (j + 1) == 0:
+            h, w = H >> (j + 1), W >> (j + 1)
+            if need_y >= h / 2 or need_x >= w / 2:
+                break
+            j += 1
+        return H >> j, W >> j
+
+    def stage_shape(self, s: int) -> tuple[int, ...]:
+        return (self.shape[0], *self._stage_grid(s))
+
+    def _crop_index(self, s: int, device) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Rows and columns of the full spectrum a stage keeps, and where they sit in the stage's."""
+        key = ("_crop", s, str(device))
+        if key not in self.__dict__:
+            (H, W), (h, w) = self.shape[1:], self._stage_grid(s)
+            out = []
+            for big, small in ((H, h), (W, w)):
+                f = np.round(np.fft.fftfreq(small) * small).astype(np.int64)
+                inside = np.abs(f) < small / 2  # the small grid's Nyquist row holds nothing
+                out += [
+                    torch.from_numpy(f[inside] % big).to(device),
+                    torch.from_numpy(np.flatnonzero(inside)).to(device),
+                ]
+            self.__dict__[key] = tuple(out)
+        return self.__dict__[key]
+
+    def to_stage(self, x: Tensor, s: int) -> Tensor:
+        self.check_input(x)
+        (h, w), (H, W) = self._stage_grid(s), self.shape[1:]
+        if (h, w) == (H, W):
+            return x
+        by, sy, bx, sx = self._crop_index(s, x.device)
+        X = torch.fft.fft2(x, norm="ortho")
+        Z = torch.zeros(*x.shape[:2], h, w, dtype=X.dtype, device=x.device)
+        Z[..., sy[:, None], sx[None, :]] = X[..., by[:, None], bx[None, :]]
+        return torch.fft.ifft2(Z, norm="ortho").real  # orthonormal: the same coefficients on a smaller grid
+
+    def from_stage(self, z: Tensor, s: int) -> Tensor:
+        if tuple(z.shape[1:]) != self.stage_shape(s):
+            raise ValueError(f"stage {s} images have shape {self.stage_shape(s)}; got {tuple(z.shape[1:])}")
+        C, H, W = self.shape
+        if tuple(z.shape[2:]) == (H, W):
+            return self.filter(z, (torch.arange(self.num_bands) <= s).to(z.dtype))
+        by, sy, bx, sx = self._crop_index(s, z.device)
+        Z = torch.fft.fft2(z, norm="ortho")
+        X = torch.zeros(*z.shape[:2], H, W, dtype=Z.dtype, device=z.device)
+        X[..., by[:, None], bx[None, :]] = Z[..., sy[:, None], sx[None, :]]
+        x = torch.fft.ifft2(X, norm="ortho").real
+        return self.filter(x, (torch.arange(self.num_bands, device=z.device) <= s).to(z.dtype))

@@ -38,6 +38,40 @@ def test_stage_image_and_back_is_the_identity_on_the_started_bands(wavelet, band
         torch.testing.assert_close(z.flatten(1).norm(dim=1), c.norm(dim=1), rtol=1e-12, atol=0)
 
 
+@pytest.mark.parametrize("shape, bands", [((2, 16, 16), 3), ((1, 32, 32), 2), ((3, 16, 24), 2)])
+def test_fourier_stage_is_a_centred_crop_of_the_spectrum(shape, bands):
+    """The stage image of Fourier bands holds the started frequencies on a smaller grid: back to full
+    size it is exactly the started bands; on the started subspace it is an isometry; its spectrum is
+    numpy's centred crop of the full one (the small grid's Nyquist row and column empty); a stage
+    velocity comes back with its corner frequencies (later bands) removed."""
+    T = FourierTransform(shape, num_bands=bands)
+    x = f64(4, *shape)
+    for s in range(bands):
+        keep = (torch.arange(bands) <= s).double()
+        z = T.to_stage(x, s)
+        assert tuple(z.shape[1:]) == T.stage_shape(s)
+        torch.testing.assert_close(T.from_stage(z, s), T.filter(x, keep), rtol=0, atol=1e-12)
+        started = T.filter(x, keep)
+        c = T.analyze(x)[:, T.bands <= s]
+        torch.testing.assert_close(T.to_stage(started, s).flatten(1).norm(dim=1), c.norm(dim=1), rtol=1e-12, atol=0)
+        w = f64(3, *T.stage_shape(s))
+        once = T.to_stage(T.from_stage(w, s), s)
+        torch.testing.assert_close(T.to_stage(T.from_stage(once, s), s), once, rtol=0, atol=1e-12)  # a projection
+        h, wd = T.stage_shape(s)[1:]
+        if (h, wd) == shape[1:]:
+            continue
+        import numpy as np
+
+        X = np.fft.fftshift(np.fft.fft2(x[0, 0].numpy(), norm="ortho"))
+        H, W = shape[1:]
+        crop = X[H // 2 - h // 2 : H // 2 + h // 2, W // 2 - wd // 2 : W // 2 + wd // 2].copy()
+        crop[0, :] = 0  # the small grid's Nyquist row and column
+        crop[:, 0] = 0
+        want = np.fft.ifft2(np.fft.ifftshift(crop), norm="ortho").real
+        np.testing.assert_allclose(z[0, 0].numpy(), want, atol=1e-12)
+    assert T.stage_shape(0)[1:] == (shape[1] >> (bands - 1), shape[2] >> (bands - 1))  # dyadic edges: halves
+
+
 def test_stage_zero_of_two_db6_bands_on_32x32_is_the_16x16_approximation():
     import pywt
 
@@ -47,15 +81,19 @@ def test_stage_zero_of_two_db6_bands_on_32x32_is_the_16x16_approximation():
     torch.testing.assert_close(T.to_stage(x, 0)[0, 0], torch.from_numpy(ref), rtol=0, atol=1e-12)
 
 
-def staggered_path(bands=3, bump="linear"):
-    T = WaveletTransform(SHAPE, "haar", levels=3, num_bands=bands)
+def staggered_path(bands=3, bump="linear", transform="wavelet"):
+    if transform == "fourier":
+        T = FourierTransform(SHAPE, num_bands=bands)
+    else:
+        T = WaveletTransform(SHAPE, "haar", levels=3, num_bands=bands)
     starts = [i / bands for i in range(bands)]
     return KFlowPath(T, bump=bump, windows=[[s, 1.0] for s in starts])
 
 
+@pytest.mark.parametrize("transform", ["wavelet", "fourier"])
 @pytest.mark.parametrize("bump", ["linear", "smoothstep"])
-def test_the_target_at_stage_resolution_lifted_is_the_full_target(bump):
-    path = staggered_path(bump=bump)
+def test_the_target_at_stage_resolution_lifted_is_the_full_target(bump, transform):
+    path = staggered_path(bump=bump, transform=transform)
     T = path.transform
     x_0, x_1 = f64(64, *SHAPE), f64(64, *SHAPE)
     k = torch.rand(64, dtype=torch.float64)
@@ -87,8 +125,9 @@ class ExactStageVelocity(nn.Module):
         return T.to_stage(self.path.sample(self.x_0, self.x_1, k).dx_k, s)
 
 
-def test_the_sampler_driven_by_the_exact_velocity_at_stage_resolutions_lands_on_x1():
-    path = staggered_path()
+@pytest.mark.parametrize("transform", ["wavelet", "fourier"])
+def test_the_sampler_driven_by_the_exact_velocity_at_stage_resolutions_lands_on_x1(transform):
+    path = staggered_path(transform=transform)
     x_0, x_1 = f64(4, *SHAPE), f64(4, *SHAPE)
     backbone = ExactStageVelocity(path, x_0, x_1)
     model = StagedModel(backbone, path)
@@ -163,7 +202,6 @@ def test_the_staged_model_trains_and_resumes_through_the_cli(tmp_path):
     "change, msg",
     [
         (dict(transform="pca"), "span no lower-resolution image"),
-        (dict(transform="fourier"), "span no lower-resolution image"),
         (dict(order="high_to_low"), "start coarse to fine"),
         (dict(model="dit"), "runs a UNet"),
         (dict(channel_mult=[1, 2, 2, 2]), "halves it 3 times"),
@@ -187,9 +225,12 @@ def test_bad_combinations_are_refused_in_one_line(change, msg):
 
 
 def test_transforms_without_stage_images_say_so():
-    for T in [FourierTransform(SHAPE, num_bands=2), PCATransform.fit(f64(40, *SHAPE), num_bands=2)]:
+    from kflow.transforms.graph import GraphTransform
+
+    W = torch.ones(5, 5, dtype=torch.float64) - torch.eye(5, dtype=torch.float64)
+    for T in [PCATransform.fit(f64(40, *SHAPE), num_bands=2), GraphTransform(W, features=2, num_bands=2)]:
         with pytest.raises(ValueError, match="no lower-resolution image"):
-            T.to_stage(f64(1, *SHAPE), 0)
+            T.to_stage(f64(1, *T.shape), 0)
     I = IdentityTransform(SHAPE)
     x = f64(2, *SHAPE)
     assert I.to_stage(x, 0) is x and I.stage_shape(0) == SHAPE
