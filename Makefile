@@ -33,7 +33,7 @@ test: $(VENV)/.installed
 	  $(call APT_INSTALL,chromium chromium-driver) || echo "could not install chromium; the browser test is skipped"; fi
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q --durations=15 tests
 
 # Fashion-MNIST comes from Debian's dataset-fashion-mnist (installed here when we are root),
 # a KFLOW_DATA folder, or the official download (kflow tries it when neither is present).

@@ -117,6 +117,16 @@ VARIANTS = {
             "model.resolution=stage",
         ],
     ),
+    # the same schedule on radial Fourier bands (stage images are centred crops of the spectrum)
+    "fourier3_stag_logit_stage": (
+        "fourier3",
+        [
+            "path.windows=[[0.0,1.0],[0.3333333333333333,1.0],[0.6666666666666666,1.0]]",
+            "model.k_embedding=window",
+            "train.k_density=logit_normal",
+            "model.resolution=stage",
+        ],
+    ),
     # the same schedule with the full-resolution network at every k (what the stages save)
     "wavelet3_stag_logit": (
         "wavelet3",
