@@ -102,7 +102,7 @@ def main():
             extra += [
                 dict(r, row=f"{r['row']}, {r['steps']} steps") for r in rows if (r["row"], r["steps"]) not in have
             ]
-        figure(results + extra, args.figure)
+        figure([dict(r, row=f"{r['row']}, {r['steps']} steps") for r in results] + extra, args.figure)
 
 
 def figure(results: list[dict], out: str) -> None:
@@ -115,7 +115,7 @@ def figure(results: list[dict], out: str) -> None:
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for row in dict.fromkeys(r["row"] for r in results):
         pts = sorted((r["sample_gflops"], r["fd"], r["nfe"]) for r in results if r["row"] == row)
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=row, lw=2 if row == FM else 1.2)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=row, lw=2 if row.startswith(FM + ",") else 1.2)
         for g, fd, nfe in pts:
             ax.annotate(str(nfe), (g, fd), textcoords="offset points", xytext=(3, 3), fontsize=7)
     ax.set_xscale("log")
