@@ -44,6 +44,29 @@ ROWS = {
     "kflow_logit": ("kflow.yaml", ["k_density=logit_normal"]),
     "rigid_fm_velocity": ("rigid_fm.yaml", ["target=velocity", "rotation_weight=1.0"]),
     "rigid_fm_egnn": ("rigid_fm.yaml", ["target=velocity", "rotation_weight=1.0", "net.kind=egnn", "net.hidden=32"]),
+    # the first models (before the frame network): EGNN of width 32 predicting velocities, constant lr
+    # 1e-3, no EMA, no validation, 600 steps; the hard graph path for K-Flow
+    **{
+        f"{flow}_egnn_v1": (
+            f"{flow}.yaml",
+            [
+                "net.kind=egnn",
+                "net.hidden=32",
+                "net.layers=2",
+                "net.mol_layers=3",
+                "target=velocity",
+                "rotation_weight=1.0",
+                "lr=0.001",
+                "lr_schedule=constant",
+                "warmup=0",
+                "ema=0.0",
+                "eval_every=0",
+                "steps=600",
+                "overlap=0.0",
+            ],
+        )
+        for flow in ("rigid_fm", "kflow")
+    },
 }
 
 
