@@ -31,7 +31,7 @@ class AssemblyConfig:
     lr: float = 1e-3
     lr_schedule: str = "constant"  # constant | cosine (to 1% of lr at the last step)
     warmup: int = 0  # steps of linear warm-up
-    ema: float = 0.0  # EMA decay of the weights sampled with (0: the raw weights)
+    ema: float = 0.0  # EMA decay of the weights sampled with, warmed up as (1 + step) / (10 + step) (0: raw weights)
     start_noise: float = 0.1
     pairing: str = "nearest"  # nearest | given: which crystal slot each start molecule flows to
     eval_every: int = 0  # score the validation clusters every this many steps and keep the best (0: off)

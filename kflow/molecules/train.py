@@ -141,7 +141,9 @@ def _train(singles, val_set, cfg, net, ema, opt, folder, until, log) -> Assembly
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt.step()
         with torch.no_grad():
-            d = cfg.ema if step > cfg.warmup else 0.0
+            # the EMA's decay warms up too ((1 + step) / (10 + step), capped at cfg.ema): a fixed 0.999
+            # averages over ~1000 steps, so a short run's EMA would still be mostly its initial weights
+            d = min(cfg.ema, (1 + step) / (10 + step)) if step > cfg.warmup else 0.0
             for e, p in zip(ema.parameters(), net.parameters()):
                 e.lerp_(p, 1 - d)
         window.append(loss.item())
