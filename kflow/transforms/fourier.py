@@ -160,8 +160,15 @@ class FourierTransform(Transform):
     # image is real. The crop also holds a few frequencies of later bands (its corners): the noise
     # there is passed along untouched and from_stage projects back onto the started bands.
     def _stage_grid(self, s: int) -> tuple[int, int]:
+        # called on every staged forward: computed once per stage
+        key = ("_grid", self.check_stage(s))
+        if key not in self.__dict__:
+            self.__dict__[key] = self._find_stage_grid(s)
+        return self.__dict__[key]
+
+    def _find_stage_grid(self, s: int) -> tuple[int, int]:
         C, H, W = self.shape
-        if self.check_stage(s) == len(self.edges):
+        if s == len(self.edges):
             return H, W
         r = radial_frequency(H, W)
         fy, fx = np.meshgrid(np.fft.fftfreq(H) * H, np.fft.fftfreq(W) * W, indexing="ij")
