@@ -33,6 +33,8 @@ from kflow.molecules.flow import make_batch
 from kflow.molecules.metrics import score_assemblies
 from kflow.molecules.rigid import RigidState
 from kflow.molecules.train import evaluate_assembly, train_assembly
+from kflow.utils.atomic import atomic_write_json
+from kflow.utils.devices import pick_device
 
 CONFIGS = ROOT / "configs" / "molecules"
 # a row -> (config file, overrides)
@@ -42,6 +44,8 @@ ROWS = {
     "kflow_hard": ("kflow.yaml", ["overlap=0.0"]),  # the paper's hard band order
     "kflow_2bands": ("kflow.yaml", ["num_bands=2"]),
     "kflow_logit": ("kflow.yaml", ["k_density=logit_normal"]),
+    "kflow_window": ("kflow.yaml", ["k_embedding=window"]),
+    "kflow_own": ("kflow.yaml", ["rotations=own"]),  # translations by band, rotations over all of k
     "rigid_fm_velocity": ("rigid_fm.yaml", ["target=velocity", "rotation_weight=1.0"]),
     "rigid_fm_egnn": ("rigid_fm.yaml", ["target=velocity", "rotation_weight=1.0", "net.kind=egnn", "net.hidden=32"]),
     # the first models (before the frame network): EGNN of width 32 predicting velocities, constant lr
@@ -70,14 +74,40 @@ ROWS = {
 }
 
 
+def oracle_placements(b, rotations: torch.Tensor) -> list[tuple[float, torch.Tensor]]:
+    """The true crystal cluster turned by each of `rotations` (R, 3, 3) about its centre, put at the
+    start's centre, each start molecule sent to the slot the nearest-centre pairing gives it (the
+    pairing the task uses): [(pairing cost, atoms (1, M, A, 3))], cheapest first. What a model that
+    knew the crystal exactly could do: the start says nothing about the crystal's orientation, so
+    the best it can do is take the orientation whose slots lie nearest the start's molecules."""
+    from scipy.optimize import linear_sum_assignment
+
+    t1, R1, s = (b.t0 + b.u1[..., :3])[0], b.state(b.u1).R[0], b.t0[0]
+    out = []
+    for Q in rotations.to(t1.dtype):
+        slots = (t1 - t1.mean(0)) @ Q.T + s.mean(0)
+        cost = ((s[:, None] - slots[None]) ** 2).sum(-1).numpy()
+        _, col = linear_sum_assignment(cost)  # start molecule i -> slot col[i]
+        col = torch.from_numpy(col)
+        atoms = RigidState(slots[col][None], (Q @ R1[col])[None]).atoms(b.local)
+        out.append((float(cost[range(len(col)), col].sum()), atoms))
+    return sorted(out, key=lambda p: p[0])
+
+
 def reference_rows(test, samples: int, seed: int) -> list[dict]:
     """The trivial references: start clusters unchanged; the start shrunk to the crystal cluster's
     size; each molecule at its true centre with a random orientation (best of `samples` draws,
-    like the models)."""
+    like the models). And two oracle rows that bound what any model can score on this task: the
+    true crystal placed at the orientation that fits the start best (oracle_placements), once and
+    best of the `samples` best-fitting orientations."""
     rng = np.random.default_rng(seed)
-    start, shrunk, centres = [], [], []
+    grid = torch.from_numpy(random_rotations(300, rng))
+    start, shrunk, centres, fit, fit_best = [], [], [], [], []
     for c in test:
-        b = make_batch([c])
+        b = make_batch([c], dtype=torch.float64)
+        placed = oracle_placements(b, grid)
+        fit.append(score_assemblies(placed[0][1], b.target))
+        fit_best.append(score_assemblies(torch.cat([p[1] for p in placed[:samples]]), b.target))
         start.append(score_assemblies(b.atoms(torch.zeros_like(b.u1)), b.target))
         # the start cluster shrunk about its centre to the crystal cluster's RMS radius, start
         # orientations kept: what a model gets for learning only the cluster's size
@@ -106,6 +136,8 @@ def reference_rows(test, samples: int, seed: int) -> list[dict]:
         row("start (no model)", start),
         row("start shrunk to the true size", shrunk),
         row("true centres, random rotations", centres),
+        row("oracle: true crystal, orientation fit to the start", fit),
+        row(f"oracle: true crystal, best of {samples} fitted orientations", fit_best),
     ]
 
 
@@ -120,6 +152,8 @@ def main():
     ap.add_argument("--test-limit", type=int, default=None, help="evaluate on the first N test clusters")
     ap.add_argument("--out", default=None)
     ap.add_argument("--references-only", action="store_true", help="print the trivial reference rows and stop")
+    ap.add_argument("--gather", action="store_true", help="tabulate the finished runs only, train none")
+    ap.add_argument("--no-references", action="store_true", help="train and test the rows only (parallel workers)")
     ap.add_argument("overrides", nargs="*", help="key=value for every learned row (e.g. steps=500)")
     args = ap.parse_args()
     torch.set_num_threads(max(torch.get_num_threads(), 1))
@@ -138,7 +172,15 @@ def main():
         ]
     first = next(iter(configs.values()))[0]
     train, val, test = first.clusters("train"), first.clusters("val"), first.clusters("test")[: args.test_limit]
-    rows = reference_rows(pair(test, first.pairing), args.samples, 0)
+    refs = Path(args.work) / f"references-n{args.samples}-t{len(test)}.json"  # shared by every row's process
+    if refs.exists():
+        rows = json.loads(refs.read_text())
+    elif args.no_references:
+        rows = []
+    else:
+        rows = reference_rows(pair(test, first.pairing), args.samples, 0)
+        refs.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(refs, rows)
     for r in rows:
         print(json.dumps(r), flush=True)
     if args.references_only:
@@ -150,10 +192,16 @@ def main():
             cache = folder / f"test-nfe{args.nfe}-n{args.samples}-t{len(test)}.json"
             if cache.exists():
                 r = json.loads(cache.read_text())
+            elif args.gather:
+                print(f"{row} seed {cfg.seed}: no result in {folder}, left out", flush=True)
+                continue
             else:
                 tr = train_assembly(train, cfg, out=folder, val=val if cfg.eval_every else None)
                 s = evaluate_assembly(tr.net, test, cfg, samples=args.samples, steps=args.nfe, seed=0)
+                chosen = [p for p in tr.curve if p["step"] == tr.best_step]
                 r = dict(
+                    val_pm_atom=chosen[0]["pm_atom"] if chosen else float("nan"),
+                    val_pm_center=chosen[0]["pm_center"] if chosen else float("nan"),
                     pm_atom=s.pm_atom,
                     pm_center=s.pm_center,
                     collision=s.collision_rate,
@@ -161,25 +209,33 @@ def main():
                     best_step=tr.best_step,
                     train_s=tr.train_s,
                 )
-                cache.write_text(json.dumps(r))
+                atomic_write_json(cache, r)
             print(json.dumps(dict(row=row, seed=cfg.seed, **r)), flush=True)
             per_seed.append(r)
-        rows.append(summarise(row, per_seed))
+        if per_seed:
+            rows.append(summarise(row, per_seed))
     head = (
         f"{len(train)} train / {len(val)} validation / {len(test)} test clusters of 17 molecules (split by SMILES), "
         f"molecules of <= {first.max_atoms} atoms; seeds {args.seeds}: mean +- spread (max - min over seeds); "
         f"configs/molecules/ + {' '.join(args.overrides) or 'no overrides'}; Euler NFE {args.nfe}, best of "
-        f"{args.samples} samples; PM in Angstrom; hardware: {torch.get_num_threads()} CPU threads"
+        f"{args.samples} samples; PM in Angstrom; hardware: {hardware(first.device)}"
     )
-    table = format_table(rows, ["flow", "pm_atom", "pm_center", "collision", "separation", "best_step", "train_s"])
+    cols = ["flow", "pm_atom", "pm_center", "collision", "separation", "val_pm_atom", "val_pm_center", "best_step"]
+    table = format_table(rows, [*cols, "train_s"])
     report(head, table, rows, args.out)
+
+
+def hardware(device: str) -> str:
+    dev = pick_device(device)
+    return torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"{torch.get_num_threads()} CPU threads"
 
 
 def summarise(row: str, runs: list[dict]) -> dict:
     """Mean +- spread over seeds as text cells, the raw values alongside."""
     out = {"flow": row, "seeds": runs}
-    for key in ("pm_atom", "pm_center", "collision", "separation", "best_step", "train_s"):
-        vals = [r[key] for r in runs]
+    keys = ("pm_atom", "pm_center", "collision", "separation", "best_step", "train_s", "val_pm_atom", "val_pm_center")
+    for key in keys:
+        vals = [r.get(key, float("nan")) for r in runs]
         mean = statistics.fmean(vals)
         out[key] = f"{mean:.3f} +- {max(vals) - min(vals):.3f}" if len(vals) > 1 else mean
         out[f"{key}_mean"] = mean

@@ -40,6 +40,7 @@ class AssemblyConfig:
     seed: int = 0
     data: str = "data/molecules"  # the cluster set (`kflow data molecules`), for the CLI
     max_atoms: int = 30  # molecules of at most this many atoms (the CPU budget; 0: all)
+    device: str = "auto"  # auto (CUDA when there is one), cpu, cuda or cuda:N
     net: AssemblyNetConfig = field(default_factory=AssemblyNetConfig)
 
     def __post_init__(self):
@@ -75,6 +76,8 @@ class AssemblyConfig:
         ]:
             if not ok:
                 raise ConfigError(f"{key}={value!r} is out of range")
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            raise ConfigError(f"device={self.device!r} is not a device; use auto, cpu, cuda or cuda:N")
 
     def to_dict(self) -> dict:
         return asdict(self)

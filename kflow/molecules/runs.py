@@ -20,8 +20,9 @@ from ..utils.checkpoint import list_checkpoints, load_latest_checkpoint, load_op
 from ..utils.errors import CheckpointError, TrainingError
 from ..utils.lock import FolderLock
 
-# settings a resumed run may change: they do not alter the steps already taken
-RESUMABLE = ("ckpt_every", "eval_every", "val_clusters")
+# settings a resumed run may change: they do not alter the steps already taken (a run may move
+# between a CPU and a GPU; its batches and noise are drawn on the CPU either way)
+RESUMABLE = ("ckpt_every", "eval_every", "val_clusters", "device")
 
 
 class AssemblyRunFolder:

@@ -21,6 +21,7 @@ from ..config import ConfigError
 from ..path import KFlowPath, draw_k
 from ..sampling import FromEndpoint, sample
 from ..training.batches import BATCH, derive_seed
+from ..utils.devices import pick_device
 from ..utils.errors import TrainingError
 from .clusters import Cluster, pair
 from .config import AssemblyConfig
@@ -102,18 +103,19 @@ def train_assembly(
     singles = [make_batch([c]) for c in clusters]
     val_set = pair(val, cfg.pairing)[: cfg.val_clusters] if val else []
     torch.manual_seed(derive_seed(cfg.seed, -1))
-    net = make_net(cfg.net, cfg.band_windows())
+    device = pick_device(cfg.device)
+    net = make_net(cfg.net, cfg.band_windows()).to(device)
     ema = copy.deepcopy(net).requires_grad_(False)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr)
     folder = AssemblyRunFolder(out, cfg, resume, overwrite) if out is not None else None
     try:
-        return _train(singles, val_set, cfg, net, ema, opt, folder, until, log)
+        return _train(singles, val_set, cfg, net, ema, opt, folder, until, log, device)
     finally:
         if folder:
             folder.release()
 
 
-def _train(singles, val_set, cfg, net, ema, opt, folder, until, log) -> AssemblyTraining:
+def _train(singles, val_set, cfg, net, ema, opt, folder, until, log, device) -> AssemblyTraining:
     loss_fn = AssemblyLoss(cfg.target, cfg.rotation_weight)
     state = folder.resume(net, ema, opt) if folder else None
     step = state["step"] if state else 0
@@ -125,9 +127,10 @@ def _train(singles, val_set, cfg, net, ema, opt, folder, until, log) -> Assembly
         step += 1
         gen = torch.Generator().manual_seed(derive_seed(cfg.seed, step, BATCH))
         idx = torch.randint(len(singles), (cfg.batch_size,), generator=gen).tolist()
-        b = collate([singles[i] for i in idx])
-        x_0 = cfg.start_noise * torch.randn(b.u1.shape, generator=gen)
-        k = draw_k(cfg.batch_size, cfg.k_density, gen)
+        b = collate([singles[i] for i in idx]).to(device)
+        # drawn on the CPU, so a run's batches and noise are the same on any device
+        x_0 = (cfg.start_noise * torch.randn(b.u1.shape, generator=gen)).to(device)
+        k = draw_k(cfg.batch_size, cfg.k_density, gen).to(device)
         for g in opt.param_groups:
             g["lr"] = cfg.lr_at(step)
         net.train()
@@ -144,8 +147,7 @@ def _train(singles, val_set, cfg, net, ema, opt, folder, until, log) -> Assembly
             # the EMA's decay warms up too ((1 + step) / (10 + step), capped at cfg.ema): a fixed 0.999
             # averages over ~1000 steps, so a short run's EMA would still be mostly its initial weights
             d = min(cfg.ema, (1 + step) / (10 + step)) if step > cfg.warmup else 0.0
-            for e, p in zip(ema.parameters(), net.parameters()):
-                e.lerp_(p, 1 - d)
+            torch._foreach_lerp_(list(ema.parameters()), list(net.parameters()), 1 - d)  # one launch on a GPU
         window.append(loss.item())
         if step % max(cfg.steps // 10, 1) == 0 or step == last:
             log(f"{cfg.flow} step {step}/{cfg.steps}: loss {sum(window) / len(window):.4f} ({time.time() - t0:.0f} s)")
@@ -184,7 +186,7 @@ def evaluate_assembly(
     net.eval()
     results, n_total = [], 0
     for group, u in generate(net, clusters, cfg, samples, steps, seed):
-        b = make_batch(group)
+        b = make_batch(group).to(u[0].device)
         results.append((score_assemblies(torch.stack([b.atoms(x) for x in u]), b.target), len(group)))
         n_total += len(group)
     avg = {
@@ -200,8 +202,9 @@ def generate(net, clusters: list[Cluster], cfg: AssemblyConfig, samples: int, st
     groups: dict[int, list[Cluster]] = {}
     for c in pair(clusters, cfg.pairing):
         groups.setdefault(c.numbers.shape[1], []).append(c)
+    device = next(net.parameters()).device
     for _, group in sorted(groups.items()):
-        b = make_batch(group)
+        b = make_batch(group).to(device)
         path = cfg.path(b)
         model = BoundAssembly(net, b, cfg.target)
         if cfg.target == "endpoint":
@@ -209,5 +212,5 @@ def generate(net, clusters: list[Cluster], cfg: AssemblyConfig, samples: int, st
         outs = []
         for s in range(samples):
             x_0 = cfg.start_noise * torch.randn(b.u1.shape, generator=torch.Generator().manual_seed(seed + s))
-            outs.append(sample(model, path, len(group), x_0=x_0, steps=steps, device="cpu", batch_size=len(group)).x)
+            outs.append(sample(model, path, len(group), x_0=x_0, steps=steps, device=device, batch_size=len(group)).x)
         yield group, outs
