@@ -107,7 +107,7 @@ def reference_rows(test, samples: int, seed: int) -> list[dict]:
         b = make_batch([c], dtype=torch.float64)
         placed = oracle_placements(b, grid)
         fit.append(score_assemblies(placed[0][1], b.target))
-        fit_best.append(score_assemblies(torch.cat([p[1] for p in placed[:samples]]), b.target))
+        fit_best.append(score_assemblies(torch.stack([p[1] for p in placed[:samples]]), b.target))  # (S, 1, M, A, 3)
         start.append(score_assemblies(b.atoms(torch.zeros_like(b.u1)), b.target))
         # the start cluster shrunk about its centre to the crystal cluster's RMS radius, start
         # orientations kept: what a model gets for learning only the cluster's size
@@ -208,17 +208,19 @@ def main():
                     separation=s.separation_rate,
                     best_step=tr.best_step,
                     train_s=tr.train_s,
+                    hardware=hardware(cfg.device),
                 )
                 atomic_write_json(cache, r)
             print(json.dumps(dict(row=row, seed=cfg.seed, **r)), flush=True)
             per_seed.append(r)
         if per_seed:
             rows.append(summarise(row, per_seed))
+    ran_on = sorted({r["hardware"] for row in rows for r in row.get("seeds", []) if "hardware" in r})
     head = (
         f"{len(train)} train / {len(val)} validation / {len(test)} test clusters of 17 molecules (split by SMILES), "
         f"molecules of <= {first.max_atoms} atoms; seeds {args.seeds}: mean +- spread (max - min over seeds); "
         f"configs/molecules/ + {' '.join(args.overrides) or 'no overrides'}; Euler NFE {args.nfe}, best of "
-        f"{args.samples} samples; PM in Angstrom; hardware: {hardware(first.device)}"
+        f"{args.samples} samples; PM in Angstrom; hardware: {', '.join(ran_on) or hardware(first.device)}"
     )
     cols = ["flow", "pm_atom", "pm_center", "collision", "separation", "val_pm_atom", "val_pm_center", "best_step"]
     table = format_table(rows, [*cols, "train_s"])
