@@ -3,6 +3,7 @@ new path options with the exact velocity, the learning-rate schedule, validation
 the run folder (checkpoints, exact resume after a stop, refusals)."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -154,7 +155,10 @@ def test_run_folder_selects_by_validation_and_resumes_exactly(tmp_path):
     saved = json.loads((tmp_path / "whole" / "curve.json").read_text())
     assert saved["chosen_step"] == best["step"] and saved["curve"] == whole.curve
     # stopped at step 6 (as by a kill after the step-4 checkpoint... and one more at 6), then resumed
-    part = train_assembly(train, cfg, out=tmp_path / "split", val=val, log=lambda *_: None, until=6)
+    # (the first part named its device: a run may move between devices, its batches are drawn on the CPU)
+    part = train_assembly(
+        train, replace(cfg, device="cpu"), out=tmp_path / "split", val=val, log=lambda *_: None, until=6
+    )
     assert part.step == 6 and not (tmp_path / "split" / "model.safetensors").exists()
     rest = train_assembly(train, cfg, out=tmp_path / "split", val=val, log=lambda *_: None)
     assert rest.curve == whole.curve and rest.best_step == whole.best_step
@@ -195,6 +199,7 @@ def test_new_options_are_validated():
         ({"overlap": 1.5}, "overlap=1.5"),
         ({"net": {"kind": "painn"}}, "net.kind='painn'"),
         ({"net": {"kind": "frames", "hidden": 30}}, "divisible by 4"),
+        ({"device": "tpu"}, "device='tpu'"),
     ]:
         with pytest.raises(ConfigError, match=match):
             AssemblyConfig.from_dict(bad)
@@ -241,3 +246,35 @@ def test_rotations_on_their_own_band_move_like_fm_and_land_on_the_crystal(overla
     assert len(cfg.band_windows()) == 4
     with pytest.raises(ConfigError, match="rotations='none'"):
         AssemblyConfig(rotations="none")
+
+
+def test_benchmark_oracle_places_the_true_crystal(monkeypatch):
+    """The benchmark's oracle rows: with the crystal's own orientation among the candidates and a
+    start that is the crystal itself, the cheapest placement costs 0 and scores PM 0; every turned
+    candidate is still the crystal (the same centre distances), only the slots the molecules took differ."""
+    from pathlib import Path
+
+    from kflow.molecules.clusters import Cluster, random_rotations
+    from kflow.molecules.metrics import score_assemblies
+
+    import importlib.util
+
+    bench = Path(__file__).parents[2] / "benchmarks"
+    monkeypatch.syspath_prepend(str(bench))  # for its `toolkit`; loaded by path: tests/molecules is a folder too
+    spec = importlib.util.spec_from_file_location("benchmark_molecules", bench / "molecules.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    oracle_placements = module.oracle_placements
+
+    c = toy_clusters(1)[0]
+    c = Cluster(c.name, c.smiles, c.numbers, c.target, c.target.copy())  # start = crystal
+    b = make_batch([c], dtype=F64)
+    turns = torch.from_numpy(random_rotations(5, np.random.default_rng(0)))
+    placed = oracle_placements(b, torch.cat([torch.eye(3, dtype=F64)[None], turns]))
+    costs = [p[0] for p in placed]
+    assert costs == sorted(costs) and costs[0] < 1e-12
+    s = score_assemblies(placed[0][1], b.target)
+    assert s.pm_atom < 1e-6 and s.pm_center < 1e-6
+    distances = lambda x: torch.pdist(x[0].mean(1)).sort().values
+    for _, atoms in placed[1:]:
+        torch.testing.assert_close(distances(atoms), distances(b.target))
