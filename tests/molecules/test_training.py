@@ -252,12 +252,11 @@ def test_benchmark_oracle_places_the_true_crystal(monkeypatch):
     """The benchmark's oracle rows: with the crystal's own orientation among the candidates and a
     start that is the crystal itself, the cheapest placement costs 0 and scores PM 0; every turned
     candidate is still the crystal (the same centre distances), only the slots the molecules took differ."""
+    import importlib.util
     from pathlib import Path
 
     from kflow.molecules.clusters import Cluster, random_rotations
     from kflow.molecules.metrics import score_assemblies
-
-    import importlib.util
 
     bench = Path(__file__).parents[2] / "benchmarks"
     monkeypatch.syspath_prepend(str(bench))  # for its `toolkit`; loaded by path: tests/molecules is a folder too
