@@ -94,7 +94,7 @@ def oracle_placements(b, rotations: torch.Tensor) -> list[tuple[float, torch.Ten
     return sorted(out, key=lambda p: p[0])
 
 
-def reference_rows(test, samples: int, seed: int) -> list[dict]:
+def reference_rows(test, samples: int, seed: int, matched: bool = False) -> list[dict]:
     """The trivial references: start clusters unchanged; the start shrunk to the crystal cluster's
     size; each molecule at its true centre with a random orientation (best of `samples` draws,
     like the models). And two oracle rows that bound what any model can score on this task: the
@@ -106,9 +106,11 @@ def reference_rows(test, samples: int, seed: int) -> list[dict]:
     for c in test:
         b = make_batch([c], dtype=torch.float64)
         placed = oracle_placements(b, grid)
-        fit.append(score_assemblies(placed[0][1], b.target))
-        fit_best.append(score_assemblies(torch.stack([p[1] for p in placed[:samples]]), b.target))  # (S, 1, M, A, 3)
-        start.append(score_assemblies(b.atoms(torch.zeros_like(b.u1)), b.target))
+        fit.append(score_assemblies(placed[0][1], b.target, matched=matched))
+        fit_best.append(
+            score_assemblies(torch.stack([p[1] for p in placed[:samples]]), b.target, matched=matched)
+        )  # (S, 1, M, A, 3)
+        start.append(score_assemblies(b.atoms(torch.zeros_like(b.u1)), b.target, matched=matched))
         # the start cluster shrunk about its centre to the crystal cluster's RMS radius, start
         # orientations kept: what a model gets for learning only the cluster's size
         t1 = b.t0 + b.u1[..., :3]
@@ -116,10 +118,10 @@ def reference_rows(test, samples: int, seed: int) -> list[dict]:
         mid = b.t0.mean(1, keepdim=True)
         t_s = mid + (b.t0 - mid) * (rms(t1) / rms(b.t0))[:, None, None]
         u_s = torch.cat([t_s - b.t0, torch.zeros_like(t_s)], -1)
-        shrunk.append(score_assemblies(b.atoms(u_s), b.target))
+        shrunk.append(score_assemblies(b.atoms(u_s), b.target, matched=matched))
         rot = lambda: torch.from_numpy(random_rotations(t1.shape[1], rng)).to(t1.dtype)[None]  # (1, M, 3, 3)
         draws = [RigidState(t1, rot()).atoms(b.local) for _ in range(samples)]
-        centres.append(score_assemblies(torch.stack(draws), b.target))
+        centres.append(score_assemblies(torch.stack(draws), b.target, matched=matched))
 
     def row(name, scores):
         mean = lambda f: sum(getattr(s, f) for s in scores) / len(scores)
@@ -130,6 +132,7 @@ def reference_rows(test, samples: int, seed: int) -> list[dict]:
             "collision": mean("collision_rate"),
             "separation": mean("separation_rate"),
             "train_s": 0.0,
+            **({"pm_center_matched": mean("pm_center_matched")} if matched else {}),
         }
 
     return [

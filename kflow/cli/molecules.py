@@ -2,8 +2,9 @@
 
 train: a run folder from a YAML config (configs/molecules/) plus key=value overrides, resumable
 (--resume), refused when the folder holds another run. sample: generated clusters of a split as
-extended XYZ + CIF next to their crystal clusters, and a picture. score: PM-atom, PM-center,
-collision and separation on a split (best of --samples), printed as one JSON line.
+extended XYZ + CIF next to their crystal clusters, and a picture. score: PM-atom, PM-center
+(--matched: also with the copies matched), collision and separation on a split (best of
+--samples), printed as one JSON line.
 """
 
 from __future__ import annotations
@@ -75,7 +76,10 @@ def run_score(args) -> None:
     from ..molecules.train import evaluate_assembly
 
     net, cfg = load_assembly_run(args.run)
-    s = evaluate_assembly(net, _split(cfg, args), cfg, samples=args.samples, steps=args.nfe, seed=args.seed)
+    clusters = _split(cfg, args)
+    s = evaluate_assembly(
+        net, clusters, cfg, samples=args.samples, steps=args.nfe, seed=args.seed, matched=args.matched
+    )
     print(json.dumps(dict(run=str(args.run), split=args.split, nfe=args.nfe, **asdict(s))))
 
 
@@ -102,4 +106,6 @@ def add_parser(sub) -> None:
         p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the start noise (sample s uses seed + s)")
         if name == "sample":
             p.add_argument("--out", required=True, help="folder for the files")
+        else:
+            p.add_argument("--matched", action="store_true", help="also PM-center with the copies matched")
         p.set_defaults(func=fn)

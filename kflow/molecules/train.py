@@ -179,20 +179,26 @@ def _train(singles, val_set, cfg, net, ema, opt, folder, until, log, device) -> 
 
 @torch.no_grad()
 def evaluate_assembly(
-    net, clusters: list[Cluster], cfg: AssemblyConfig, samples: int = 5, steps: int = 20, seed: int = 0
+    net,
+    clusters: list[Cluster],
+    cfg: AssemblyConfig,
+    samples: int = 5,
+    steps: int = 20,
+    seed: int = 0,
+    matched: bool = False,
 ) -> AssemblyScores:
     """Best of `samples` per cluster (metrics.py), Euler `steps` on the band grid. Clusters are
-    grouped by molecule size, so no padded atom enters a distance matrix."""
+    grouped by molecule size, so no padded atom enters a distance matrix. matched: also PM-center
+    with the copies matched (metrics.pm_center_matched)."""
     net.eval()
     results, n_total = [], 0
     for group, u in generate(net, clusters, cfg, samples, steps, seed):
         b = make_batch(group).to(u[0].device)
-        results.append((score_assemblies(torch.stack([b.atoms(x) for x in u]), b.target), len(group)))
+        x = torch.stack([b.atoms(x) for x in u])
+        results.append((score_assemblies(x, b.target, matched=matched), len(group)))
         n_total += len(group)
-    avg = {
-        f: sum(getattr(r, f) * n for r, n in results) / n_total
-        for f in ("pm_atom", "pm_center", "collision_rate", "separation_rate")
-    }
+    fields = ("pm_atom", "pm_center", "collision_rate", "separation_rate", *(("pm_center_matched",) if matched else ()))
+    avg = {f: sum(getattr(r, f) * n for r, n in results) / n_total for f in fields}
     return AssemblyScores(**avg, clusters=n_total, samples_per_cluster=samples)
 
 

@@ -125,10 +125,11 @@ def test_train_kill_resume_sample_score(tmp_path):
     curve = json.loads((run / "curve.json").read_text())
     assert [c["step"] for c in curve["curve"]] == [10, 20] and curve["chosen_step"] in (10, 20)
 
-    r = kflow("molecules", "score", run, "--limit", "2", "--samples", "2", "--nfe", "6")
+    r = kflow("molecules", "score", run, "--limit", "2", "--samples", "2", "--nfe", "6", "--matched")
     assert r.returncode == 0, r.stderr
     s = json.loads(r.stdout.strip().splitlines()[-1])
     assert s["clusters"] == 2 and np.isfinite(s["pm_atom"]) and np.isfinite(s["pm_center"])
+    assert 0 < s["pm_center_matched"] <= s["pm_center"]
 
     out = tmp_path / "gen"
     r = kflow("molecules", "sample", run, "--limit", "2", "--nfe", "6", "--out", out)

@@ -106,3 +106,26 @@ def test_collision_separation_and_best_of_n():
     assert s.pm_atom == 0 and s.collision_rate == 0 and s.separation_rate == 0 and s.samples_per_cluster == 3
     s1 = score_assemblies(torch.stack([collided, separated]), ref[None].expand(2, -1, -1, -1))
     assert s1.collision_rate == 0.5 and s1.separation_rate == 0.5 and s1.clusters == 2
+
+
+def test_pm_center_matched_finds_the_copies_of_a_turned_shuffled_crystal():
+    """A crystal cluster turned, moved and with its copies listed in another order is the crystal:
+    PM-center under the given pairing is large, with the copies matched it is 0. On any other
+    cluster the matched value is never above PM-center (the given pairing is one of those tried)."""
+    from scipy.spatial.transform import Rotation
+
+    from kflow.molecules.metrics import pm_center_matched
+
+    g = torch.Generator().manual_seed(0)
+    f64 = dict(generator=g, dtype=torch.float64)
+    crystal = torch.randn(17, 1, 3, **f64) * 4 + 0.3 * torch.randn(17, 5, 3, **f64)  # (M, A, 3)
+    Q = torch.from_numpy(Rotation.from_rotvec([0.4, -1.9, 2.2]).as_matrix())
+    shuffled = (crystal @ Q.T + torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64))[torch.randperm(17, generator=g)]
+    assert pm_center(shuffled, crystal) > 1.0
+    assert pm_center_matched(shuffled, crystal) < 1e-9
+    other = torch.randn(3, 2, 17, 5, 3, **f64) * 4  # (S, N, M, A, 3)
+    ref = crystal.expand(2, -1, -1, -1)
+    m = pm_center_matched(other, ref)
+    assert m.shape == (3, 2) and (m <= pm_center(other, ref) + 1e-12).all() and (m > 0).all()
+    s = score_assemblies(torch.stack([shuffled[None], crystal[None] * 1.1]), crystal[None], matched=True)
+    assert s.pm_center_matched < 1e-9 and score_assemblies(shuffled[None], crystal[None]).pm_center_matched is None
