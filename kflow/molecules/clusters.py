@@ -76,14 +76,65 @@ def pair_nearest(c: Cluster) -> Cluster:
     return Cluster(c.name, c.smiles, c.numbers, c.target, start)
 
 
-PAIRINGS = ("nearest", "given")
+def overlay_starts(points: np.ndarray, slots: np.ndarray, turns: int, seed: int = 0) -> list[np.ndarray]:
+    """Start rotations for overlaying slots (M, 3) onto points (M, 3), both centred: the identity,
+    the principal axes of the two clouds put on each other (each proper sign choice: exact for a
+    rigid copy with distinct axes), and `turns` random ones (for near-symmetric clouds)."""
+
+    def axes(p):  # principal axes as the columns of a proper rotation
+        v = np.linalg.eigh(p.T @ p)[1]
+        return v * np.sign(np.linalg.det(v))
+
+    flips = [np.diag(f) for f in ([1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1])]
+    return [
+        np.eye(3),
+        *(axes(points) @ f @ axes(slots).T for f in flips),
+        *random_rotations(turns, np.random.default_rng(seed)),
+    ]
+
+
+def overlays(points: np.ndarray, slots: np.ndarray, starts: list[np.ndarray], iters: int = 6):
+    """Rigid overlays of slots (M, 3) onto points (M, 3), both centred: from each start rotation,
+    alternate the assignment (Hungarian on squared distances) and the rotation (Kabsch). Yields
+    (col, R, cost) for every assignment: point i <-> slot col[i] under slots turned by R, cost the
+    sum of squared distances."""
+    from scipy.optimize import linear_sum_assignment
+    from scipy.spatial.distance import cdist
+
+    for R in starts:
+        for _ in range(iters):
+            cost = cdist(points, slots @ R.T, "sqeuclidean")
+            _, col = linear_sum_assignment(cost)
+            yield col, R, float(cost[np.arange(len(col)), col].sum())
+            U, _, Vt = np.linalg.svd(slots[col].T @ points)  # R minimising sum |p_i - R s_col[i]|^2
+            R = Vt.T @ np.diag([1.0, 1.0, np.sign(np.linalg.det(Vt.T @ U.T))]) @ U.T
+
+
+def pair_aligned(c: Cluster, turns: int = 64) -> Cluster:
+    """`pair_nearest` after turning the whole crystal cluster about its centre to the orientation
+    whose slots lie nearest the start's molecules (the overlay of least squared displacement).
+    The crystal's orientation carries no information (each cut cluster is turned at random, and the
+    start is drawn without regard to it), so it is ours to choose, as which copy goes to which slot
+    is: this choice makes each start's target the nearest crystal the start allows, a function of
+    the start that a network can learn, where the nearest pairing leaves the orientation to chance."""
+    p, q = c.start.mean(1), c.target.mean(1)  # (M, 3) centres
+    p, mid = p - p.mean(0), q.mean(0)
+    q = q - mid
+    _, R, _ = min(overlays(p, q, overlay_starts(p, q, turns)), key=lambda o: o[2])
+    return pair_nearest(Cluster(c.name, c.smiles, c.numbers, (c.target - mid) @ R.T + mid, c.start))
+
+
+PAIRINGS = ("nearest", "given", "aligned")
 
 
 def pair(clusters: list[Cluster], pairing: str) -> list[Cluster]:
-    """nearest: `pair_nearest` on every cluster; given: the random pairing the clusters were cut with."""
+    """nearest: `pair_nearest` on every cluster; aligned: `pair_aligned`; given: the random pairing
+    the clusters were cut with."""
     if pairing not in PAIRINGS:
         raise ValueError(f"pairing={pairing!r}: use one of {', '.join(PAIRINGS)}")
-    return [pair_nearest(c) for c in clusters] if pairing == "nearest" else list(clusters)
+    if pairing == "given":
+        return list(clusters)
+    return [(pair_nearest if pairing == "nearest" else pair_aligned)(c) for c in clusters]
 
 
 def split_of(smiles: str) -> str:

@@ -40,24 +40,16 @@ def pm_center_matched(x: Tensor, ref: Tensor, turns: int = 64, iters: int = 6, s
 
     The 17 molecules are copies of one molecule, so which generated copy stands for which crystal
     slot is a convention; PM-center above takes the task's pairing. Here the pairing is the one that
-    fits best (as packing-similarity tools overlay clusters): from `turns` starting orientations
-    (below), alternate the assignment (Hungarian on squared centre
-    distances) and the best rotation of the crystal onto the generated centres (Kabsch), and keep
-    the assignment with the smallest PM-center, the task's own pairing included. The exact minimum
+    fits best (as packing-similarity tools overlay clusters): from the starting orientations of
+    clusters.overlay_starts (`turns` random ones among them), alternate the assignment (Hungarian
+    on squared centre distances) and the best rotation of the crystal onto the generated centres
+    (Kabsch), and keep the assignment with the smallest PM-center, the task's own pairing included. The exact minimum
     is a quadratic assignment problem; this is an upper bound on it, never above PM-center, and 0
     when the generated centres are a rigid copy of the crystal's in any order."""
     import numpy as np
-    from scipy.optimize import linear_sum_assignment
     from scipy.spatial.distance import cdist
 
-    from .clusters import random_rotations
-
-    turned = random_rotations(turns, np.random.default_rng(seed))
-    flips = np.array([np.diag(f) for f in ([1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1])])
-
-    def axes(p):  # principal axes as a proper rotation's columns
-        v = np.linalg.eigh(p.T @ p)[1]
-        return v * np.sign(np.linalg.det(v))
+    from .clusters import overlay_starts, overlays
 
     g_all = x.mean(-2).detach().cpu().double().numpy().reshape(-1, *x.shape[-3:-2], 3)
     c_all = ref.expand_as(x).mean(-2).detach().cpu().double().numpy().reshape(g_all.shape)
@@ -66,18 +58,9 @@ def pm_center_matched(x: Tensor, ref: Tensor, turns: int = 64, iters: int = 6, s
         g, c = g - g.mean(0), c - c.mean(0)
         d_c = cdist(c, c)
         gap = lambda order: np.sqrt(((cdist(g[order], g[order]) - d_c) ** 2).mean())
-        best = gap(np.arange(len(g)))
-        # starts: the identity, the principal axes of the two clouds put on each other (each proper
-        # sign choice; exact for a rigid copy with distinct axes), and random turns (near-symmetric clouds)
-        starts = [np.eye(3), *(axes(g) @ f @ axes(c).T for f in flips), *turned]
-        for R in starts:
-            for _ in range(iters):
-                _, col = linear_sum_assignment(cdist(g, c @ R.T, "sqeuclidean"))  # generated i -> slot col[i]
-                order = np.argsort(col)  # slot j <- generated order[j]
-                best = min(best, gap(order))
-                U, _, Vt = np.linalg.svd(c.T @ g[order])  # R minimising |g[order] - c R^T|
-                d = np.sign(np.linalg.det(Vt.T @ U.T))
-                R = Vt.T @ np.diag([1.0, 1.0, d]) @ U.T
+        best = gap(np.arange(len(g)))  # the task's own pairing
+        for col, _, _ in overlays(g, c, overlay_starts(g, c, turns, seed), iters):
+            best = min(best, gap(np.argsort(col)))  # slot j <- generated molecule argsort(col)[j]
         out.append(best)
     return torch.tensor(out, dtype=x.dtype).reshape(x.shape[:-3])
 

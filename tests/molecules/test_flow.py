@@ -129,3 +129,29 @@ def test_assembly_config_is_validated_and_round_trips(tmp_path):
     ]:
         with pytest.raises(ConfigError, match=match):
             AssemblyConfig.from_dict(bad)
+
+
+def test_aligned_pairing_turns_the_crystal_onto_a_turned_start():
+    """A start that is the crystal turned as a whole (each molecule also spun in place) is a
+    crystal already: the aligned pairing turns the target onto it, so no molecule has to move,
+    while the nearest pairing keeps the crystal's orientation and moves them all. Either way the
+    target is the same crystal (the same centre distances, slots relabelled)."""
+    from scipy.spatial.transform import Rotation
+
+    from kflow.molecules.clusters import pair, random_rotations
+
+    c = toy_clusters(1)[0]
+    Q = Rotation.from_rotvec([0.3, 2.1, -0.8]).as_matrix()
+    centres = c.target.mean(1, keepdims=True)
+    spin = random_rotations(len(centres), np.random.default_rng(3))
+    start = np.einsum("mij,maj->mai", spin, c.target - centres) + centres @ Q.T
+    c = Cluster(c.name, c.smiles, c.numbers, c.target, start)
+    aligned, nearest = pair([c], "aligned")[0], pair([c], "nearest")[0]
+    move = lambda p: np.abs(p.target.mean(1) - p.start.mean(1)).max()
+    assert move(aligned) < 1e-9 and move(nearest) > 1.0
+    distances = lambda p: np.sort(np.linalg.norm(p.target.mean(1)[:, None] - p.target.mean(1)[None], axis=-1).ravel())
+    np.testing.assert_allclose(distances(aligned), distances(c), atol=1e-9)
+    b = make_batch([aligned], dtype=torch.float64)  # and the crystal is reached by the path's endpoint
+    from kflow.molecules.metrics import score_assemblies
+
+    assert score_assemblies(b.atoms(b.u1), b.target).pm_atom < 1e-8
