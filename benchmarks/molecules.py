@@ -27,7 +27,7 @@ from toolkit import ROOT, report  # markdown + JSON as every benchmark writes th
 from kflow.cli.molecules import load_assembly_config
 from kflow.metrics.evaluate import format_table
 from kflow.molecules.cluster_files import save_clusters
-from kflow.molecules.clusters import build_clusters, pair, random_rotations
+from kflow.molecules.clusters import build_clusters, overlay_starts, overlays, pair, random_rotations
 from kflow.molecules.crystals import read_crystals
 from kflow.molecules.flow import make_batch
 from kflow.molecules.metrics import score_assemblies
@@ -46,6 +46,9 @@ ROWS = {
     "kflow_logit": ("kflow.yaml", ["k_density=logit_normal"]),
     "kflow_window": ("kflow.yaml", ["k_embedding=window"]),
     "kflow_own": ("kflow.yaml", ["rotations=own"]),  # translations by band, rotations over all of k
+    # the crystal turned onto the start before pairing (kflow.molecules.clusters.pair_aligned)
+    "rigid_fm_aligned": ("rigid_fm.yaml", ["pairing=aligned"]),
+    "kflow_hard_aligned": ("kflow.yaml", ["overlap=0.0", "pairing=aligned"]),
     "rigid_fm_velocity": ("rigid_fm.yaml", ["target=velocity", "rotation_weight=1.0"]),
     "rigid_fm_egnn": ("rigid_fm.yaml", ["target=velocity", "rotation_weight=1.0", "net.kind=egnn", "net.hidden=32"]),
     # the first models (before the frame network): EGNN of width 32 predicting velocities, constant lr
@@ -74,24 +77,26 @@ ROWS = {
 }
 
 
-def oracle_placements(b, rotations: torch.Tensor) -> list[tuple[float, torch.Tensor]]:
-    """The true crystal cluster turned by each of `rotations` (R, 3, 3) about its centre, put at the
-    start's centre, each start molecule sent to the slot the nearest-centre pairing gives it (the
-    pairing the task uses): [(pairing cost, atoms (1, M, A, 3))], cheapest first. What a model that
-    knew the crystal exactly could do: the start says nothing about the crystal's orientation, so
-    the best it can do is take the orientation whose slots lie nearest the start's molecules."""
-    from scipy.optimize import linear_sum_assignment
-
+def oracle_placements(b, turns: int = 64) -> list[tuple[float, torch.Tensor]]:
+    """The true crystal cluster turned about its centre and put at the start's centre, each start
+    molecule sent to a slot, for every distinct overlay of the crystal's centres onto the start's
+    (kflow.molecules.clusters.overlays: Hungarian assignment and Kabsch rotation, alternated from
+    many starting orientations): [(squared displacement, atoms (1, M, A, 3))], cheapest first.
+    What a model that knew the crystal exactly could do: the start says nothing about the
+    crystal's orientation, so the best it can do is take the one whose slots lie nearest the
+    start's molecules (the aligned pairing's target)."""
     t1, R1, s = (b.t0 + b.u1[..., :3])[0], b.state(b.u1).R[0], b.t0[0]
+    p, q = (s - s.mean(0)).numpy(), (t1 - t1.mean(0)).numpy()
+    found = {}
+    for col, R, cost in overlays(p, q, overlay_starts(p, q, turns)):
+        if cost < found.get(tuple(col), (np.inf,))[0]:
+            found[tuple(col)] = (cost, R)
     out = []
-    for Q in rotations.to(t1.dtype):
-        slots = (t1 - t1.mean(0)) @ Q.T + s.mean(0)
-        cost = ((s[:, None] - slots[None]) ** 2).sum(-1).numpy()
-        _, col = linear_sum_assignment(cost)  # start molecule i -> slot col[i]
-        col = torch.from_numpy(col)
-        atoms = RigidState(slots[col][None], (Q @ R1[col])[None]).atoms(b.local)
-        out.append((float(cost[range(len(col)), col].sum()), atoms))
-    return sorted(out, key=lambda p: p[0])
+    for col, (cost, R) in sorted(found.items(), key=lambda f: f[1][0]):
+        Q, col = torch.from_numpy(R).to(t1.dtype), torch.tensor(col)  # start molecule i -> slot col[i]
+        atoms = RigidState(((t1 - t1.mean(0)) @ Q.T + s.mean(0))[col][None], (Q @ R1[col])[None]).atoms(b.local)
+        out.append((cost, atoms))
+    return out
 
 
 def reference_rows(test, samples: int, seed: int, matched: bool = False) -> list[dict]:
@@ -101,11 +106,10 @@ def reference_rows(test, samples: int, seed: int, matched: bool = False) -> list
     true crystal placed at the orientation that fits the start best (oracle_placements), once and
     best of the `samples` best-fitting orientations."""
     rng = np.random.default_rng(seed)
-    grid = torch.from_numpy(random_rotations(300, rng))
     start, shrunk, centres, fit, fit_best = [], [], [], [], []
     for c in test:
         b = make_batch([c], dtype=torch.float64)
-        placed = oracle_placements(b, grid)
+        placed = oracle_placements(b)
         fit.append(score_assemblies(placed[0][1], b.target, matched=matched))
         fit_best.append(
             score_assemblies(torch.stack([p[1] for p in placed[:samples]]), b.target, matched=matched)
@@ -155,6 +159,7 @@ def main():
     ap.add_argument("--test-limit", type=int, default=None, help="evaluate on the first N test clusters")
     ap.add_argument("--out", default=None)
     ap.add_argument("--references-only", action="store_true", help="print the trivial reference rows and stop")
+    ap.add_argument("--matched", action="store_true", help="also PM-center with the copies matched (slower)")
     ap.add_argument("--gather", action="store_true", help="tabulate the finished runs only, train none")
     ap.add_argument("--no-references", action="store_true", help="train and test the rows only (parallel workers)")
     ap.add_argument("overrides", nargs="*", help="key=value for every learned row (e.g. steps=500)")
@@ -175,13 +180,14 @@ def main():
         ]
     first = next(iter(configs.values()))[0]
     train, val, test = first.clusters("train"), first.clusters("val"), first.clusters("test")[: args.test_limit]
-    refs = Path(args.work) / f"references-n{args.samples}-t{len(test)}.json"  # shared by every row's process
+    # shared by every row's process (one file per pairing: the references depend on it)
+    refs = Path(args.work) / f"references-{first.pairing}-n{args.samples}-t{len(test)}{'-matched' * args.matched}.json"
     if refs.exists():
         rows = json.loads(refs.read_text())
     elif args.no_references:
         rows = []
     else:
-        rows = reference_rows(pair(test, first.pairing), args.samples, 0)
+        rows = reference_rows(pair(test, first.pairing), args.samples, 0, matched=args.matched)
         refs.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_json(refs, rows)
     for r in rows:
@@ -192,7 +198,7 @@ def main():
         per_seed = []
         for cfg in cfgs:
             folder = Path(args.work) / f"{row}-seed{cfg.seed}"
-            cache = folder / f"test-nfe{args.nfe}-n{args.samples}-t{len(test)}.json"
+            cache = folder / f"test-nfe{args.nfe}-n{args.samples}-t{len(test)}{'-matched' * args.matched}.json"
             if cache.exists():
                 r = json.loads(cache.read_text())
             elif args.gather:
@@ -200,7 +206,9 @@ def main():
                 continue
             else:
                 tr = train_assembly(train, cfg, out=folder, val=val if cfg.eval_every else None)
-                s = evaluate_assembly(tr.net, test, cfg, samples=args.samples, steps=args.nfe, seed=0)
+                s = evaluate_assembly(
+                    tr.net, test, cfg, samples=args.samples, steps=args.nfe, seed=0, matched=args.matched
+                )
                 chosen = [p for p in tr.curve if p["step"] == tr.best_step]
                 r = dict(
                     val_pm_atom=chosen[0]["pm_atom"] if chosen else float("nan"),
@@ -212,6 +220,7 @@ def main():
                     best_step=tr.best_step,
                     train_s=tr.train_s,
                     hardware=hardware(cfg.device),
+                    **({"pm_center_matched": s.pm_center_matched} if args.matched else {}),
                 )
                 atomic_write_json(cache, r)
             print(json.dumps(dict(row=row, seed=cfg.seed, **r)), flush=True)
@@ -225,7 +234,8 @@ def main():
         f"configs/molecules/ + {' '.join(args.overrides) or 'no overrides'}; Euler NFE {args.nfe}, best of "
         f"{args.samples} samples; PM in Angstrom; hardware: {', '.join(ran_on) or hardware(first.device)}"
     )
-    cols = ["flow", "pm_atom", "pm_center", "collision", "separation", "val_pm_atom", "val_pm_center", "best_step"]
+    cols = ["flow", "pm_atom", "pm_center", *(["pm_center_matched"] * args.matched), "collision", "separation"]
+    cols += ["val_pm_atom", "val_pm_center", "best_step"]
     table = format_table(rows, [*cols, "train_s"])
     report(head, table, rows, args.out)
 
@@ -238,7 +248,8 @@ def hardware(device: str) -> str:
 def summarise(row: str, runs: list[dict]) -> dict:
     """Mean +- spread over seeds as text cells, the raw values alongside."""
     out = {"flow": row, "seeds": runs}
-    keys = ("pm_atom", "pm_center", "collision", "separation", "best_step", "train_s", "val_pm_atom", "val_pm_center")
+    keys = ("pm_atom", "pm_center", "pm_center_matched", "collision", "separation", "best_step", "train_s")
+    keys = (*keys, "val_pm_atom", "val_pm_center")
     for key in keys:
         vals = [r.get(key, float("nan")) for r in runs]
         mean = statistics.fmean(vals)

@@ -110,7 +110,7 @@ def overlays(points: np.ndarray, slots: np.ndarray, starts: list[np.ndarray], it
             R = Vt.T @ np.diag([1.0, 1.0, np.sign(np.linalg.det(Vt.T @ U.T))]) @ U.T
 
 
-def pair_aligned(c: Cluster, turns: int = 64) -> Cluster:
+def pair_aligned(c: Cluster, turns: int = 256) -> Cluster:
     """`pair_nearest` after turning the whole crystal cluster about its centre to the orientation
     whose slots lie nearest the start's molecules (the overlay of least squared displacement).
     The crystal's orientation carries no information (each cut cluster is turned at random, and the
@@ -118,10 +118,11 @@ def pair_aligned(c: Cluster, turns: int = 64) -> Cluster:
     is: this choice makes each start's target the nearest crystal the start allows, a function of
     the start that a network can learn, where the nearest pairing leaves the orientation to chance."""
     p, q = c.start.mean(1), c.target.mean(1)  # (M, 3) centres
-    p, mid = p - p.mean(0), q.mean(0)
-    q = q - mid
+    here, mid = p.mean(0), q.mean(0)
+    p, q = p - here, q - mid
     _, R, _ = min(overlays(p, q, overlay_starts(p, q, turns)), key=lambda o: o[2])
-    return pair_nearest(Cluster(c.name, c.smiles, c.numbers, (c.target - mid) @ R.T + mid, c.start))
+    # the crystal turned and centred where the start is (its position is as arbitrary as its turn)
+    return pair_nearest(Cluster(c.name, c.smiles, c.numbers, (c.target - mid) @ R.T + here, c.start))
 
 
 PAIRINGS = ("nearest", "given", "aligned")
