@@ -99,6 +99,8 @@ def train_assembly(
 
     if cfg.eval_every and not val:
         raise ConfigError("eval_every > 0 needs validation clusters; pass val= or set eval_every=0")
+    if cfg.pairing == "aligned":  # a rigid-overlay search per cluster: about 0.1 s each
+        log(f"aligning {len(clusters)} crystal clusters with their starts (pairing=aligned)")
     clusters = pair(clusters, cfg.pairing)
     singles = [make_batch([c]) for c in clusters]
     val_set = pair(val, cfg.pairing)[: cfg.val_clusters] if val else []
