@@ -27,11 +27,11 @@ from toolkit import ROOT, report  # markdown + JSON as every benchmark writes th
 from kflow.cli.molecules import load_assembly_config
 from kflow.metrics.evaluate import format_table
 from kflow.molecules.cluster_files import save_clusters
-from kflow.molecules.clusters import build_clusters, overlay_starts, overlays, pair, random_rotations
+from kflow.molecules.clusters import build_clusters, pair
 from kflow.molecules.crystals import read_crystals
 from kflow.molecules.flow import make_batch
 from kflow.molecules.metrics import score_assemblies
-from kflow.molecules.rigid import RigidState
+from kflow.molecules.rigid import RigidState, overlay_starts, overlays, random_rotations
 from kflow.molecules.train import evaluate_assembly, train_assembly
 from kflow.utils.atomic import atomic_write_json
 from kflow.utils.devices import pick_device
@@ -80,7 +80,7 @@ ROWS = {
 def oracle_placements(b, turns: int = 64) -> list[tuple[float, torch.Tensor]]:
     """The true crystal cluster turned about its centre and put at the start's centre, each start
     molecule sent to a slot, for every distinct overlay of the crystal's centres onto the start's
-    (kflow.molecules.clusters.overlays: Hungarian assignment and Kabsch rotation, alternated from
+    (kflow.molecules.rigid.overlays: Hungarian assignment and Kabsch rotation, alternated from
     many starting orientations): [(squared displacement, atoms (1, M, A, 3))], cheapest first.
     What a model that knew the crystal exactly could do: the start says nothing about the
     crystal's orientation, so the best it can do is take the one whose slots lie nearest the

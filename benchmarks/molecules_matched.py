@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 from pathlib import Path
 
 import torch
-from molecules import ROWS, reference_rows  # this folder's molecule benchmark
+from molecules import ROWS, reference_rows, summarise  # this folder's molecule benchmark
 from toolkit import report
 
 from kflow.metrics.evaluate import format_table
@@ -71,10 +70,7 @@ def main():
             print(json.dumps(dict(row=row, **r)), flush=True)
             runs.append(r)
         if runs:
-            out = {"flow": row, "seeds": ",".join(str(r["seed"]) for r in runs)}
-            for key in ("pm_atom", "pm_center", "pm_center_matched", "collision", "separation"):
-                out[key] = statistics.fmean(r[key] for r in runs)
-            rows.append(out)
+            rows.append(dict(summarise(row, runs), seeds=",".join(str(r["seed"]) for r in runs)))
     if head_cfg is None:
         from molecules import CONFIGS
 

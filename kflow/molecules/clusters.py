@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .crystals import Crystal, CrystalSkipped, cut_clusters
+from .rigid import overlay_starts, overlays, random_rotations
 
 
 @dataclass
@@ -20,14 +21,6 @@ class Cluster:
     numbers: np.ndarray  # (17, A) atomic numbers per molecule (copies may list atoms in other orders)
     target: np.ndarray  # (17, A, 3) crystal packing, centred on the cluster's centroid
     start: np.ndarray  # (17, A, 3) loose start: molecules rotated and moved (same atom order)
-
-
-def random_rotations(n: int, rng: np.random.Generator) -> np.ndarray:
-    """(n, 3, 3) uniform on SO(3) (QR of a Gaussian matrix with the sign fixed)."""
-    q, r = np.linalg.qr(rng.standard_normal((n, 3, 3)))
-    q = q * np.sign(np.diagonal(r, axis1=1, axis2=2))[:, None, :]
-    q[np.linalg.det(q) < 0, :, 0] *= -1
-    return q
 
 
 def loose_start(
@@ -74,40 +67,6 @@ def pair_nearest(c: Cluster) -> Cluster:
     for i, j in enumerate(col):
         start[j] = (c.target[j] - c1[j]) @ R[i].T + c0[i]
     return Cluster(c.name, c.smiles, c.numbers, c.target, start)
-
-
-def overlay_starts(points: np.ndarray, slots: np.ndarray, turns: int, seed: int = 0) -> list[np.ndarray]:
-    """Start rotations for overlaying slots (M, 3) onto points (M, 3), both centred: the identity,
-    the principal axes of the two clouds put on each other (each proper sign choice: exact for a
-    rigid copy with distinct axes), and `turns` random ones (for near-symmetric clouds)."""
-
-    def axes(p):  # principal axes as the columns of a proper rotation
-        v = np.linalg.eigh(p.T @ p)[1]
-        return v * np.sign(np.linalg.det(v))
-
-    flips = [np.diag(f) for f in ([1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1])]
-    return [
-        np.eye(3),
-        *(axes(points) @ f @ axes(slots).T for f in flips),
-        *random_rotations(turns, np.random.default_rng(seed)),
-    ]
-
-
-def overlays(points: np.ndarray, slots: np.ndarray, starts: list[np.ndarray], iters: int = 6):
-    """Rigid overlays of slots (M, 3) onto points (M, 3), both centred: from each start rotation,
-    alternate the assignment (Hungarian on squared distances) and the rotation (Kabsch). Yields
-    (col, R, cost) for every assignment: point i <-> slot col[i] under slots turned by R, cost the
-    sum of squared distances."""
-    from scipy.optimize import linear_sum_assignment
-    from scipy.spatial.distance import cdist
-
-    for R in starts:
-        for _ in range(iters):
-            cost = cdist(points, slots @ R.T, "sqeuclidean")
-            _, col = linear_sum_assignment(cost)
-            yield col, R, float(cost[np.arange(len(col)), col].sum())
-            U, _, Vt = np.linalg.svd(slots[col].T @ points)  # R minimising sum |p_i - R s_col[i]|^2
-            R = Vt.T @ np.diag([1.0, 1.0, np.sign(np.linalg.det(Vt.T @ U.T))]) @ U.T
 
 
 def pair_aligned(c: Cluster, turns: int = 256) -> Cluster:

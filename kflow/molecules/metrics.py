@@ -41,7 +41,7 @@ def pm_center_matched(x: Tensor, ref: Tensor, turns: int = 64, iters: int = 6, s
     The 17 molecules are copies of one molecule, so which generated copy stands for which crystal
     slot is a convention; PM-center above takes the task's pairing. Here the pairing is the one that
     fits best (as packing-similarity tools overlay clusters): from the starting orientations of
-    clusters.overlay_starts (`turns` random ones among them), alternate the assignment (Hungarian
+    rigid.overlay_starts (`turns` random ones among them), alternate the assignment (Hungarian
     on squared centre distances) and the best rotation of the crystal onto the generated centres
     (Kabsch), and keep the assignment with the smallest PM-center, the task's own pairing included. The exact minimum
     is a quadratic assignment problem; this is an upper bound on it, never above PM-center, and 0
@@ -49,7 +49,7 @@ def pm_center_matched(x: Tensor, ref: Tensor, turns: int = 64, iters: int = 6, s
     import numpy as np
     from scipy.spatial.distance import cdist
 
-    from .clusters import overlay_starts, overlays
+    from .rigid import overlay_starts, overlays
 
     g_all = x.mean(-2).detach().cpu().double().numpy().reshape(-1, *x.shape[-3:-2], 3)
     c_all = ref.expand_as(x).mean(-2).detach().cpu().double().numpy().reshape(g_all.shape)

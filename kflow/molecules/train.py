@@ -103,7 +103,7 @@ def train_assembly(
         log(f"aligning {len(clusters)} crystal clusters with their starts (pairing=aligned)")
     clusters = pair(clusters, cfg.pairing)
     singles = [make_batch([c]) for c in clusters]
-    val_set = pair(val, cfg.pairing)[: cfg.val_clusters] if val else []
+    val_set = val[: cfg.val_clusters] if val else []  # paired where they are sampled (generate)
     torch.manual_seed(derive_seed(cfg.seed, -1))
     device = pick_device(cfg.device)
     net = make_net(cfg.net, cfg.band_windows()).to(device)

@@ -138,7 +138,8 @@ def test_aligned_pairing_turns_the_crystal_onto_a_turned_start():
     target is the same crystal (the same centre distances, slots relabelled)."""
     from scipy.spatial.transform import Rotation
 
-    from kflow.molecules.clusters import pair, random_rotations
+    from kflow.molecules.clusters import pair
+    from kflow.molecules.rigid import random_rotations
 
     c = toy_clusters(1)[0]
     Q = Rotation.from_rotvec([0.3, 2.1, -0.8]).as_matrix()
