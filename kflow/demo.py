@@ -6,8 +6,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import torch
-
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "demo.yaml"
 
 
@@ -16,6 +14,7 @@ def run_demo(minutes: float = 7.0, out: str | Path = "outputs/demo", config: str
     from .config import load_config
     from .recipe import load_run
     from .sampling import sample
+    from .steering.guidance import classes_in_turn
     from .training import train
     from .viz.images import save_image_grid
 
@@ -29,10 +28,10 @@ def run_demo(minutes: float = 7.0, out: str | Path = "outputs/demo", config: str
     result = train(cfg, resume=True)
     run = load_run(result.checkpoint)
     n_cls = run.num_classes
-    y = torch.arange(80) % n_cls if n_cls else None  # one class per column
+    y = classes_in_turn(80, n_cls)  # one class per column
     s = sample(run.model, run.path, 80 if n_cls else 64, steps=cfg.sample.steps, grid="band", seed=0, y=y)
     grid = save_image_grid(run.to_image(s.x), out / "samples.png", nrow=8)
-    strip = band_strip(run.model, run.path, n=8, y=torch.arange(8) % n_cls if n_cls else None)
+    strip = band_strip(run.model, run.path, n=8, seed=7, y=classes_in_turn(8, n_cls))
     images, titles = strip.grid("all")
     strip_png = save_image_grid(run.to_image(images), out / "band_strip.png", nrow=8, scale=3)
     windows = ", ".join(f"band {b} [{lo:.2f}, {hi:.2f}]" for b, (lo, hi) in enumerate(run.path.windows().tolist()))

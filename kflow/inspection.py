@@ -23,8 +23,10 @@ from .analysis import (
 )
 from .analysis.trajectory import trace
 from .data import load_dataset
+from .sampling.noise import draw_x0
 from .sampling.sampler import make_grid
 from .sampling.wrappers import ModelVelocity
+from .steering.guidance import classes_in_turn
 
 
 def _write_json(path: Path, obj) -> None:
@@ -92,7 +94,7 @@ def path_report(runs: dict, n: int = 128, steps: int = 100, seed: int = 0) -> di
     ref = kflow_runs[0].path
     T = ref.transform
     shape = tuple(T.shape)
-    x_0 = torch.randn(n, *shape, generator=torch.Generator().manual_seed(seed))
+    x_0 = draw_x0(n, shape, seed)
     report = {
         "decomposition": T.describe(),
         "boundaries": ref.boundaries().tolist(),  # every window edge
@@ -159,15 +161,16 @@ def inspect_path(
 
 
 def inspect_strip(
-    checkpoint: str, out: str | Path, n: int = 6, steps: int = 50, seed: int = 7, what: str = "all", device="cpu"
+    checkpoint: str, out: str | Path, n: int = 6, steps: int = 50, seed: int = 0, what: str = "all", device="cpu"
 ) -> str:
     from .recipe import load_run
     from .viz.images import save_image_grid
 
     run = load_run(checkpoint, device=device)
-    y = torch.arange(n) % run.num_classes if run.num_classes else None
+    y = classes_in_turn(n, run.num_classes)
     strip = band_strip(run.model, run.path, n=n, steps=steps, seed=seed, y=y, device=device)
     images, columns = strip.grid(what)
+    images = run.to_image(images)  # model space -> image scale (band-scaled and latent runs)
     out = Path(out)
     png = save_image_grid(images, out / "strip.png", nrow=n, scale=3)
     _write_json(

@@ -181,10 +181,10 @@ def check_belongs(saved: dict, run_dir: Path, name: str) -> None:
 def remove_dead_temp_files(run_dir: Path) -> None:
     """Temp files a killed checkpoint writer left in the run's checkpoints/: removed when no command
     holds the run (a training that does hold it may be writing one right now)."""
-    from .utils.atomic import remove_temp_files
+    from .utils.atomic import remove_temp_files, temp_files
     from .utils.lock import FolderBusy, FolderLock
 
-    if not any((run_dir / "checkpoints").glob(".ckpt-*.tmp")):
+    if not temp_files(run_dir / "checkpoints", "ckpt-"):
         return
     try:
         with FolderLock(run_dir):

@@ -40,7 +40,7 @@ class BandStrip:
 
 
 def band_strip(
-    model, path, n: int = 8, steps: int = 50, seed: int = 7, y: Tensor | None = None, device=None
+    model, path, n: int = 8, steps: int = 50, seed: int = 0, y: Tensor | None = None, device=None
 ) -> BandStrip:
     out = sample(model, path, n, steps=steps, grid="band", seed=seed, record_bands=True, y=y, device=device)
     return strip_of(path, out)

@@ -82,7 +82,13 @@ def _edit(args) -> None:
     _save(
         Path(args.out),
         [r.cpu() for r in rows],
-        dict(x=out.x.cpu(), inputs=x.cpu(), x_0=out.x_0.cpu().numpy(), reconstruction=out.reconstruction.cpu()),
+        dict(
+            x=out.x.cpu(),
+            inputs=x.cpu(),
+            x_0=out.x_0.cpu().numpy(),
+            x_0_edited=out.x_0_edited.cpu().numpy(),
+            reconstruction=out.reconstruction.cpu(),
+        ),
         "edit",
     )
 

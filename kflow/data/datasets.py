@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..utils.atomic import atomic_write_bytes
 from ..utils.errors import DataError
 from .image_data import ImageData, images_to_model_range, labels_to_long
 from .image_files import IMAGE_SUFFIXES, read_image
@@ -121,9 +122,7 @@ def download_fashion_mnist(dest: Path) -> Path:
             ) from None
         if hashlib.sha256(gzip.decompress(data)).hexdigest() != sha:
             raise DataError(f"downloaded {name}.gz fails its checksum; delete {dest} and retry")
-        tmp = target.with_suffix(".part")
-        tmp.write_bytes(data)
-        tmp.replace(target)
+        atomic_write_bytes(target, data)  # fsynced, then renamed: a kill never leaves a torn .gz
     return dest
 
 

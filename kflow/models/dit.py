@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .embeddings import ClassEmbedding, KEmbedding, broadcast_k
+from ..utils.tensors import per_sample
+from .embeddings import ClassEmbedding, KEmbedding
 
 DIT_SIZES = {"S": (384, 12, 6), "B": (768, 12, 12), "L": (1024, 24, 16), "XS": (192, 6, 3)}  # width, depth, heads
 
@@ -133,7 +134,7 @@ class DiT(nn.Module):
         B, C, H, W = x.shape
         p = self.cfg.patch_size
         h = self.patch(x).flatten(2).transpose(1, 2) + self.pos  # (B, T, D)
-        c = self.k_emb(broadcast_k(k, B, x.device))
+        c = self.k_emb(per_sample(k, x).float())  # (B,) k in float32 for the embedding
         if self.y_emb is not None:
             c = c + self.y_emb(y, B, x.device)
         for blk in self.blocks:

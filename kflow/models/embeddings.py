@@ -75,8 +75,3 @@ class ClassEmbedding(nn.Module):
                 f"got {int(y.min())}..{int(y.max())}"
             )
         return self.table(y)
-
-
-def broadcast_k(k, n: int, device) -> Tensor:
-    k = torch.as_tensor(k, device=device, dtype=torch.float32).reshape(-1)
-    return k.expand(n) if k.numel() == 1 else k

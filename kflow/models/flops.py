@@ -14,6 +14,8 @@ import torch
 from torch import Tensor
 from torch.utils.flop_counter import FlopCounterMode
 
+from ..utils.tensors import per_sample
+
 
 def stage_points(path) -> list[float]:
     """One k inside each stage of the path (a full-resolution model: the same cost at each)."""
@@ -60,7 +62,7 @@ class FlopTally:
         self._per_stage = None
 
     def __call__(self, x: Tensor, k: Tensor, y: Tensor | None = None) -> Tensor:
-        kk = k.reshape(-1).expand(x.shape[0]) if k.numel() == 1 else k
+        kk = per_sample(k, x)
         self.seen.update(stage_of(self.model, self.path, kk).tolist())
         return self.model(x, k, y)
 

@@ -18,6 +18,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ..utils.tensors import per_sample
+
 
 class StagedModel(nn.Module):
     def __init__(self, backbone: nn.Module, path):
@@ -41,7 +43,7 @@ class StagedModel(nn.Module):
         return self.path.stage(k)
 
     def forward(self, x: Tensor, k: Tensor, y: Tensor | None = None) -> Tensor:
-        k = k.reshape(-1).expand(x.shape[0]) if k.numel() == 1 else k
+        k = per_sample(k, x)
         stage = self.stage_of(k)
         if bool((stage == stage[0]).all()):  # sampling: one stage per call, no gather
             return self._run(x, k, y, int(stage[0]))

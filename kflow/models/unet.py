@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .embeddings import ClassEmbedding, KEmbedding, broadcast_k
+from ..utils.tensors import per_sample
+from .embeddings import ClassEmbedding, KEmbedding
 
 
 @dataclass
@@ -114,7 +115,7 @@ class UNet(nn.Module):
 
     def forward(self, x: Tensor, k, y: Tensor | None = None) -> Tensor:
         """x (B, C, H, W), k (B,) or scalar in [0, 1], y (B,) labels or None -> velocity (B, C, H, W)."""
-        emb = self.k_emb(broadcast_k(k, x.shape[0], x.device))
+        emb = self.k_emb(per_sample(k, x).float())  # (B,) k in float32 for the embedding
         if self.y_emb is not None:
             emb = emb + self.y_emb(y, x.shape[0], x.device)
         emb = emb.to(x.dtype) if not torch.is_autocast_enabled() else emb

@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from ..transforms.base import Transform
+from ..utils.tensors import per_sample
 from . import windows as band_windows
 from .bumps import get_bump
 
@@ -212,7 +213,7 @@ class KFlowPath:
         x_k, v: (N, *shape); k: (N,) or a scalar."""
         if flat not in FLAT:
             raise ValueError(f"flat={flat!r}: use one of {', '.join(FLAT)}")
-        k = torch.as_tensor(k, dtype=x_k.dtype, device=x_k.device).reshape(-1).expand(x_k.shape[0])
+        k = per_sample(k, x_k)
         a, da = self.amplitudes(k)
         started = self.started(k)
         finished = (a >= 1) & (da == 0)
@@ -231,7 +232,7 @@ class KFlowPath:
         marginal velocity (it is linear in x_1), which is what endpoint-predicting networks sample
         with. 1 - a is clamped at eps: at a band's end the data term is all that is left.
         x_k, x1_hat: (N, *shape); k: (N,) or a scalar."""
-        k = torch.as_tensor(k, dtype=x_k.dtype, device=x_k.device).reshape(-1).expand(x_k.shape[0])
+        k = per_sample(k, x_k)
         a, da = self.amplitudes(k)
         gain = torch.where(self.moving(k), da / (1 - a).clamp_min(eps), torch.zeros_like(da))
         return self.transform.filter(x1_hat - x_k, gain)
@@ -239,11 +240,7 @@ class KFlowPath:
     def sample(self, x_0: Tensor, x_1: Tensor, k: Tensor) -> PathSample:
         if x_0.shape != x_1.shape:
             raise ValueError(f"x_0 {tuple(x_0.shape)} and x_1 {tuple(x_1.shape)} must have the same shape")
-        k = torch.as_tensor(k, dtype=x_1.dtype, device=x_1.device).reshape(-1)
-        if k.numel() == 1 and x_1.shape[0] != 1:
-            k = k.expand(x_1.shape[0])
-        if k.shape[0] != x_1.shape[0]:
-            raise ValueError(f"k has {k.shape[0]} entries for a batch of {x_1.shape[0]}; give k of shape (N,)")
+        k = per_sample(k, x_1)
         a, da = self.amplitudes(k)
         diff = x_1 - x_0
         pa, pda = self.transform.filter_many(diff, [a, da])
@@ -251,5 +248,5 @@ class KFlowPath:
 
     def project(self, v: Tensor, k: Tensor) -> Tensor:
         """Keep only the moving bands of a velocity v (N, *shape) at k (N,): where the target lives."""
-        k = torch.as_tensor(k, dtype=v.dtype, device=v.device).reshape(-1).expand(v.shape[0])
+        k = per_sample(k, v)
         return self.transform.filter(v, self.moving(k).to(v.dtype))

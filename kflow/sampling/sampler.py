@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from .grids import band_grid, uniform_grid
+from .noise import draw_x0
 from .solvers import get_solver
 from .wrappers import ModelVelocity, ProjectedVelocity
 
@@ -59,8 +60,7 @@ def sample(
     shape = tuple(path.transform.shape)
     device = device or next(model.parameters()).device
     if x_0 is None:
-        g = torch.Generator().manual_seed(seed)
-        x_0 = torch.randn(n, *shape, generator=g, dtype=dtype)
+        x_0 = draw_x0(n, shape, seed, dtype)
     if y is not None and len(y) != n:
         raise ValueError(f"{len(y)} labels given for {n} samples")
     solve = get_solver(solver)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..utils.tensors import append_dims
 from .wrappers import Counted
 
 Velocity = Callable[[Tensor, Tensor], Tensor]
@@ -80,7 +81,7 @@ def _run(step, velocity, x, grid, callback):
 @torch.no_grad()
 def euler(velocity: Velocity, x: Tensor, grid: Tensor, callback=None) -> Solution:
     def step(v, x, k0, k1):
-        return x + (k1 - k0).view(-1, *[1] * (x.dim() - 1)) * v(x, k0)
+        return x + append_dims(k1 - k0, x.dim()) * v(x, k0)
 
     return _run(step, velocity, x, grid, callback)
 
@@ -88,7 +89,7 @@ def euler(velocity: Velocity, x: Tensor, grid: Tensor, callback=None) -> Solutio
 @torch.no_grad()
 def midpoint(velocity: Velocity, x: Tensor, grid: Tensor, callback=None) -> Solution:
     def step(v, x, k0, k1):
-        h = (k1 - k0).view(-1, *[1] * (x.dim() - 1))
+        h = append_dims(k1 - k0, x.dim())
         return x + h * v(x + h / 2 * v(x, k0), (k0 + k1) / 2)
 
     return _run(step, velocity, x, grid, callback)
@@ -97,7 +98,7 @@ def midpoint(velocity: Velocity, x: Tensor, grid: Tensor, callback=None) -> Solu
 @torch.no_grad()
 def heun(velocity: Velocity, x: Tensor, grid: Tensor, callback=None) -> Solution:
     def step(v, x, k0, k1):
-        h = (k1 - k0).view(-1, *[1] * (x.dim() - 1))
+        h = append_dims(k1 - k0, x.dim())
         d0 = v(x, k0)
         d1 = v(x + h * d0, _inside(k1, k0))
         return x + h / 2 * (d0 + d1)
@@ -108,7 +109,7 @@ def heun(velocity: Velocity, x: Tensor, grid: Tensor, callback=None) -> Solution
 @torch.no_grad()
 def rk4(velocity: Velocity, x: Tensor, grid: Tensor, callback=None) -> Solution:
     def step(v, x, k0, k1):
-        h = (k1 - k0).view(-1, *[1] * (x.dim() - 1))
+        h = append_dims(k1 - k0, x.dim())
         km = (k0 + k1) / 2
         d1 = v(x, k0)
         d2 = v(x + h / 2 * d1, km)

@@ -16,6 +16,7 @@ from torch import Tensor
 
 from ..utils.atomic import atomic_write_json, atomic_write_npz, remove_temp_files
 from ..utils.lock import FolderLock
+from .noise import draw_x0
 from .sampler import sample
 
 
@@ -60,7 +61,7 @@ def _sample_to_folder(model, path, n, out, settings, x_0, y, seed, batch_size, l
             )
     shape = tuple(path.transform.shape)
     if x_0 is None:
-        x_0 = torch.randn(n, *shape, generator=torch.Generator().manual_seed(seed))
+        x_0 = draw_x0(n, shape, seed)
     nfe, done = 0, 0
     for i, start in enumerate(range(0, n, batch_size)):
         part = parts / f"part-{i:05d}.npz"

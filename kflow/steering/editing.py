@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from ..sampling import get_solver
+from ..sampling.noise import draw_x0
 from ..sampling.sampler import make_grid
 from ..sampling.wrappers import ModelVelocity
 from .noise import mix_bands
@@ -66,8 +67,7 @@ def edit_bands(
             raise ValueError(f"donor batch {tuple(donor.shape)} must match the images {tuple(x_1.shape)}")
         other = invert(model, path, donor, steps, solver, y)
     else:
-        g = torch.Generator().manual_seed(seed)
-        other = torch.randn(x_1.shape, generator=g, dtype=x_1.dtype).to(x_1.device)
+        other = draw_x0(len(x_1), x_1.shape[1:], seed, x_1.dtype).to(x_1.device)
     x_0_edited = T.synthesize(mix_bands(T, T.analyze(x_0), T.analyze(other), keep_bands))
     return EditOutput(
         x=integrate(model, path, x_0_edited, steps, solver, y),

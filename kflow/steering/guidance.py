@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from ..utils.errors import ConfigError
+from ..utils.tensors import append_dims
 
 
 def null_label(model) -> int:
@@ -50,12 +51,17 @@ class ClassConditional:
             return self.model(x, k, y)
         v = self.model(torch.cat([x, x]), torch.cat([k, k]), torch.cat([y, null]))
         v_c, v_u = v.chunk(2)
-        return torch.where(keep.view(-1, *[1] * (x.dim() - 1)), v_u + self.scale * (v_c - v_u), v_u)
+        return torch.where(append_dims(keep, x.dim()), v_u + self.scale * (v_c - v_u), v_u)
 
 
 def class_conditional(model, scale: float = 1.0, keep_until: float = 1.0):
     """The factory `sample(..., velocity_for=...)` takes: labels of each chunk -> ClassConditional."""
     return lambda y: ClassConditional(model, y, scale, keep_until)
+
+
+def classes_in_turn(n: int, num_classes: int) -> Tensor | None:
+    """(n,) labels 0, 1, .., C - 1, 0, 1, .. (a grid with one class per column); None when unconditional."""
+    return torch.arange(n) % num_classes if num_classes else None
 
 
 # The one rule for labels and guidance asked for by a user (the CLI's --label, the studio's class
@@ -67,7 +73,7 @@ def class_labels(label, n: int, num_classes: int, option: str = "--label") -> Te
     if num_classes == 0:
         raise ConfigError(f"{option} needs a class-conditional model; this run is unconditional: leave it out")
     if label in ("all", -1):
-        return torch.arange(n) % num_classes
+        return classes_in_turn(n, num_classes)
     try:
         c = int(label)
     except ValueError:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from ..sampling.noise import draw_x0
 from ..transforms.base import Transform
 
 
@@ -44,13 +45,11 @@ def split_noise(
     """x_0 (n, *shape): coefficients on the fixed bands are one draw (from shared_seed, default seed)
     shared by all n samples; the other coefficients are drawn per sample from seed."""
     fixed = band_mask(transform, fix_bands, vary_bands)
-    D = transform.dim
-    shared = torch.randn(
-        1, D, generator=torch.Generator().manual_seed(seed if shared_seed is None else shared_seed), dtype=torch.float64
-    )
-    fresh = torch.randn(n, D, generator=torch.Generator().manual_seed(seed + 1), dtype=torch.float64)
-    c = torch.where(fixed, shared, fresh)
-    return transform.synthesize(c.to(transform.bands.device)).to(dtype).cpu()
+    shape, dev = tuple(transform.shape), transform.bands.device
+    shared = draw_x0(1, shape, seed if shared_seed is None else shared_seed, torch.float64)
+    fresh = draw_x0(n, shape, seed, torch.float64)  # the noise `kflow sample --seed` starts from
+    c = torch.where(fixed.to(dev), transform.analyze(shared.to(dev)), transform.analyze(fresh.to(dev)))
+    return transform.synthesize(c).to(dtype).cpu()
 
 
 def mix_bands(transform: Transform, c_keep: Tensor, c_other: Tensor, bands: Sequence[int]) -> Tensor:

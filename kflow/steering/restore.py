@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..path import KFlowPath
+from ..sampling.noise import draw_x0
 from ..sampling.sampler import make_grid
 from ..sampling.wrappers import ModelVelocity
 
@@ -142,7 +143,7 @@ def restore(
     M = A.matrix.to(torch.float32)  # (m, D)
     pinvs = {}  # the correction's pseudo-inverse, per set of started bands
     yf = y.flatten(1).float()
-    x = torch.randn(n, *A.shape, generator=torch.Generator().manual_seed(seed))
+    x = draw_x0(n, A.shape, seed)
     velocity = ModelVelocity(model, None)
     grid = make_grid(path, steps, "band")
     for i in range(len(grid) - 1):

@@ -29,6 +29,7 @@ from ..data.image_data import images_to_model_range
 from ..data.image_files import read_image
 from ..recipe import load_run
 from ..sampling import sample
+from ..sampling.noise import draw_x0
 from ..sampling.sampler import make_grid
 from ..sampling.to_files import to_uint8
 from ..sampling.wrappers import Counted
@@ -177,8 +178,8 @@ class Studio:
             velocity = guided(model, y, req.guidance, req.keep_class_until, need="a class (pick one)")
         except ConfigError as e:
             raise RequestError(str(e)) from None
-        g = torch.Generator().manual_seed(req.seed)
-        c = torch.randn(req.n, T.dim, generator=g, dtype=torch.float64)  # (N, D) noise coefficients
+        x_0 = draw_x0(req.n, self.shape, req.seed)  # (N, *shape): the noise `kflow sample --seed` draws
+        c = T.analyze(x_0.double().to(T.bands.device)).cpu()  # (N, D) its coefficients
         if req.keep_bands:
             if kept is None or kept.noise is None:
                 raise RequestError("the batch to keep bands from is gone (the page keeps the last 32): generate again")
@@ -187,7 +188,7 @@ class Studio:
                     f"keeping bands needs the same number of images as the kept batch ({len(kept.noise)}); set n to it"
                 )
             c = mix_bands(T, kept.noise, c, req.keep_bands)
-        x_0 = T.synthesize(c.to(T.bands.device)).float().cpu()  # (N, *shape)
+            x_0 = T.synthesize(c.to(T.bands.device)).float().cpu()
         progress.total = self._evals(req.steps, req.solver)
         out = sample(
             model,

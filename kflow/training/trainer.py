@@ -22,7 +22,7 @@ from ..config import Config
 from ..data import ImageData, load_dataset
 from ..recipe import ToImage, make_band_scale, make_model, make_path, make_transform
 from ..sampling.sampler import sample
-from ..steering.guidance import guided
+from ..steering.guidance import classes_in_turn, guided
 from ..utils.atomic import atomic_write_json, remove_temp_files
 from ..utils.checkpoint import (
     latest_checkpoint,
@@ -249,7 +249,7 @@ class Trainer:
 
         s = self.cfg.sample
         n = s.num_grid
-        y = torch.arange(n) % self.data.num_classes if self.data.num_classes else None
+        y = classes_in_turn(n, self.data.num_classes)
         self.ema.eval()
         velocity = guided(self.ema, y, s.guidance, s.keep_class_until) if y is not None else None  # else ignored
         out = sample(

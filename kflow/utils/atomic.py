@@ -75,21 +75,34 @@ def write_together(writers: dict[Path, Callable[[Path], None]]) -> None:
         os.replace(tmp, path)
 
 
+# every temp name a killed writer can leave: atomic_write's `.NAME.XXXX.tmp`, write_together's
+# staged `.NAME.new` (and the `..NAME.new.XXXX.tmp` of the one it was writing), and safetensors'
+# own `.tmpXXXXXX`, whose name does not carry the target's (so it is removed whatever the prefix)
+def _temp_patterns(prefix: str) -> tuple[str, ...]:
+    return (f".{prefix}*.tmp", f"..{prefix}*.new.*.tmp", f".{prefix}*.new", ".tmp??????")
+
+
+def temp_files(folder: str | Path, prefix: str = "") -> list[Path]:
+    """The temp files of killed writers in `folder` whose target name starts with `prefix`."""
+    folder = Path(folder)
+    return sorted({p for pattern in _temp_patterns(prefix) for p in folder.glob(pattern) if p.is_file()})
+
+
 def remove_temp_files(folder: str | Path, prefix: str = "") -> list[Path]:
-    """Remove the temp files atomic_write leaves when its process is killed (`.NAME.XXXX.tmp`, NAME
-    starting with `prefix`). Only for a caller that knows no writer is active in `folder`."""
-    stale = sorted(Path(folder).glob(f".{prefix}*.tmp"))
+    """Remove temp_files(folder, prefix). Only for a caller that knows no writer is active in `folder`."""
+    stale = temp_files(folder, prefix)
     for p in stale:
         p.unlink(missing_ok=True)
     return stale
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    atomic_write(path, lambda tmp: tmp.write_text(text))
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    atomic_write(path, lambda tmp: tmp.write_bytes(data))
 
 
 def atomic_write_json(path: str | Path, obj) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    text = json.dumps(obj, indent=2, sort_keys=True) + "\n"
+    atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
 def atomic_write_npz(path: str | Path, arrays: dict) -> None:

@@ -141,14 +141,14 @@ def test_a_real_full_disk_while_saving(tmp_path, small_tmpfs, capsys):
 def test_written_files_follow_the_umask_and_killed_parts_are_cleaned(tmp_path):
     import os
 
-    from kflow.utils.atomic import atomic_write_text
+    from kflow.utils.atomic import atomic_write_bytes
 
     old = os.umask(0o022)
     try:
-        atomic_write_text(tmp_path / "a.txt", "x")
+        atomic_write_bytes(tmp_path / "a.txt", b"x")
         assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644
         os.umask(0o077)
-        atomic_write_text(tmp_path / "b.txt", "x")
+        atomic_write_bytes(tmp_path / "b.txt", b"x")
         assert (tmp_path / "b.txt").stat().st_mode & 0o777 == 0o600
     finally:
         os.umask(old)

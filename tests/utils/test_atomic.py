@@ -64,3 +64,35 @@ def test_files_that_belong_together_are_replaced_together(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["edit.npz", "edit.png"]
     write_together({a: lambda t: t.write_text("new png"), b: lambda t: t.write_text("new npz")})
     assert (a.read_text(), b.read_text()) == ("new png", "new npz")
+
+
+def test_remove_temp_files_cleans_what_a_killed_write_together_left(tmp_path):
+    """A real SIGKILL while write_together is between its files: the first is staged as .NAME.new,
+    the second is a half-written temp; remove_temp_files takes both and nothing else."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    code = (
+        "import sys, time; from pathlib import Path; from kflow.utils.atomic import write_together\n"
+        "d = Path(sys.argv[1])\n"
+        "def slow(tmp):\n"
+        "    tmp.write_bytes(b'half'); print('staged', flush=True); time.sleep(60)\n"
+        "write_together({d / 'a.png': lambda tmp: tmp.write_bytes(b'png'), d / 'b.npz': slow})\n"
+    )
+    (tmp_path / "keep.txt").write_text("a user's file")
+    p = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "staged"
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    time.sleep(0.05)
+    left = sorted(f.name for f in tmp_path.iterdir() if f.name != "keep.txt")
+    assert ".a.png.new" in left and any(n.startswith("..b.npz.new.") and n.endswith(".tmp") for n in left), left
+    from kflow.utils.atomic import remove_temp_files, temp_files
+
+    assert sorted(f.name for f in temp_files(tmp_path)) == left
+    (tmp_path / ".tmpAb12Cd").write_bytes(b"safetensors' own temp file")
+    removed = remove_temp_files(tmp_path)
+    assert len(removed) == len(left) + 1
+    assert [f.name for f in tmp_path.iterdir()] == ["keep.txt"]
