@@ -11,8 +11,8 @@ from .args import nonneg_float, nonneg_int, parse_bands, positive_int, unit_floa
 
 def run_sample(args) -> None:
     import numpy as np
-    import torch
 
+    from ..data.image_data import from_uint8
     from ..models.flops import FlopTally
     from ..recipe import ToImage, load_run
     from ..sampling.to_files import sample_to_folder
@@ -84,7 +84,7 @@ def run_sample(args) -> None:
     )
     with np.load(npz, allow_pickle=False) as f:
         x, nfe = f["x"][: args.grid_size], int(f["nfe"])
-    grid = save_image_grid(torch.from_numpy(x).float() / 127.5 - 1, Path(args.out) / "samples.png")
+    grid = save_image_grid(from_uint8(x), Path(args.out) / "samples.png")
     print(f"{args.n} samples ({args.solver}, NFE {nfe}, seed {args.seed}) -> {grid} and {npz}")
     new = args.n - min(args.n, before * args.batch_size)  # images sampled now (finished parts are reused)
     if new:

@@ -13,7 +13,7 @@ from .args import nonneg_float, nonneg_int, positive_float, positive_int
 def _save(out: Path, grid_rows: list[torch.Tensor], arrays: dict, what: str) -> None:
     import numpy as np
 
-    from ..sampling.to_files import to_uint8
+    from ..data.image_data import to_uint8
     from ..utils.atomic import write_together
     from ..viz.images import grid_image
 
@@ -49,8 +49,9 @@ def run_restore(args) -> None:
 
 def _edit(args) -> None:
     from ..data import load_images
+    from ..metrics.psnr import psnr
     from ..recipe import load_run
-    from ..steering import edit_bands, psnr
+    from ..steering import edit_bands
     from ..steering.guidance import class_labels
     from ..utils.devices import pick_device
     from .args import parse_bands
@@ -95,8 +96,9 @@ def _edit(args) -> None:
 
 def _restore(args) -> None:
     from ..data import load_images
+    from ..metrics.psnr import psnr
     from ..recipe import load_run
-    from ..steering import baseline, make_degradation, psnr, restore
+    from ..steering import baseline, make_degradation, restore
     from ..utils.devices import pick_device
 
     device = pick_device(args.device)
@@ -124,7 +126,7 @@ def _restore(args) -> None:
 
 def add_parsers(sub) -> None:
     from ..config import CHOICES
-    from ..steering.restore import TASKS
+    from ..steering.degradations import TASKS
 
     ed = sub.add_parser(
         "edit", help="band editing of real images: recover their noise, redraw or swap bands, regenerate"

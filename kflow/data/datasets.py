@@ -20,7 +20,7 @@ from torch import Tensor
 
 from ..utils.atomic import atomic_write_bytes
 from ..utils.errors import DataError
-from .image_data import ImageData, images_to_model_range, labels_to_long
+from .image_data import ImageData, from_uint8, images_to_model_range, labels_to_long
 from .image_files import IMAGE_SUFFIXES, read_image
 
 FASHION_MNIST_DEBIAN = Path("/usr/share/datasets/fashion-mnist")
@@ -148,7 +148,7 @@ def load_fashion_mnist(split: str = "train", download: bool = True) -> ImageData
     labels, raw = _read_idx(files[1])
     if hashlib.sha256(raw).hexdigest() != FASHION_MNIST_SHA256[f"{prefix}-labels-idx1-ubyte"]:
         raise DataError(f"{files[1]} does not match the official Fashion-MNIST checksum; reinstall it")
-    x = torch.from_numpy(images.copy()).float()[:, None] / 127.5 - 1
+    x = from_uint8(images[:, None])
     return ImageData(x, torch.from_numpy(labels.astype(np.int64)), 10, "fashion_mnist")
 
 

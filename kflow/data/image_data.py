@@ -26,6 +26,17 @@ class ImageData:
 # or restore, samples to score): integer images hold 0..255; float images hold the model's range
 # [-1, 1], or [0, 1] when no value is negative (read as 0..1 and mapped to [-1, 1]); labels are
 # integers 0..C-1. Anything else is refused in one line: never guessed.
+def to_uint8(x: Tensor) -> np.ndarray:
+    """Images (N, C, H, W) in [-1, 1] -> uint8 0..255 of the same layout (the inverse of from_uint8)."""
+    return ((x.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
+
+
+def from_uint8(a) -> Tensor:
+    """uint8 (or integer 0..255) images -> float32 in [-1, 1], the model's range."""
+    a = a.numpy() if isinstance(a, Tensor) else np.asarray(a)
+    return torch.from_numpy(a.astype(np.float32)) / 127.5 - 1
+
+
 def images_to_model_range(a, source: str) -> Tensor:
     """(N, C, H, W) array -> float32 tensor in [-1, 1] by the rule above."""
     a = np.asarray(a)
@@ -37,7 +48,7 @@ def images_to_model_range(a, source: str) -> Tensor:
         lo, hi = int(a.min()), int(a.max())
         if lo < 0 or hi > 255:
             raise DataError(f"{source}: integer images must hold 0..255, these hold {lo}..{hi}; rescale them")
-        return torch.from_numpy(a.astype(np.float32)) / 127.5 - 1
+        return from_uint8(a)
     if not np.isfinite(a).all():
         raise DataError(f"{source} contains NaN or Inf values; clean the data first")
     lo, hi = float(a.min()), float(a.max())

@@ -4,8 +4,10 @@ Needs the `metrics` extra only for tests against scipy / scikit-learn."""
 from .classifier import ClassifierInfo, FeatureClassifier, train_classifier
 from .evaluate import Scores, cdr, per_class_fd, reference_features, score_features
 from .frechet import FeatureStats, PrecisionRecall, frechet_distance, precision_recall
+from .psnr import psnr
 
 __all__ = [
+    "psnr",
     "FeatureClassifier",
     "ClassifierInfo",
     "train_classifier",

@@ -9,7 +9,7 @@ from torch import Tensor
 
 from .grids import band_grid, uniform_grid
 from .noise import draw_x0
-from .solvers import get_solver
+from .solvers import ADAPTIVE, get_solver
 from .wrappers import ModelVelocity, ProjectedVelocity
 
 GRIDS = ("band", "band_logit", "uniform")
@@ -23,11 +23,16 @@ class SampleOutput:
     band_states: Tensor | None  # (M + 1, N, *shape): x_k at each of path.boundaries() (band grid only)
 
 
-def make_grid(path, steps: int, grid: str = "band", step_allocation="length") -> Tensor:
+def make_grid(path, steps: int, grid: str = "band", step_allocation="length", solver: str = "euler") -> Tensor:
     """grid='band': boundaries on band edges, steps per band by `step_allocation` ('length',
     'equal' or per-band weights); 'band_logit': the same boundaries and step counts, the steps inside
     each segment at logit-normal quantiles (matching k_density=window_logit_normal); grid='uniform':
-    equal steps in k."""
+    equal steps in k. An adaptive solver (dopri5) gets only its restarts: the band boundaries, or
+    [0, 1] on the uniform grid; `steps` is then ignored."""
+    if solver in ADAPTIVE:
+        if grid not in GRIDS:
+            raise ValueError(f"unknown grid {grid!r}; use one of {', '.join(GRIDS)}")
+        return path.boundaries() if grid != "uniform" else torch.tensor([0.0, 1.0], dtype=torch.float64)
     if grid in ("band", "band_logit"):
         return band_grid(path, steps, step_allocation, "uniform" if grid == "band" else "logit_normal")
     if grid == "uniform":
@@ -64,10 +69,7 @@ def sample(
     if y is not None and len(y) != n:
         raise ValueError(f"{len(y)} labels given for {n} samples")
     solve = get_solver(solver)
-    if solver == "dopri5":  # adaptive: the grid only marks restarts (band boundaries)
-        ks = path.boundaries() if grid != "uniform" else torch.tensor([0.0, 1.0], dtype=torch.float64)
-    else:
-        ks = make_grid(path, steps, grid, step_allocation)
+    ks = make_grid(path, steps, grid, step_allocation, solver)
     edges = path.boundaries().tolist()
     marks = {i: edges.index(kk) for i, kk in enumerate(ks[1:].tolist()) if kk in edges}  # step -> boundary
     outs, states, nfe = [], [], 0

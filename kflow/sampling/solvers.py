@@ -38,7 +38,7 @@ class Step:
     k: Tensor  # (N,) k at the step's start
     k_next: Tensor  # (N,) k at its end
     x: Tensor  # (N, *shape) the state at k
-    v: Tensor | None  # (N, *shape) the velocity at (x, k), the first stage (None for dopri5)
+    v: Tensor  # (N, *shape) the velocity at (x, k), the step's first evaluation
     x_next: Tensor  # (N, *shape) the state at k_next
 
 
@@ -63,7 +63,10 @@ def _inside(k_end: Tensor, k_start: Tensor) -> Tensor:
     return torch.nextafter(k_end, k_start)
 
 
-def _run(step, velocity, x, grid, callback):
+def integrate(step, velocity, x, grid, callback=None) -> Solution:
+    """The one integration loop: x_next = step(velocity, x, k0, k1) over consecutive grid points.
+    Every solver below, restoration's consistency step and the likelihood's reverse pass are a
+    `step`; the loop counts evaluations and calls callback(Step) after each step."""
     v = Counted(velocity)
     grid = torch.as_tensor(grid, dtype=torch.float64)
     if grid.dim() != 1 or len(grid) < 2:
@@ -83,7 +86,7 @@ def euler(velocity: Velocity, x: Tensor, grid: Tensor, callback=None) -> Solutio
     def step(v, x, k0, k1):
         return x + append_dims(k1 - k0, x.dim()) * v(x, k0)
 
-    return _run(step, velocity, x, grid, callback)
+    return integrate(step, velocity, x, grid, callback)
 
 
 @torch.no_grad()
@@ -92,7 +95,7 @@ def midpoint(velocity: Velocity, x: Tensor, grid: Tensor, callback=None) -> Solu
         h = append_dims(k1 - k0, x.dim())
         return x + h * v(x + h / 2 * v(x, k0), (k0 + k1) / 2)
 
-    return _run(step, velocity, x, grid, callback)
+    return integrate(step, velocity, x, grid, callback)
 
 
 @torch.no_grad()
@@ -103,7 +106,7 @@ def heun(velocity: Velocity, x: Tensor, grid: Tensor, callback=None) -> Solution
         d1 = v(x + h * d0, _inside(k1, k0))
         return x + h / 2 * (d0 + d1)
 
-    return _run(step, velocity, x, grid, callback)
+    return integrate(step, velocity, x, grid, callback)
 
 
 @torch.no_grad()
@@ -117,7 +120,7 @@ def rk4(velocity: Velocity, x: Tensor, grid: Tensor, callback=None) -> Solution:
         d4 = v(x + h * d3, _inside(k1, k0))
         return x + h / 6 * (d1 + 2 * d2 + 2 * d3 + d4)
 
-    return _run(step, velocity, x, grid, callback)
+    return integrate(step, velocity, x, grid, callback)
 
 
 @torch.no_grad()
@@ -130,25 +133,24 @@ def dopri5(
         from torchdiffeq import odeint
     except ImportError as e:
         raise ImportError("dopri5 needs torchdiffeq: pip install 'kflow[ode]'") from e
-    v = Counted(velocity)
-    grid = torch.as_tensor(grid, dtype=torch.float64)
-    for i in range(len(grid) - 1):
-        lo, hi = float(grid[i]), float(grid[i + 1])
-        end = _inside(torch.tensor(hi, dtype=x.dtype), torch.tensor(lo, dtype=x.dtype))
 
-        def f(k, y, lo=lo, end=end):
+    def step(v, x, k0, k1):
+        lo, hi = k0[0], k1[0]
+        end = _inside(hi, lo)  # never evaluated on the next segment's side of its end
+
+        def f(k, y):
             kk = torch.minimum(k.to(y.dtype), end) if hi > lo else torch.maximum(k.to(y.dtype), end)
             return v(y, kk.expand(y.shape[0]))
 
-        t = torch.tensor([lo, hi], dtype=x.dtype, device=x.device)
-        x_next = odeint(f, x, t, rtol=rtol, atol=atol, method="dopri5")[-1]
-        if callback is not None:
-            callback(Step(i, _k(lo, x), _k(hi, x), x, None, x_next))
-        x = x_next
-    return Solution(x=x, nfe=v.calls, grid=grid)
+        return odeint(f, x, torch.stack([lo, hi]), rtol=rtol, atol=atol, method="dopri5")[-1]
+
+    return integrate(step, velocity, x, grid, callback)
 
 
 SOLVERS = {"euler": euler, "heun": heun, "midpoint": midpoint, "rk4": rk4, "dopri5": dopri5}
+# velocity evaluations per step of the fixed-step solvers (dopri5 adapts: not known in advance)
+EVALS_PER_STEP = {"euler": 1, "midpoint": 2, "heun": 2, "rk4": 4}
+ADAPTIVE = ("dopri5",)  # its grid only marks restarts (the band boundaries)
 
 
 def get_solver(name: str):

@@ -14,14 +14,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..data.image_data import to_uint8
 from ..utils.atomic import atomic_write_json, atomic_write_npz, remove_temp_files
 from ..utils.lock import FolderLock
 from .noise import draw_x0
 from .sampler import sample
-
-
-def to_uint8(x: Tensor) -> np.ndarray:
-    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
 
 
 def sample_to_folder(

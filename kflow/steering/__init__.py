@@ -1,9 +1,10 @@
 """Control per band: class guidance and condition dropping, noise splitting, band editing, restoration."""
 
-from .editing import EditOutput, edit_bands, integrate, invert, psnr
+from .degradations import Degradation, baseline, make_degradation
+from .editing import EditOutput, edit_bands, integrate, invert, transport
 from .guidance import ClassConditional, class_conditional, class_labels, guided, null_label
 from .noise import band_mask, mix_bands, split_noise
-from .restore import Degradation, RestoreOutput, baseline, make_degradation, restore
+from .restore import RestoreOutput, restore
 
 __all__ = [
     "ClassConditional",
@@ -18,7 +19,7 @@ __all__ = [
     "integrate",
     "edit_bands",
     "EditOutput",
-    "psnr",
+    "transport",
     "Degradation",
     "make_degradation",
     "restore",

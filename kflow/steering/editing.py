@@ -19,24 +19,29 @@ from ..sampling.sampler import make_grid
 from ..sampling.wrappers import ModelVelocity
 from .noise import mix_bands
 
-
-@torch.no_grad()
-def invert(
-    model, path, x_1: Tensor, steps: int = 50, solver: str = "rk4", y: Tensor | None = None, velocity_for=None
-) -> Tensor:
-    """The noise x_0 whose forward ODE solution is x_1: the same band grid, walked from 1 to 0."""
-    v = velocity_for(y) if velocity_for is not None else ModelVelocity(model, y)
-    grid = make_grid(path, steps, "band").flip(0)
-    return get_solver(solver)(v, x_1, grid).x
+DIRECTIONS = ("forward", "backward")
 
 
 @torch.no_grad()
-def integrate(
-    model, path, x_0: Tensor, steps: int = 50, solver: str = "rk4", y: Tensor | None = None, velocity_for=None
+def transport(
+    model, path, x: Tensor, direction: str, steps: int = 50, solver: str = "rk4", y: Tensor | None = None
 ) -> Tensor:
-    """The image x_1 the noise x_0 flows to: `invert`'s grid walked from 0 to 1."""
-    v = velocity_for(y) if velocity_for is not None else ModelVelocity(model, y)
-    return get_solver(solver)(v, x_0, make_grid(path, steps, "band")).x
+    """Integrate the model's ODE over the band grid: 'forward' takes noise x_0 to its image x_1,
+    'backward' walks the same grid from 1 to 0 and recovers the noise an image comes from."""
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction={direction!r}: use one of {', '.join(DIRECTIONS)}")
+    grid = make_grid(path, steps, "band", solver=solver)
+    return get_solver(solver)(ModelVelocity(model, y), x, grid if direction == "forward" else grid.flip(0)).x
+
+
+def invert(model, path, x_1: Tensor, steps: int = 50, solver: str = "rk4", y: Tensor | None = None) -> Tensor:
+    """The noise x_0 whose forward ODE solution is x_1."""
+    return transport(model, path, x_1, "backward", steps, solver, y)
+
+
+def integrate(model, path, x_0: Tensor, steps: int = 50, solver: str = "rk4", y: Tensor | None = None) -> Tensor:
+    """The image x_1 the noise x_0 flows to."""
+    return transport(model, path, x_0, "forward", steps, solver, y)
 
 
 @dataclass
@@ -75,9 +80,3 @@ def edit_bands(
         x_0_edited=x_0_edited,
         reconstruction=integrate(model, path, x_0, steps, solver, y),
     )
-
-
-def psnr(x: Tensor, ref: Tensor, data_range: float = 2.0) -> Tensor:
-    """Per-image PSNR in dB for images in [-1, 1] (data range 2)."""
-    mse = (x - ref).pow(2).flatten(1).mean(1)
-    return 10 * torch.log10(data_range**2 / mse)

@@ -25,18 +25,18 @@ from torch import Tensor
 
 from ..analysis import strip_of
 from ..data import FASHION_MNIST_CLASSES, load_dataset
-from ..data.image_data import images_to_model_range
+from ..data.image_data import images_to_model_range, to_uint8
 from ..data.image_files import read_image
+from ..metrics.psnr import psnr
 from ..recipe import load_run
 from ..sampling import sample
 from ..sampling.noise import draw_x0
 from ..sampling.sampler import make_grid
-from ..sampling.to_files import to_uint8
+from ..sampling.solvers import EVALS_PER_STEP
 from ..sampling.wrappers import Counted
-from ..steering import baseline, class_labels, edit_bands, guided, make_degradation, mix_bands, psnr, restore
+from ..steering import baseline, class_labels, edit_bands, guided, make_degradation, mix_bands, restore
 from ..utils.errors import ConfigError, DataError, KFlowError
 from .requests import (
-    EVALS_PER_STEP,
     EditRequest,
     GenerateRequest,
     ImageSource,

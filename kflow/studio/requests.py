@@ -10,10 +10,9 @@ import math
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from ..steering.restore import TASKS
+from ..sampling.solvers import EVALS_PER_STEP  # the fixed-step solvers the page offers
+from ..steering.degradations import TASKS
 from ..utils.errors import KFlowError
-
-EVALS_PER_STEP = {"euler": 1, "midpoint": 2, "heun": 2, "rk4": 4}  # the fixed-step solvers the page offers
 
 
 class RequestError(KFlowError, ValueError):

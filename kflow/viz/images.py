@@ -6,18 +6,14 @@ import math
 from pathlib import Path
 
 import numpy as np
-import torch
 from torch import Tensor
 
-
-def to_uint8(x: Tensor) -> np.ndarray:
-    """(N, C, H, W) in [-1, 1] -> (N, H, W, C) uint8."""
-    return ((x.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+from ..data.image_data import to_uint8
 
 
 def tile(x: Tensor, nrow: int | None = None, pad: int = 1) -> np.ndarray:
     """Tile (N, C, H, W) into one (rows*H, cols*W, C) uint8 array, row-major."""
-    imgs = to_uint8(x)
+    imgs = to_uint8(x).transpose(0, 2, 3, 1)  # (N, H, W, C)
     n, h, w, c = imgs.shape
     nrow = nrow or math.ceil(math.sqrt(n))
     ncol = math.ceil(n / nrow)

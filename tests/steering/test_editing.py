@@ -1,7 +1,8 @@
 import torch
 
 from kflow import KFlowPath, WaveletTransform
-from kflow.steering import edit_bands, integrate, invert, psnr
+from kflow.metrics.psnr import psnr
+from kflow.steering import edit_bands, integrate, invert
 
 
 def test_backward_then_forward_reconstructs(tiny_model):

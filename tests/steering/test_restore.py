@@ -3,8 +3,9 @@ import torch
 import torch.nn.functional as F
 
 from kflow import IdentityTransform, KFlowPath, WaveletTransform
-from kflow.steering import psnr
-from kflow.steering.restore import baseline, make_degradation, restore
+from kflow.metrics.psnr import psnr
+from kflow.steering.degradations import baseline, make_degradation
+from kflow.steering.restore import restore
 
 
 def images(n=4, size=8):

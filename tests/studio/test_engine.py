@@ -174,6 +174,16 @@ def test_edit_with_a_second_image_swaps_bands(studio):
     )
     r = studio.edit(req, Progress())
     assert r.arrays["x"].shape == (1, 1, 8, 8) and "donor" in r.arrays
+    # band 0 of the edited noise is the image's, every other band the second image's recovered noise
+    from kflow.steering import invert
+
+    T = studio.path.transform
+    donor_x0 = invert(studio.run.model, studio.path, r.arrays["donor"], steps=3, solver="rk4")
+    c_edit, c_img, c_donor = (T.analyze(a) for a in (r.arrays["x_0_edited"], r.arrays["x_0"], donor_x0))
+    band0 = T.bands == 0
+    torch.testing.assert_close(c_edit[:, band0], c_img[:, band0], rtol=0, atol=1e-5)
+    torch.testing.assert_close(c_edit[:, ~band0], c_donor[:, ~band0], rtol=0, atol=1e-5)
+    assert (c_donor[:, ~band0] - c_img[:, ~band0]).abs().max() > 0.1  # the two really differ there
     with pytest.raises(RequestError, match="keep at least one band"):
         EditRequest.parse({"image": {"test_index": 0}, "keep_bands": []}, 3)
     with pytest.raises(RequestError, match="upload an image or pick a test image"):
@@ -187,6 +197,16 @@ def test_restore_with_psnr_against_the_original(studio):
     r = studio.restore(req, Progress())
     assert r.arrays["x"].shape == (3, 1, 8, 8) and r.arrays["psnr"].shape == (3,)
     assert "PSNR" in r.message and "classical baseline" in r.message
+    # the restorations agree with the observation (noise-free: exactly), the baseline is bicubic's
+    from kflow.metrics.psnr import psnr
+    from kflow.steering import baseline, make_degradation
+
+    A = make_degradation("sr_box", (1, 8, 8), factor=2)
+    clean, y = r.arrays["original"], r.arrays["observation"]
+    torch.testing.assert_close(A(r.arrays["x"]), y.expand(3, -1, -1, -1), rtol=0, atol=1e-4)
+    torch.testing.assert_close(r.arrays["baseline"], baseline(y, A))
+    assert float(r.arrays["psnr_baseline"]) == pytest.approx(psnr(baseline(y, A), clean).item())
+    torch.testing.assert_close(r.arrays["psnr"], psnr(r.arrays["x"].clamp(-1, 1), clean.expand(3, -1, -1, -1)))
     # an observation given as is: a 4x4 image for x2 super-resolution of 8x8; no PSNR without an original
     obs = RestoreRequest.parse({"image": upload(png(size=(4, 4))), "observed": True, "n": 1, "steps": 3})
     r = studio.restore(obs, Progress())
