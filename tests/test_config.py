@@ -8,7 +8,7 @@ from kflow.config import Config, ConfigError, load_config
 def test_round_trip_is_exact(tmp_path):
     cfg = load_config("configs/fmnist_wavelet3.yaml", ["train.steps=7", "path.allocation=[1, 2, 3]"])
     assert cfg.path.allocation == [1.0, 2.0, 3.0] and cfg.transform.num_bands == 3
-    again = Config.from_dict(json.loads(cfg.to_json()))
+    again = Config.from_dict(json.loads(json.dumps(cfg.to_dict())))
     assert again == cfg
 
 

@@ -65,7 +65,7 @@ def run_eval(args) -> None:
         else:
             row["fid"] = sc.fd
             if len(extractors) == 1:
-                row.update(precision=sc.precision, recall=sc.recall, n_fake=sc.n_fake, n_real=sc.n_real)
+                row.update(precision=sc.precision, recall=sc.recall)
             row.update(n_fake=sc.n_fake, n_real=sc.n_real)
         row["reference"] = f"{dataset}/{args.split}"
     keys = ["source"] + [k for k in ("fd", "fid", "precision", "recall", "n_fake", "n_real") if k in row]

@@ -4,7 +4,6 @@ with the reference features cached per (dataset, split, classifier)."""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -83,19 +82,21 @@ class Scores:
     recall: float
     n_fake: int
     n_real: int
-    k: int = 3
+    neighbours: int = 3  # k of the k-nearest-neighbour balls behind precision and recall
 
     def row(self) -> dict:
         return asdict(self)
 
 
-def score_features(fake: Tensor, real: Tensor, k: int = 3, pr_max: int = 10000) -> Scores:
+def score_features(fake: Tensor, real: Tensor, neighbours: int = 3, pr_max: int = 10000) -> Scores:
     fd = frechet_distance(FeatureStats.of(fake.numpy()), FeatureStats.of(real.numpy()))
     g = torch.Generator().manual_seed(0)  # P/R on at most pr_max points each (O(N^2) distances)
     fr = fake[torch.randperm(len(fake), generator=g)[:pr_max]]
     rr = real[torch.randperm(len(real), generator=g)[:pr_max]]
-    pr = precision_recall(rr, fr, k)
-    return Scores(fd=fd, precision=pr.precision, recall=pr.recall, n_fake=len(fake), n_real=len(real), k=k)
+    pr = precision_recall(rr, fr, neighbours)
+    return Scores(
+        fd=fd, precision=pr.precision, recall=pr.recall, n_fake=len(fake), n_real=len(real), neighbours=neighbours
+    )
 
 
 def per_class_fd(fake: Tensor, fake_labels: Tensor, real: Tensor, real_labels: Tensor) -> dict[int, float]:
@@ -125,7 +126,3 @@ def format_table(rows: list[dict], keys: list[str]) -> str:
             cells.append(f"{v:.4g}" if isinstance(v, float) else str(v))
         body.append("| " + " | ".join(cells) + " |")
     return "\n".join([head, sep, *body])
-
-
-def dumps(obj) -> str:
-    return json.dumps(obj, indent=2, sort_keys=True)

@@ -146,13 +146,3 @@ class DiT(nn.Module):
         h = self.out(modulate(self.norm(h), shift, scale))  # (B, T, p*p*C)
         h = h.reshape(B, H // p, W // p, p, p, C).permute(0, 5, 1, 3, 2, 4)
         return h.reshape(B, C, H, W)
-
-
-def dit_flops_per_image(cfg: DiTConfig) -> float:
-    """Forward matmul FLOPs per image (2 per multiply-add), for MFU estimates."""
-    dim, depth, _ = DIT_SIZES[cfg.size]
-    T = (cfg.image_size // cfg.patch_size) ** 2
-    hidden = int(dim * cfg.mlp_ratio)
-    mlp = 2 * T * dim * hidden * 2 * (cfg.experts_per_token if cfg.num_experts > 1 else 1)
-    per_block = 2 * T * dim * 3 * dim + 2 * 2 * T * T * dim + 2 * T * dim * dim + mlp
-    return depth * per_block + 2 * T * dim * cfg.patch_size**2 * cfg.in_channels * 2

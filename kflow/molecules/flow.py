@@ -7,7 +7,8 @@ translation and the geodesic on SO(3) in rotation: that one-band path is rigid f
 (the AssembleFlow-style baseline). K-Flow takes the same u as a signal on the graph of the 17
 molecules (Gaussian weights of the start centres' distances, known at sampling time) and runs the
 K-Flow path over its graph-frequency bands: collective motions first, then finer relative ones.
-Both are KFlowPath + FlowMatchingLoss + the sampler's solvers; only the transform differs.
+Both are KFlowPath + the sampler's solvers (trained with AssemblyLoss, molecules/train.py); only the
+transform differs.
 
 The network sees the atoms at the current state and predicts world-frame translational and
 angular velocities; the rotational part of du/dk is taken as R_0^T omega (invariant to a global

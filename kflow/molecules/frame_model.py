@@ -1,5 +1,5 @@
-"""A frame-based equivariant network for rigid molecules (the anchor's class: an intra-molecular
-encoder, then message passing between all molecule pairs, width 128 by default).
+"""A frame-based equivariant network for rigid molecules: an intra-molecular encoder, then message
+passing between all molecule pairs (width 128 by default).
 
 Every molecule carries its own frame: the translation t_i and rotation R_i of the state (atoms =
 R_i local + t_i). Everything the network reads is expressed in those frames, so it is invariant:
@@ -9,8 +9,8 @@ closest atom contact between them. Rotating and moving the whole cluster changes
 (t -> Q t + s, R -> Q R). The heads then predict per molecule a translation and a rotation vector
 in i's own frame, and R_i turns them into the world: equivariant by construction, with no
 restriction on the MLPs (as in frame-based protein networks). EGNN's equivariant channels
-(kflow.molecules.model) carry orientation only through cross products of coordinate updates,
-which is what left it unable to learn orientations.
+(kflow.molecules.model) carry orientation only through cross products of coordinate updates, a
+weak signal for learning orientations.
 
 Outputs (world frame): a translational vector and a rotation vector per molecule. As a velocity
 model they are dt/dk and the angular velocity; as an endpoint model (AssemblyConfig.target =

@@ -94,13 +94,6 @@ class RigidState:
         return torch.einsum("...mij,...maj->...mai", self.R, local) + self.t[..., None, :]
 
 
-def rigid_from_atoms(x: Tensor) -> tuple[RigidState, Tensor]:
-    """Molecules x (..., M, A, 3) -> their poses and local coordinates (..., M, A, 3)."""
-    t, R = inertial_frame(x)
-    local = torch.einsum("...mji,...maj->...mai", R, x - t[..., None, :])  # R^T (x - t)
-    return RigidState(t, R), local
-
-
 def kabsch(local: Tensor, x: Tensor, mask: Tensor) -> Tensor:
     """Rotation R (..., 3, 3) minimising |R local - (x - mean)| over the atoms in mask."""
     w = mask[..., None].to(x.dtype)

@@ -32,7 +32,7 @@ from .bumps import get_bump
 
 ORDERS = ("low_to_high", "high_to_low")
 ALLOCATIONS = ("uniform", "energy")
-FLAT = ("nan", "keep")  # x1_estimate on a started band whose bump is flat (mu' ~ 0)
+FLAT_BUMP_RULES = ("nan", "keep")  # x1_estimate on a started band whose bump is flat (mu' ~ 0)
 
 
 @dataclass
@@ -211,8 +211,8 @@ class KFlowPath:
         nothing about: 0. Where a started band's a' < eps (a flat bump's start), `flat` decides:
         'nan' marks the estimate undefined, 'keep' keeps c_k there (no extrapolation).
         x_k, v: (N, *shape); k: (N,) or a scalar."""
-        if flat not in FLAT:
-            raise ValueError(f"flat={flat!r}: use one of {', '.join(FLAT)}")
+        if flat not in FLAT_BUMP_RULES:
+            raise ValueError(f"flat={flat!r}: use one of {', '.join(FLAT_BUMP_RULES)}")
         k = per_sample(k, x_k)
         a, da = self.amplitudes(k)
         started = self.started(k)

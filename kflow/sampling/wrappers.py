@@ -7,16 +7,16 @@ from torch import Tensor
 
 class Counted:
     """A model or velocity that counts its calls (the one counter: solvers report NFE from it, the
-    studio's progress bar reads it). `tally`, when given, is an object whose `done` is advanced
-    too (one tally across several solves). Attributes (parameters, cfg) pass through."""
+    studio's progress bar reads it). `progress`, when given, is an object whose `done` is advanced
+    too (one progress bar across several solves). Attributes (parameters, cfg) pass through."""
 
-    def __init__(self, fn, tally=None):
-        self.fn, self.tally, self.calls = fn, tally, 0
+    def __init__(self, fn, progress=None):
+        self.fn, self.progress, self.calls = fn, progress, 0
 
     def __call__(self, *args):
         self.calls += 1
-        if self.tally is not None:
-            self.tally.done += 1
+        if self.progress is not None:
+            self.progress.done += 1
         return self.fn(*args)
 
     def __getattr__(self, name: str):

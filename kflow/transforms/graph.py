@@ -91,7 +91,7 @@ class GraphTransform(Transform):
     def batched(self) -> bool:
         return self.basis.dim() == 3
 
-    def _U(self, like: Tensor) -> Tensor:
+    def _basis_for(self, like: Tensor) -> Tensor:
         if self.batched and like.shape[0] != self.basis.shape[0]:
             raise ValueError(
                 f"this GraphTransform holds {self.basis.shape[0]} per-sample graphs but got a batch of "
@@ -101,9 +101,9 @@ class GraphTransform(Transform):
 
     def analyze(self, x: Tensor) -> Tensor:
         self.check_input(x)
-        U = self._U(x)
+        U = self._basis_for(x)
         c = U.transpose(-1, -2) @ x  # (N, V, F): row j = frequency j
         return c.reshape(len(x), -1)
 
     def synthesize(self, c: Tensor) -> Tensor:
-        return self._U(c) @ c.reshape(len(c), *self.shape)
+        return self._basis_for(c) @ c.reshape(len(c), *self.shape)

@@ -60,14 +60,14 @@ class PCATransform(Transform):
             band_sizes = split_sizes(D, num_bands, split, "PCATransform")
         return cls(evecs.contiguous(), evals.contiguous(), shape, band_sizes)
 
-    _U = Transform._basis_like
+    _basis_for = Transform._basis_like
 
     def analyze(self, x: Tensor) -> Tensor:
         self.check_input(x)
-        return x.reshape(len(x), -1) @ self._U(x)
+        return x.reshape(len(x), -1) @ self._basis_for(x)
 
     def synthesize(self, c: Tensor) -> Tensor:
-        return (c @ self._U(c).T).reshape(len(c), *self.shape)
+        return (c @ self._basis_for(c).T).reshape(len(c), *self.shape)
 
     def filter_many(self, x: Tensor, weights: Sequence[Tensor]) -> list[Tensor]:
         """Per-band weights skip the zero bands: the basis is dense (D x D), so a matmul over only
@@ -85,7 +85,7 @@ class PCATransform(Transform):
         lo = torch.where(any_nz, ar, B).min(1).values  # first band used per sample (B: none)
         hi = torch.where(any_nz, ar, -1).max(1).values
         start = torch.tensor([0, *self.sizes], device="cpu").cumsum(0).tolist()  # column range of each band
-        X, U = x.reshape(N, -1), self._U(x)
+        X, U = x.reshape(N, -1), self._basis_for(x)
         outs = [torch.zeros_like(X) for _ in W]
         for key in torch.unique(lo * B + hi).tolist():
             a, b = divmod(key, B)

@@ -96,7 +96,6 @@ class WaveletTransform(Transform):
         num_bands = levels + 1 if num_bands is None else num_bands
         check_num_bands(num_bands, levels + 1, f"WaveletTransform with {levels} levels")
         labels = group_boundaries(sizes, num_bands, "WaveletTransform")
-        self.num_bands_ = num_bands
         per_channel = torch.cat([torch.full((s,), b) for s, b in zip(sizes, labels)])
         self._group_sizes = sizes
         self.bands = per_channel.repeat(C).long()
@@ -152,7 +151,7 @@ class WaveletTransform(Transform):
     # ---- stages: bands 0..s are the approximation after j = B - 1 - s levels, an (H / 2^j)-square image.
     # Only the lowpass halves of the level matrices are used: the details of levels 1..j are bands > s.
     def _stage_levels(self, s: int) -> int:
-        return self.num_bands_ - 1 - self.check_stage(s)
+        return self.num_bands - 1 - self.check_stage(s)
 
     def stage_shape(self, s: int) -> tuple[int, ...]:
         C, H, W = self.shape

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from kflow.molecules.metrics import nearest_other_molecule, pm_atom, pm_center, score_assemblies
-from kflow.molecules.rigid import inertial_frame, rigid_from_atoms, so3_exp, so3_log
+from kflow.molecules.rigid import RigidState, inertial_frame, so3_exp, so3_log
 
 
 def random_rotation(n=(), seed=0):
@@ -65,7 +65,8 @@ def test_centrosymmetric_molecule_gets_a_deterministic_frame():
 
 def test_rigid_state_reproduces_the_atoms():
     x = torch.randn(17, 7, 3, dtype=torch.float64) * 2 + torch.randn(17, 1, 3, dtype=torch.float64) * 8
-    state, local = rigid_from_atoms(x)
+    t, R = inertial_frame(x)
+    state, local = RigidState(t, R), torch.einsum("...mji,...maj->...mai", R, x - t[..., None, :])  # R^T (x - t)
     torch.testing.assert_close(state.atoms(local), x, rtol=0, atol=1e-10)
     torch.testing.assert_close(local.mean(1), torch.zeros(17, 3, dtype=torch.float64), rtol=0, atol=1e-12)
 
