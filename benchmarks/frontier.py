@@ -23,7 +23,7 @@ from pathlib import Path
 from noise_splitting import band_correlation
 
 from kflow.metrics import cdr
-from kflow.recipe import load_run
+from kflow.runs import load_run
 from kflow.sampling import sample
 from kflow.steering import split_noise
 

@@ -23,7 +23,7 @@ from toolkit import PROFILES, TrainedRow, cell, report, row_config, score_images
 
 from kflow.metrics.evaluate import format_table
 from kflow.models.flops import FlopTally, training_flops_per_image
-from kflow.recipe import load_run
+from kflow.runs import load_run
 from kflow.sampling import sample
 
 FM = "fm_logit"  # flow matching tuned as hard as before: logit-normal k, uniform steps are its best

@@ -17,7 +17,7 @@ import os
 
 import torch
 
-from kflow.recipe import load_run
+from kflow.runs import load_run
 from kflow.sampling import sample
 from kflow.steering import split_noise
 

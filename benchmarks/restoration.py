@@ -21,7 +21,7 @@ import torch
 from kflow.data import load_dataset
 from kflow.metrics.evaluate import format_table
 from kflow.metrics.psnr import psnr
-from kflow.recipe import load_run
+from kflow.runs import load_run
 from kflow.steering import baseline, make_degradation, restore
 
 TASKS = [

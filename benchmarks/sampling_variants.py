@@ -29,7 +29,7 @@ from toolkit import cell, report, score_images, setup
 
 from kflow.config import CHOICES
 from kflow.metrics.evaluate import format_table
-from kflow.recipe import load_run
+from kflow.runs import load_run
 from kflow.sampling import sample
 from kflow.sampling.wrappers import BoundaryNudge, ModelVelocity
 

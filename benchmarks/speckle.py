@@ -13,7 +13,7 @@ import importlib.util
 import os
 
 from kflow.data import load_dataset
-from kflow.recipe import load_run
+from kflow.runs import load_run
 from kflow.steering import make_degradation, restore
 
 

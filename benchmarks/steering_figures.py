@@ -19,7 +19,7 @@ from toolkit import PROFILES, ROOT, row_config
 
 from kflow.data import load_dataset
 from kflow.metrics.psnr import psnr
-from kflow.recipe import load_run
+from kflow.runs import load_run
 from kflow.sampling import sample
 from kflow.steering import baseline, class_conditional, edit_bands, make_degradation, restore, split_noise
 from kflow.training import train

@@ -21,7 +21,7 @@ import torch
 
 from kflow.config import Config, load_config
 from kflow.metrics import FeatureClassifier, reference_features, score_features, train_classifier
-from kflow.recipe import LoadedRun, load_run
+from kflow.runs import LoadedRun, load_run
 from kflow.training import train
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,7 +12,7 @@ DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "demo.yaml
 def run_demo(minutes: float = 7.0, out: str | Path = "outputs/demo", config: str | None = None) -> None:
     from .analysis import band_strip
     from .config import load_config
-    from .recipe import load_run
+    from .runs import load_run
     from .sampling import sample
     from .steering.guidance import classes_in_turn
     from .training import train

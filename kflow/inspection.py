@@ -136,7 +136,7 @@ def inspect_path(
     seed: int = 0,
     device="cpu",
 ) -> str:
-    from .recipe import load_run
+    from .runs import load_run
 
     names = names or [Path(c).parent.name if Path(c).is_file() else Path(c).name for c in checkpoints]
     if len(names) != len(checkpoints) or len(set(names)) != len(names):
@@ -163,7 +163,7 @@ def inspect_path(
 def inspect_strip(
     checkpoint: str, out: str | Path, n: int = 6, steps: int = 50, seed: int = 0, what: str = "all", device="cpu"
 ) -> str:
-    from .recipe import load_run
+    from .runs import load_run
     from .viz.images import save_image_grid
 
     run = load_run(checkpoint, device=device)

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from kflow.config import Config, ConfigError
-from kflow.recipe import ToImage, load_run, make_band_scale, make_model, make_path, make_transform
+from kflow.recipe import make_band_scale, make_model, make_path, make_transform
+from kflow.runs import ToImage, load_run
 from kflow.transforms import FourierTransform, IdentityTransform, PCATransform, WaveletTransform
 
 

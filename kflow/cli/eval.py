@@ -31,7 +31,7 @@ def run_eval(args) -> None:
         x = load_npz(source).x  # the same dtype/range rule as training data
         what = f"{source} ({len(x)} samples)"
     else:
-        from ..recipe import load_run
+        from ..runs import load_run
         from ..sampling import sample
         from ..utils.devices import pick_device
 

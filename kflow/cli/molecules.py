@@ -16,8 +16,8 @@ from .args import nonneg_int, positive_int
 
 
 def load_assembly_config(path, overrides):
-    from ..config import apply_overrides, read_config_file
     from ..molecules.config import AssemblyConfig
+    from ..utils.typed_config import apply_overrides, read_config_file
 
     return AssemblyConfig.from_dict(apply_overrides(read_config_file(path), list(overrides)))
 

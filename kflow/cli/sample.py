@@ -14,7 +14,7 @@ def run_sample(args) -> None:
 
     from ..data.image_data import from_uint8
     from ..models.flops import FlopTally
-    from ..recipe import ToImage, load_run
+    from ..runs import ToImage, load_run
     from ..sampling.to_files import sample_to_folder
     from ..steering.guidance import class_labels, guided
     from ..utils.devices import pick_device

@@ -50,7 +50,7 @@ def run_restore(args) -> None:
 def _edit(args) -> None:
     from ..data import load_images
     from ..metrics.psnr import psnr
-    from ..recipe import load_run
+    from ..runs import load_run
     from ..steering import edit_bands
     from ..steering.guidance import class_labels
     from ..utils.devices import pick_device
@@ -97,7 +97,7 @@ def _edit(args) -> None:
 def _restore(args) -> None:
     from ..data import load_images
     from ..metrics.psnr import psnr
-    from ..recipe import load_run
+    from ..runs import load_run
     from ..steering import baseline, make_degradation, restore
     from ..utils.devices import pick_device
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
-from ..config import ConfigError, build
 from ..path import KFlowPath
+from ..utils.errors import ConfigError
+from ..utils.typed_config import build
 from .clusters import Cluster
 from .flow import FLOWS, ROTATIONS, TARGETS, AssemblyBatch, assembly_path, graph_path
 from .model import AssemblyNetConfig

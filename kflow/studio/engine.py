@@ -28,7 +28,7 @@ from ..data import FASHION_MNIST_CLASSES, load_dataset
 from ..data.image_data import images_to_model_range, to_uint8
 from ..data.image_files import read_image
 from ..metrics.psnr import psnr
-from ..recipe import load_run
+from ..runs import load_run
 from ..sampling import sample
 from ..sampling.noise import draw_x0
 from ..sampling.sampler import make_grid

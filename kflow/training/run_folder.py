@@ -1,13 +1,13 @@
 """The run-folder policy: a folder holds one run. A new run refuses a folder that holds one (unless
 told to overwrite it); --resume continues it only with the settings it was started with (which
-settings make a run: config.run_difference)."""
+settings make a run: run_identity.run_difference)."""
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
-from ..config import run_difference
+from ..run_identity import run_difference
 from ..utils.errors import TrainingError
 
 # what a run writes into its folder

@@ -20,7 +20,8 @@ from torch import Tensor
 
 from ..config import Config
 from ..data import ImageData, load_dataset
-from ..recipe import ToImage, make_band_scale, make_model, make_path, make_transform
+from ..recipe import make_band_scale, make_model, make_path, make_transform
+from ..runs import ToImage
 from ..sampling.sampler import sample
 from ..steering.guidance import classes_in_turn, guided
 from ..utils.atomic import atomic_write_json, remove_temp_files

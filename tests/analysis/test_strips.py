@@ -43,7 +43,7 @@ def test_inspect_strip_of_a_band_scaled_run_is_in_image_scale(tmp_path):
 
     from kflow.cli.main import main
     from kflow.inspection import inspect_strip
-    from kflow.recipe import load_run
+    from kflow.runs import load_run
     from kflow.steering.guidance import classes_in_turn
     from kflow.viz.images import grid_image
 

@@ -80,7 +80,7 @@ def test_band_k_embedding_is_saved_with_the_run(tmp_path, model, monkeypatch):
     from pathlib import Path
 
     from kflow.config import load_config
-    from kflow.recipe import load_run
+    from kflow.runs import load_run
     from kflow.training import Trainer
 
     monkeypatch.setenv("KFLOW_PROGRESS", "0")
@@ -121,7 +121,7 @@ def test_window_embedding_sees_each_bands_local_time():
 
 def test_k_embedding_window_comes_from_the_path_and_round_trips(tmp_path):
     from kflow.config import load_config
-    from kflow.recipe import load_run
+    from kflow.runs import load_run
     from kflow.training import Trainer
 
     cfg = load_config(

@@ -186,7 +186,7 @@ def test_one_band_and_the_switch_off_are_the_plain_model_bit_for_bit():
 @pytest.mark.parametrize("transform", ["wavelet", "fourier"])
 def test_the_staged_model_trains_and_resumes_through_the_cli(tmp_path, transform):
     from kflow.cli.main import main
-    from kflow.recipe import load_run
+    from kflow.runs import load_run
 
     out = tmp_path / "run"
     args = ["model.resolution=stage", "path.overlap=0.5", "model.k_embedding=window", f"out_dir={out}"]

@@ -80,7 +80,7 @@ def test_temp_files_of_a_killed_writer_go_when_the_run_is_next_used(tmp_path):
     """A checkpoint write killed mid-way leaves a temp file; the next command that uses the run
     removes it, unless a training holds the run (it may be writing that very file)."""
     from kflow.cli.main import main
-    from kflow.recipe import load_run
+    from kflow.runs import load_run
 
     out = tmp_path / "run"
     assert main(["train", str(TINY), f"out_dir={out}", "train.steps=2", "train.ckpt_every=2"]) == 0

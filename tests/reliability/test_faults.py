@@ -56,9 +56,9 @@ def test_no_write_permission(tmp_path, capsys, monkeypatch):
 def test_non_finite_samples_are_reported_not_written(tmp_path, capsys, monkeypatch):
     out = tmp_path / "r"
     assert main(["train", str(TINY), f"out_dir={out}", "train.steps=2"]) == 0
-    import kflow.recipe as recipe
+    import kflow.runs as runs
 
-    real = recipe.load_run
+    real = runs.load_run
 
     def poisoned(*a, **k):
         run = real(*a, **k)
@@ -75,7 +75,7 @@ def test_non_finite_samples_are_reported_not_written(tmp_path, capsys, monkeypat
         run.model = NaNModel()
         return run
 
-    monkeypatch.setattr(recipe, "load_run", poisoned)
+    monkeypatch.setattr(runs, "load_run", poisoned)
     code = main(["sample", str(out), "--n", "4", "--steps", "3", "--out", str(tmp_path / "s")])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "NaN/Inf" in err and "nothing written" in err

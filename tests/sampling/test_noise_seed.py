@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from kflow.cli.main import main
-from kflow.recipe import load_run
+from kflow.runs import load_run
 from kflow.sampling import sample
 from kflow.sampling.noise import draw_x0
 from kflow.steering import split_noise

@@ -10,7 +10,7 @@ import torch
 from kflow import FourierTransform, PCATransform, WaveletTransform
 from kflow.cli.main import main
 from kflow.config import ConfigError, load_config
-from kflow.recipe import ToImage, load_run
+from kflow.runs import ToImage, load_run
 from kflow.transforms import BandScale
 
 SHAPE = (1, 16, 16)
