@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +25,7 @@ from torch import Tensor
 
 from ..analysis import strip_of
 from ..data import FASHION_MNIST_CLASSES, load_dataset
-from ..data.image_data import images_to_model_range, to_uint8
-from ..data.image_files import read_image
+from ..data.image_data import to_uint8
 from ..metrics.psnr import psnr
 from ..runs import load_run
 from ..sampling import sample
@@ -35,7 +34,8 @@ from ..sampling.sampler import make_grid
 from ..sampling.solvers import EVALS_PER_STEP
 from ..sampling.wrappers import Counted
 from ..steering import baseline, class_labels, edit_bands, guided, make_degradation, mix_bands, restore
-from ..utils.errors import ConfigError, DataError, KFlowError
+from ..utils.errors import ConfigError, KFlowError
+from .progress import Progress
 from .requests import (
     EditRequest,
     GenerateRequest,
@@ -44,36 +44,9 @@ from .requests import (
     RestoreRequest,
 )
 from .results import Panel, Result
+from .uploads import decode_upload
 
 NAMED_DATASETS = ("digits", "fashion_mnist")  # runs whose test split the page can offer
-
-
-class Cancelled(Exception):
-    """The user cancelled the job; raised at its next model call."""
-
-
-@dataclass
-class Progress:
-    """Model evaluations done out of those the job needs (the page's progress bar). Setting
-    `cancelled` stops the job at its next model call (the counter advances on every call)."""
-
-    total: int = 1
-    _done: int = 0
-    cancelled: bool = False
-
-    @property
-    def done(self) -> int:
-        return self._done
-
-    @done.setter
-    def done(self, value: int) -> None:
-        if self.cancelled:
-            raise Cancelled
-        self._done = value
-
-    @property
-    def fraction(self) -> float:
-        return min(self.done / max(self.total, 1), 1.0)
 
 
 class Studio:
@@ -318,26 +291,3 @@ class Studio:
             arrays.update(original=clean, psnr=p, psnr_baseline=np.float64(pb))
             msg += f", PSNR {p.mean():.2f} dB (best {p.max():.2f}), classical baseline {pb:.2f} dB"
         return Result("restore", [Panel(titles, torch.cat(row), rows=1)], f"{msg} in {time.time() - t0:.1f} s", arrays)
-
-
-def decode_upload(data: bytes, shape, what: str = "image") -> Tensor:
-    """An uploaded image file -> (1, C, H, W) in [-1, 1], read as every command reads image files.
-    Refused in one line: not an image, another channel count than the model's, another size
-    (images are never resized behind the user's back)."""
-    C, H, W = shape
-    try:
-        a = read_image(data, what)  # (c, h, w), the file's own channels
-    except DataError as e:
-        raise RequestError(str(e)) from None
-    c = a.shape[0]
-    if c != C:
-        kind = {1: "grayscale (1 channel)", 3: "RGB (3 channels)"}
-        raise RequestError(
-            f"{what}: the image is {kind.get(c, f'{c} channels')}, this run takes {kind.get(C, f'{C} channels')}; "
-            "convert it first"
-        )
-    if a.shape[1:] != (H, W):
-        raise RequestError(
-            f"{what}: the image is {a.shape[2]}x{a.shape[1]} pixels, this needs {W}x{H} (images are never resized)"
-        )
-    return images_to_model_range(a[None], what)

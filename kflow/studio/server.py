@@ -22,27 +22,20 @@ and jobs can be cancelled; bodies need a Content-Length; slow clients time out.
 from __future__ import annotations
 
 import hmac
-import itertools
 import json
-import queue
 import secrets
-import threading
-import traceback
-from collections import OrderedDict
-from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from ..utils.errors import KFlowError
-from .engine import Cancelled, Progress, Studio
+from .engine import Studio
+from .jobs import KEEP_JOBS, Worker, one_line
 from .requests import REQUESTS, ImageSource, RequestError
 from .results import Panel, Result
 
 PAGE = Path(__file__).with_name("page.html")
 MAX_BODY = 16 * 2**20  # uploads arrive base64-encoded in JSON
-KEEP_JOBS = 32  # finished jobs kept for their files (queued and running ones are never dropped)
-MAX_WAITING = 8  # queued jobs; more are refused until some have run or been cancelled
 COOKIE = "kflow_studio_token"
 HEADERS = {  # no framing, no sniffing, nothing loaded from elsewhere, no referrer with the token
     "X-Content-Type-Options": "nosniff",
@@ -51,95 +44,6 @@ HEADERS = {  # no framing, no sniffing, nothing loaded from elsewhere, no referr
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
     "script-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
 }
-
-
-@dataclass
-class Job:
-    id: str
-    kind: str
-    state: str = "queued"  # queued | running | done | error | cancelled
-    progress: Progress = field(default_factory=Progress)
-    result: Result | None = None
-    error: str | None = None
-
-    def summary(self) -> dict:
-        d = {"id": self.id, "kind": self.kind, "state": self.state, "progress": round(self.progress.fraction, 4)}
-        if self.error:
-            d["error"] = self.error
-        if self.result is not None:
-            base = f"/api/jobs/{self.id}"
-            d["message"] = self.result.message
-            d["panels"] = [{"title": p.title, "url": f"{base}/{i}.png"} for i, p in enumerate(self.result.panels)]
-            d["npz"] = f"{base}/result.npz"
-        return d
-
-
-def one_line(e: BaseException) -> str:
-    if isinstance(e, (KFlowError, ValueError)):
-        return str(e)
-    first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-    return f"unexpected {type(e).__name__}: {first}"
-
-
-class Worker:
-    """Runs jobs one at a time on a daemon thread; keeps the last KEEP_JOBS finished jobs for their files."""
-
-    def __init__(self, studio: Studio, log=print):
-        self.studio, self.log = studio, log
-        self.jobs: OrderedDict[str, Job] = OrderedDict()
-        self.lock = threading.Lock()
-        self.queue: queue.Queue = queue.Queue()
-        self.ids = itertools.count(1)
-        threading.Thread(target=self._loop, daemon=True, name="kflow-studio-worker").start()
-
-    def submit(self, kind: str, request) -> Job:
-        with self.lock:
-            waiting = sum(j.state == "queued" for j in self.jobs.values())
-            if waiting >= MAX_WAITING:
-                raise RequestError(f"{waiting} jobs are waiting already; wait for them or cancel one")
-            job = Job(id=f"j{next(self.ids)}", kind=kind)
-            self.jobs[job.id] = job
-            finished = [i for i, j in self.jobs.items() if j.state in ("done", "error", "cancelled")]
-            for i in finished[: max(0, len(finished) - KEEP_JOBS)]:
-                del self.jobs[i]
-        self.queue.put((job, request))
-        return job
-
-    def cancel(self, job_id: str) -> Job | None:
-        with self.lock:
-            job = self.jobs.get(job_id)
-            if job is not None and job.state in ("queued", "running"):
-                job.progress.cancelled = True  # a running job stops at its next model call
-                if job.state == "queued":
-                    job.state = "cancelled"
-            return job
-
-    def get(self, job_id: str) -> Job | None:
-        with self.lock:
-            return self.jobs.get(job_id)
-
-    def _result_of(self, job_id: str) -> Result | None:
-        job = self.get(job_id)
-        return job.result if job else None
-
-    def _loop(self) -> None:
-        while True:
-            job, req = self.queue.get()
-            if job.progress.cancelled:
-                continue
-            job.state = "running"
-            try:
-                job.result = self.studio.perform(req, job.progress, self._result_of)
-                job.state = "done"
-                self.log(f"{job.id} {job.kind}: {job.result.message}")
-            except Cancelled:
-                job.state = "cancelled"
-                self.log(f"{job.id} {job.kind} cancelled")
-            except Exception as e:  # noqa: BLE001 - a failed job is reported on the page, the server lives on
-                job.error, job.state = one_line(e), "error"
-                self.log(f"{job.id} {job.kind} failed: {job.error}")
-                if not isinstance(e, (KFlowError, ValueError)):
-                    traceback.print_exc()
 
 
 class Handler(BaseHTTPRequestHandler):

@@ -8,7 +8,8 @@ from kflow.runs import load_run
 from kflow.sampling import sample
 from kflow.sampling.noise import draw_x0
 from kflow.steering import split_noise
-from kflow.studio.engine import Progress, Studio
+from kflow.studio.engine import Studio
+from kflow.studio.progress import Progress
 from kflow.studio.requests import GenerateRequest
 
 

@@ -9,8 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
-from kflow.studio.engine import Progress, Studio, decode_upload
+from kflow.studio.engine import Studio
+from kflow.studio.progress import Progress
 from kflow.studio.requests import EditRequest, GenerateRequest, ImageSource, RequestError, RestoreRequest
+from kflow.studio.uploads import decode_upload
 
 
 @pytest.fixture(scope="module")

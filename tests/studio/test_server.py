@@ -154,7 +154,7 @@ def test_chunked_bodies_are_refused_not_ignored(server):
 
 
 def test_the_queue_is_bounded_and_jobs_can_be_cancelled(server):
-    from kflow.studio.server import MAX_WAITING
+    from kflow.studio.jobs import MAX_WAITING
 
     worker = server.worker
     started = []
