@@ -21,6 +21,7 @@ from ..config import ConfigError
 from ..path import KFlowPath, draw_k
 from ..sampling import FromEndpoint, sample
 from ..training.batches import BATCH, derive_seed
+from ..training.schedule import ema_decay, update_ema
 from ..utils.devices import pick_device
 from ..utils.errors import TrainingError
 from .clusters import Cluster, pair
@@ -145,11 +146,8 @@ def _train(singles, val_set, cfg, net, ema, opt, folder, until, log, device) -> 
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt.step()
-        with torch.no_grad():
-            # the EMA's decay warms up too ((1 + step) / (10 + step), capped at cfg.ema): a fixed 0.999
-            # averages over ~1000 steps, so a short run's EMA would still be mostly its initial weights
-            d = min(cfg.ema, (1 + step) / (10 + step)) if step > cfg.warmup else 0.0
-            torch._foreach_lerp_(list(ema.parameters()), list(net.parameters()), 1 - d)  # one launch on a GPU
+        # the images' EMA rule (training/schedule.py); during the learning-rate warm-up it follows the net
+        update_ema(ema, net, ema_decay(step, cfg.ema) if step > cfg.warmup else 0.0)
         window.append(loss.item())
         if step % max(cfg.steps // 10, 1) == 0 or step == last:
             log(f"{cfg.flow} step {step}/{cfg.steps}: loss {sum(window) / len(window):.4f} ({time.time() - t0:.0f} s)")

@@ -79,3 +79,18 @@ class BatchDrawer:
             y = self.data.y[idx].clone()
             y[torch.rand(B, generator=g) < self.label_dropout] = self.data.num_classes  # null class
         return Batch(x_1, x_0, k, y)
+
+
+def rank_slice(batch, rank: int, world: int, device) -> tuple:
+    """(x_1, x_0, k, y) of this rank's slice of a global batch, on the device. The batch is drawn on
+    the CPU (the same numbers on any device and rank); on CUDA it goes through pinned memory without
+    blocking, so the host prepares step s + 1 while the GPU runs s."""
+    n = len(batch.x_1)
+    lo, hi = rank * n // world, (rank + 1) * n // world
+
+    def move(a):
+        if a is None or torch.device(device).type != "cuda":
+            return None if a is None else a[lo:hi]
+        return a[lo:hi].pin_memory().to(device, non_blocking=True)
+
+    return tuple(move(a) for a in (batch.x_1, batch.x_0, batch.k, batch.y))

@@ -7,7 +7,11 @@ these bytes), so only a batch that certainly cannot fit is refused."""
 
 from __future__ import annotations
 
+import os
+
 import torch
+
+from ..utils.errors import TrainingError
 
 
 def saved_bytes(model: torch.nn.Module, shape, num_classes: int, batch: int) -> int:
@@ -52,3 +56,20 @@ def training_bytes(model: torch.nn.Module, shape, num_classes: int, batch: int) 
     gradients, Adam's two moments and the EMA copy (5 copies of the parameters)."""
     params = sum(p.numel() * p.element_size() for p in model.parameters())
     return activation_bytes(model, shape, num_classes, batch) + 5 * params
+
+
+def check_batch_fits(model, shape, num_classes: int, batch_size: int, world: int) -> None:
+    """Refuse, in one line with the batch size that fits, a batch one step of which needs more memory
+    than this machine has available (an oversized batch is killed by the OOM killer without a word)."""
+    free = available_bytes()
+    if free is None:
+        return
+    procs = int(os.environ.get("LOCAL_WORLD_SIZE", 1))  # processes of this run sharing the machine
+    batch = batch_size // world
+    need = procs * training_bytes(model, shape, num_classes, batch)
+    if need > free:
+        fits = max(1, int(free / (need / batch))) * world // procs
+        raise TrainingError(
+            f"train.batch_size={batch_size} needs about {need / 2**30:.1f} GiB for one step, "
+            f"this machine has {free / 2**30:.1f} GiB available; use train.batch_size={fits} or less"
+        )

@@ -4,6 +4,7 @@ settings make a run: run_identity.run_difference)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -42,3 +43,47 @@ def check_same_run(saved: dict, now: dict, where: str) -> None:
             f"--resume: {key} was {old!r} in this run ({where}), the config now says {new!r}; "
             "resume with the run's own settings or train into a new out_dir"
         )
+
+
+def resumable_checkpoint(out: Path, now: dict):
+    """The newest sound checkpoint of the run in `out` (a corrupted newest one is skipped) for
+    --resume, after checking it is this run's; None for a run killed before its first checkpoint.
+    Refused in one line: checkpoints under other names, an unreadable config.json."""
+    from ..utils.checkpoint import load_latest_checkpoint
+
+    ckpt_dir = out / "checkpoints"
+    ck = load_latest_checkpoint(ckpt_dir)
+    if ck is not None:
+        return ck
+    others = sorted(p.name for p in ckpt_dir.glob("*.safetensors"))
+    if others:  # renamed or foreign files: resuming from step 0 beside them would be a surprise
+        raise TrainingError(
+            f"--resume: {ckpt_dir} holds {', '.join(others[:3])} but no ckpt-<8-digit step>"
+            ".safetensors; rename the checkpoint back to that form, or train into a new out_dir"
+        )
+    if (out / "config.json").exists():  # killed before its first checkpoint
+        try:
+            saved = json.loads((out / "config.json").read_text(encoding="utf-8"))
+        except ValueError:  # not UTF-8, or not JSON
+            raise TrainingError(
+                f"{out / 'config.json'} is not readable JSON; restore it or train into a new out_dir"
+            ) from None
+        check_same_run(saved, now, "config.json")
+    return None
+
+
+def write_checkpoint(path: Path, model, ema, opt, meta: dict, keep: int) -> None:
+    """Save a checkpoint atomically and prune all but the newest `keep`; a failed write (disk full,
+    quota, permissions) leaves the previous checkpoint untouched and says how to go on."""
+    from ..utils.checkpoint import list_checkpoints, save_checkpoint
+
+    try:
+        save_checkpoint(path, model, ema, opt, meta)
+    except OSError as e:
+        last = list_checkpoints(path.parent)
+        raise TrainingError(
+            f"could not write checkpoint {path.name} ({e.strerror or e}); free space or choose another "
+            f"out_dir, then --resume from {last[-1].name if last else 'the start'}"
+        ) from None
+    for old in list_checkpoints(path.parent)[:-keep]:
+        old.unlink(missing_ok=True)

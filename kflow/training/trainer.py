@@ -7,7 +7,6 @@ process group in utils/devices.py.
 from __future__ import annotations
 
 import copy
-import json
 import math
 import os
 import time
@@ -22,24 +21,22 @@ from ..config import Config
 from ..data import ImageData, load_dataset
 from ..recipe import make_band_scale, make_model, make_path, make_transform
 from ..runs import ToImage
-from ..sampling.sampler import sample
-from ..steering.guidance import classes_in_turn, guided
 from ..utils.atomic import atomic_write_json, remove_temp_files
 from ..utils.checkpoint import (
-    latest_checkpoint,
-    list_checkpoints,
-    load_latest_checkpoint,
     load_optimizer,
     load_state,
-    save_checkpoint,
 )
 from ..utils.devices import join_processes
 from ..utils.errors import TrainingError
 from ..utils.lock import FolderLock
-from .batches import DROPOUT, INIT, BatchDrawer, derive_seed
+from .batches import DROPOUT, INIT, BatchDrawer, derive_seed, rank_slice
 from .logger import RunLogger
 from .loss import FlowMatchingLoss
-from .run_folder import check_same_run, claim_folder
+from .memory import check_batch_fits
+from .previews import preview_grid, save_preview
+from .run_folder import check_same_run, claim_folder, resumable_checkpoint, write_checkpoint
+from .schedule import ema_decay, update_ema, warmup_lr
+from .stops import out_of_time, stop_if_nonfinite
 
 
 @dataclass
@@ -64,7 +61,23 @@ class Trainer:
             raise
 
     def _build(self, cfg: Config, resume: bool, overwrite: bool) -> None:
+        """In the order a run needs them: the processes and the run folder, the data and the path,
+        the model and its optimiser, the resumed state, the wrappers, the saved config."""
         self.cfg = cfg
+        self._claim_folder(resume, overwrite)
+        self._load_data(resume)
+        self._build_model()
+        self.step = 0
+        if resume:
+            self._resume()
+        self._wrap()
+        if self.rank == 0:
+            atomic_write_json(self.out / "config.json", cfg.to_dict())
+            if cfg.transform.name == "pca" and not self.pca_file.exists():
+                self.transform.save(self.pca_file)
+
+    def _claim_folder(self, resume: bool, overwrite: bool) -> None:
+        cfg = self.cfg
         procs = join_processes(cfg.train.device)  # under torchrun: the process group, DDP below
         self.device, self.rank, self.world, self.distributed = procs.device, procs.rank, procs.world, procs.distributed
         if cfg.train.batch_size % self.world:
@@ -84,13 +97,16 @@ class Trainer:
             remove_temp_files(self.ckpt_dir, "ckpt-")  # left by a process killed while saving
             claim_folder(self.out, resume, overwrite)
 
-        d = cfg.data
+    def _load_data(self, resume: bool) -> None:
+        """The training images, the transform (a PCA basis fitted or reloaded), the band scale and the
+        path; settings resolved from the data ('rms', 'energy') are written into the run's config."""
+        cfg, d = self.cfg, self.cfg.data
         self.data = load_dataset(d.name, "train", d.root, d.image_size, d.channels, d.limit)
         if not d.labels:
             self.data = ImageData(self.data.x, None, 0, self.data.name)
         shape = tuple(self.data.x.shape[1:])
-        pca_file = self.out / "pca.safetensors"
-        self.transform = make_transform(cfg, shape, self.data.x, pca_file if resume else None)
+        self.pca_file = self.out / "pca.safetensors"
+        self.transform = make_transform(cfg, shape, self.data.x, self.pca_file if resume else None)
         self.scale = make_band_scale(cfg, self.transform, self.data.x)
         if self.scale is not None:  # the model learns per-band normalised data; samples are mapped back
             cfg.transform.band_scale = self.scale.rms.tolist()  # resolved: 'rms' becomes the measured values
@@ -98,6 +114,9 @@ class Trainer:
         self.to_image = ToImage(cfg, self.scale, device=self.device)
         self.path = make_path(cfg, self.transform, self.data.x)
         cfg.path.allocation = self.path.allocation  # resolved: 'energy' becomes explicit weights
+
+    def _build_model(self) -> None:
+        cfg, shape = self.cfg, tuple(self.data.x.shape[1:])
         self.loss_fn = FlowMatchingLoss(self.path, cfg.train.band_loss_weights, cfg.train.cond_aug)
         torch.manual_seed(derive_seed(cfg.train.seed, INIT))  # the initial weights depend on the seed alone
         self.model = make_model(cfg, shape, self.data.num_classes, self.path).to(self.device)
@@ -110,28 +129,19 @@ class Trainer:
         self.batches = BatchDrawer(
             self.data, t.batch_size, t.seed, t.k_density, self.path.windows(), t.label_dropout, cfg.data.hflip
         )
-        self.step = 0
-        if resume:
-            ck = load_latest_checkpoint(self.ckpt_dir)  # verified: a corrupted newest one is skipped
-            if ck is None:
-                others = sorted(p.name for p in self.ckpt_dir.glob("*.safetensors"))
-                if others:  # renamed or foreign files: resuming from step 0 beside them would be a surprise
-                    raise TrainingError(
-                        f"--resume: {self.ckpt_dir} holds {', '.join(others[:3])} but no ckpt-<8-digit step>"
-                        ".safetensors; rename the checkpoint back to that form, or train into a new out_dir"
-                    )
-                if (self.out / "config.json").exists():  # killed before its first checkpoint
-                    try:
-                        saved = json.loads((self.out / "config.json").read_text(encoding="utf-8"))
-                    except ValueError:  # not UTF-8, or not JSON
-                        raise TrainingError(
-                            f"{self.out / 'config.json'} is not readable JSON; restore it or train into a new out_dir"
-                        ) from None
-                    check_same_run(saved, cfg.to_dict(), "config.json")
-                if self.rank == 0:
-                    print(f"no checkpoint in {self.ckpt_dir}; starting from step 0")
-            else:
-                self._restore(ck)
+
+    def _resume(self) -> None:
+        """The newest sound checkpoint's state, or step 0 for a run killed before its first one."""
+        ck = resumable_checkpoint(self.out, self.cfg.to_dict())
+        if ck is None:
+            if self.rank == 0:
+                print(f"no checkpoint in {self.ckpt_dir}; starting from step 0")
+        else:
+            self._restore(ck)
+
+    def _wrap(self) -> None:
+        """DDP and torch.compile around the model, bf16 autocast, the CPU memory check."""
+        t = self.cfg.train
         self.net = self.model
         if self.distributed:
             self.net = torch.nn.parallel.DistributedDataParallel(
@@ -141,34 +151,13 @@ class Trainer:
             self.net = torch.compile(self.net)
         self.amp = self.device.type == "cuda" and t.amp in ("auto", "bf16") or (t.amp == "bf16")
         if self.device.type == "cpu":  # an oversized batch is killed by the OOM killer without a word
-            self._check_memory(shape)
-        if self.rank == 0:
-            atomic_write_json(self.out / "config.json", cfg.to_dict())
-            if cfg.transform.name == "pca" and not pca_file.exists():
-                self.transform.save(pca_file)
+            check_batch_fits(self.model, tuple(self.data.x.shape[1:]), self.data.num_classes, t.batch_size, self.world)
 
     def release(self) -> None:
         """Let other commands use the run folder (fit() does this when it ends)."""
         if self.lock is not None:
             self.lock.release()
             self.lock = None
-
-    def _check_memory(self, shape) -> None:
-        from .memory import available_bytes, training_bytes
-
-        free = available_bytes()
-        if free is None:
-            return
-        procs = int(os.environ.get("LOCAL_WORLD_SIZE", 1))  # processes of this run sharing the machine
-        batch = self.cfg.train.batch_size // self.world
-        need = procs * training_bytes(self.model, shape, self.data.num_classes, batch)
-        if need > free:
-            per = need / batch
-            fits = max(1, int(free / per)) * self.world // procs
-            raise TrainingError(
-                f"train.batch_size={self.cfg.train.batch_size} needs about {need / 2**30:.1f} GiB for one step, "
-                f"this machine has {free / 2**30:.1f} GiB available; use train.batch_size={fits} or less"
-            )
 
     def _restore(self, ck) -> None:
         path = ck.path
@@ -180,43 +169,6 @@ class Trainer:
         self.step = int(ck.meta["step"])
         if self.rank == 0:
             print(f"resumed from {path} at step {self.step}")
-
-    def _batch(self, step: int):
-        """This rank's slice of the global batch of `step`, on the device."""
-        b = self.batches(step)
-        B = self.cfg.train.batch_size
-        lo, hi = self.rank * B // self.world, (self.rank + 1) * B // self.world
-        return tuple(None if a is None else self._to_device(a[lo:hi]) for a in (b.x_1, b.x_0, b.k, b.y))
-
-    def _to_device(self, a: Tensor) -> Tensor:
-        """The batch is drawn on the CPU (the same numbers on any device and rank). On CUDA it goes
-        through pinned memory without blocking, so the host prepares step s + 1 while the GPU runs s."""
-        if self.device.type != "cuda":
-            return a
-        return a.pin_memory().to(self.device, non_blocking=True)
-
-    def _lr(self, step: int) -> float:
-        t = self.cfg.train
-        return t.lr * min(1.0, (step + 1) / t.warmup) if t.warmup > 0 else t.lr
-
-    @torch.no_grad()
-    def _update_ema(self) -> None:
-        d = min(self.cfg.train.ema_decay, (1 + self.step) / (10 + self.step))
-        torch._foreach_lerp_(list(self.ema.parameters()), [p.detach() for p in self.model.parameters()], 1 - d)
-        for e, b in zip(self.ema.buffers(), self.model.buffers()):
-            e.copy_(b)
-
-    def _check_finite(self, first_bad: Tensor) -> None:
-        """Stop (keeping the last good checkpoint) if any step since the last check was non-finite."""
-        flag = first_bad.clone()
-        if self.distributed:
-            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        if flag.item() >= 0:
-            ck = latest_checkpoint(self.ckpt_dir)
-            raise TrainingError(
-                f"non-finite loss or gradient at step {flag.item()}; stopped. Last good checkpoint: "
-                f"{ck or 'none'}. Lower train.lr or check the data, or set train.nonfinite=skip"
-            )
 
     def save(self) -> Path | None:
         if self.rank != 0:
@@ -231,45 +183,18 @@ class Trainer:
             "num_classes": self.data.num_classes,
             "shape": list(self.transform.shape),
         }
-        try:
-            save_checkpoint(path, self.model, self.ema, self.opt, meta)
-        except OSError as e:  # disk full, quota, permissions: the previous checkpoint is untouched
-            last = list_checkpoints(self.ckpt_dir)
-            raise TrainingError(
-                f"could not write checkpoint {path.name} ({e.strerror or e}); free space or choose another "
-                f"out_dir, then --resume from {last[-1].name if last else 'the start'}"
-            ) from None
-        for old in list_checkpoints(self.ckpt_dir)[: -self.cfg.train.keep_checkpoints]:
-            old.unlink(missing_ok=True)
+        write_checkpoint(path, self.model, self.ema, self.opt, meta, self.cfg.train.keep_checkpoints)
         return path
 
     def sample_image_grid(self, name: str) -> Path | None:
         if self.rank != 0:
             return None
-        from ..viz.images import save_image_grid
-
-        s = self.cfg.sample
-        n = s.num_grid
-        y = classes_in_turn(n, self.data.num_classes)
         self.ema.eval()
-        velocity = guided(self.ema, y, s.guidance, s.keep_class_until) if y is not None else None  # else ignored
-        out = sample(
-            self.ema,
-            self.path,
-            n,
-            solver=s.solver,
-            steps=s.steps,
-            grid=s.grid,
-            project=s.project,
-            y=y,
-            seed=1234,
-            device=self.device,
-            velocity_for=velocity,
-        )
-        if not torch.isfinite(out.x).all():
+        png = preview_grid(self.ema, self.path, self.cfg.sample, self.data.num_classes, self.to_image, self.device)
+        if png is None:
             print(f"warning: the samples at step {self.step} contain NaN/Inf; not writing {name}")
             return None
-        return save_image_grid(self.to_image(out.x), self.out / "samples" / name)
+        return save_preview(png, self.out / "samples" / name)
 
     # ---------------------------------------------------------------------------------------
     def _step(self) -> tuple[Tensor, bool]:
@@ -278,9 +203,9 @@ class Trainer:
         (on the device, no sync) and looked at before the next log or save."""
         t = self.cfg.train
         torch.manual_seed(derive_seed(t.seed, self.step, DROPOUT, self.rank))  # dropout etc.
-        x_1, x_0, k, y = self._batch(self.step)
+        x_1, x_0, k, y = rank_slice(self.batches(self.step), self.rank, self.world, self.device)
         for group in self.opt.param_groups:
-            group["lr"] = self._lr(self.step)
+            group["lr"] = warmup_lr(t.lr, t.warmup, self.step)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
             out = self.loss_fn(self.net, x_1, x_0, k, y)
         self.opt.zero_grad(set_to_none=True)
@@ -302,19 +227,9 @@ class Trainer:
         else:
             self.first_bad = torch.where(bad & (self.first_bad < 0), self.step, self.first_bad)
         self.opt.step()
-        self._update_ema()
+        update_ema(self.ema, self.model, ema_decay(self.step, t.ema_decay))
         self.step += 1
         return out.loss.detach(), False
-
-    def _out_of_time(self, started: float) -> bool:
-        """The wall-clock stop rule (train.max_minutes), agreed by all ranks so they stop together."""
-        limit = self.cfg.train.max_minutes
-        if limit is None:
-            return False
-        stop = torch.tensor(float(time.time() - started > 60 * limit), device=self.device)
-        if self.distributed:
-            dist.all_reduce(stop)
-        return stop.item() > 0
 
     def fit(self, until: int | None = None) -> TrainResult:
         """Train to cfg.train.steps (or stop early at step `until` without a final save, as a
@@ -342,7 +257,7 @@ class Trainer:
                 logger.stepped(self.step)
                 at_log = self.step % t.log_every == 0 or self.step == end
                 if t.nonfinite == "stop" and (at_log or self.step % t.ckpt_every == 0 or self.step == t.steps):
-                    self._check_finite(self.first_bad)
+                    stop_if_nonfinite(self.first_bad, self.distributed, self.ckpt_dir)
                 if at_log:
                     mean = torch.stack(window).mean()
                     if self.distributed:
@@ -351,14 +266,16 @@ class Trainer:
                     sps = window_steps / max(time.time() - window_t, 1e-9)
                     images_per_s = sps * t.batch_size
                     last_loss = mean.item()
-                    logger.log(self.step, last_loss, self._lr(self.step - 1), sps, images_per_s)
+                    logger.log(self.step, last_loss, warmup_lr(t.lr, t.warmup, self.step - 1), sps, images_per_s)
                     window, window_t, window_steps = [], time.time(), 0
                 if self.step % t.ckpt_every == 0 or self.step == t.steps:
                     last_ckpt = self.save() or last_ckpt
                 if t.sample_every and self.step % t.sample_every == 0 and self.step != t.steps:
                     self.sample_image_grid(f"step_{self.step:08d}.png")
                     self.model.train()
-                if at_log and self._out_of_time(logger.t0):  # checked with the logs: no extra sync
+                if at_log and out_of_time(
+                    logger.t0, t.max_minutes, self.device, self.distributed
+                ):  # checked with the logs: no extra sync
                     if self.rank == 0:
                         print(f"\nstopping at step {self.step}: train.max_minutes={t.max_minutes} reached")
                     last_ckpt = self.save() or last_ckpt
