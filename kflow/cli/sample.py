@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 
@@ -15,6 +14,7 @@ def run_sample(args) -> None:
     from ..data.image_data import from_uint8
     from ..models.flops import FlopTally
     from ..runs import ToImage, load_run
+    from ..sampling.grids import parse_step_allocation
     from ..sampling.to_files import sample_to_folder
     from ..steering.guidance import class_labels, guided
     from ..utils.devices import pick_device
@@ -23,16 +23,10 @@ def run_sample(args) -> None:
     device = pick_device(args.device)
     run = load_run(args.checkpoint, device=device)
     y = class_labels(args.label, args.n, run.num_classes)
-    alloc = args.step_allocation
-    if alloc not in ("length", "equal"):
-        try:
-            alloc = [float(w) for w in alloc.split(",")]
-            if not all(math.isfinite(w) and w > 0 for w in alloc):
-                raise ValueError
-        except ValueError:
-            raise ValueError(
-                f"--step-allocation {args.step_allocation!r}: use length, equal or comma-separated positive weights"
-            ) from None
+    try:
+        alloc = parse_step_allocation(args.step_allocation)
+    except ValueError as e:
+        raise ValueError(f"--step-allocation: {e}") from None
     model = FlopTally(run.model, run.path)  # what the samples cost, printed at the end
     velocity = guided(model, y, args.guidance, args.keep_class_until, need="--label (a class or 'all')")
     x_0 = None

@@ -3,6 +3,7 @@ step straddles two bands, and allocates steps per band."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -29,6 +30,22 @@ def allocate_steps(steps: int, weights: Sequence[float]) -> list[int]:
     return n.tolist()
 
 
+STEP_ALLOCATIONS = ("length", "equal")
+
+
+def parse_step_allocation(text: str) -> str | list[float]:
+    """'length', 'equal', or comma-separated positive per-band weights ('1,2,4') -> what band_grid takes."""
+    if text in STEP_ALLOCATIONS:
+        return text
+    try:
+        w = [float(v) for v in str(text).split(",")]
+    except ValueError:
+        w = []
+    if not w or not all(math.isfinite(v) and v > 0 for v in w):
+        raise ValueError(f"{text!r}: use length, equal or comma-separated positive weights (e.g. 1,2,4)")
+    return w
+
+
 def band_grid(path, steps: int, weights: Sequence[float] | str = "length", spacing: str = "uniform") -> Tensor:
     """Grid whose boundaries include every boundary of the path's windows (path.boundaries(): for
     the hard path the band edges kappa), so no step straddles a change in which bands move.
@@ -40,12 +57,9 @@ def band_grid(path, steps: int, weights: Sequence[float] | str = "length", spaci
     edges = path.boundaries()
     lengths = edges[1:] - edges[:-1]  # (M,) segments
     if isinstance(weights, str):
-        if weights == "length":
-            w = lengths
-        elif weights == "equal":
-            w = torch.ones(len(lengths), dtype=torch.float64)
-        else:
-            raise ValueError(f"unknown step allocation {weights!r}; use 'length', 'equal' or per-band weights")
+        weights = parse_step_allocation(weights)
+    if isinstance(weights, str):
+        w = lengths if weights == "length" else torch.ones(len(lengths), dtype=torch.float64)
     else:
         w = torch.as_tensor(weights, dtype=torch.float64)
         B = path.num_bands

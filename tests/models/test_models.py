@@ -32,7 +32,11 @@ def test_unet_shapes_conditioning_and_gradients():
         opt.step()
     assert not torch.allclose(m(x, k, y), m(x, k, None))
     assert not torch.allclose(m(x, k, y), m(x, k.flip(0), y))
-    assert m(x, 0.5, None).shape == x.shape  # scalar k broadcast
+    # a scalar k (a number or a 0-d tensor) means that k for every sample
+    torch.testing.assert_close(m(x, 0.5, None), m(x, torch.full((4,), 0.5), None), rtol=0, atol=0)
+    torch.testing.assert_close(m(x, torch.tensor(0.5), None), m(x, torch.full((4,), 0.5), None), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="k has 3 entries for a batch of 4"):
+        m(x, torch.rand(3), None)
     with pytest.raises(ValueError, match="class labels"):
         m(x, k, torch.tensor([0, 1, 2, 9]))
 
