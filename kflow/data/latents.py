@@ -24,7 +24,14 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ..utils.atomic import atomic_write, atomic_write_json, file_sha256, open_safetensors, remove_temp_files
+from ..utils.atomic import (
+    atomic_write,
+    atomic_write_json,
+    file_sha256,
+    manifest_difference,
+    open_safetensors,
+    remove_temp_files,
+)
 from ..utils.devices import join_processes
 from ..utils.errors import DataError
 from .image_data import ImageData
@@ -154,8 +161,7 @@ def encode_dataset(
     )
     mf = out / MANIFEST
     if mf.exists():
-        old = json.loads(mf.read_text())
-        diff = sorted(k for k in plan if k != "vae" and old.get(k) != plan[k])  # the folder may move
+        diff = manifest_difference(mf, plan, ignore=("vae",))  # the VAE's folder may move
         if diff:
             raise DataError(
                 f"{out} holds latents of another encoding (differs in {', '.join(diff)}); use another "

@@ -6,7 +6,6 @@ models, `decode` maps the generated latents to images; the parts keep both (z an
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import torch
 from torch import Tensor
 
 from ..data.image_data import to_uint8
-from ..utils.atomic import atomic_write_json, atomic_write_npz, remove_temp_files
+from ..utils.atomic import atomic_write_json, atomic_write_npz, manifest_difference, remove_temp_files
 from ..utils.lock import FolderLock
 from .noise import draw_x0
 from .sampler import sample
@@ -40,22 +39,33 @@ def sample_to_folder(
     checkpoint, solver, steps, ...) must match the parts already in the folder."""
     out = Path(out)
     with FolderLock(out, "--out folder"):  # two sampling jobs never mix their parts
-        return _sample_to_folder(model, path, n, out, settings, x_0, y, seed, batch_size, log, decode, sample_kw)
+        return _sample_to_folder(
+            model,
+            path,
+            n,
+            out,
+            settings,
+            x_0=x_0,
+            y=y,
+            seed=seed,
+            batch_size=batch_size,
+            log=log,
+            decode=decode,
+            **sample_kw,
+        )
 
 
-def _sample_to_folder(model, path, n, out, settings, x_0, y, seed, batch_size, log, decode, sample_kw) -> Path:
+def _sample_to_folder(model, path, n, out, settings, *, x_0, y, seed, batch_size, log, decode, **sample_kw) -> Path:
     parts = out / "parts"
     manifest = dict(settings, n=n, seed=seed, batch_size=batch_size)
     mf = parts / "manifest.json"
     remove_temp_files(parts)  # left by a sampling job killed while writing a part (the folder is ours)
-    if mf.exists():
-        old = json.loads(mf.read_text())
-        if old != json.loads(json.dumps(manifest)):
-            diff = sorted(k for k in set(old) | set(manifest) if old.get(k) != manifest.get(k))
-            raise ValueError(
-                f"{out} holds parts of another sampling job (differs in {', '.join(diff)}); "
-                "use another --out or delete its parts/ folder"
-            )
+    diff = manifest_difference(mf, manifest)
+    if diff:
+        raise ValueError(
+            f"{out} holds parts of another sampling job (differs in {', '.join(diff)}); "
+            "use another --out or delete its parts/ folder"
+        )
     shape = tuple(path.transform.shape)
     if x_0 is None:
         x_0 = draw_x0(n, shape, seed)

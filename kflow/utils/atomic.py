@@ -140,3 +140,15 @@ def open_safetensors(path: str | Path):
         ) from None
     with handle as f:
         yield f
+
+
+def manifest_difference(path: str | Path, manifest: dict, ignore: tuple[str, ...] = ()) -> list[str]:
+    """The keys of `manifest` (the job asked for now) whose values differ in the JSON manifest at
+    `path` (the job that wrote parts into that folder); [] when there is none yet or they agree.
+    Keys the folder's job added as it went (say, 'complete') are not compared. A folder of parts
+    belongs to one job: callers refuse to mix in parts of another."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    old, new = json.loads(path.read_text()), json.loads(json.dumps(manifest))
+    return sorted(k for k in new if k not in ignore and old.get(k) != new[k])
