@@ -33,6 +33,16 @@ def test_train_then_sample_end_to_end(tmp_path):
     assert "NFE 12" in r.stdout
     with np.load(tmp_path / "s" / "samples.npz") as f:
         assert f["x"].shape == (10, 1, 8, 8) and f["x"].dtype == np.uint8
+        cli_x = f["x"]
+    # the same images as the library's sample() from the same seed and settings
+    from kflow.data.image_data import to_uint8
+    from kflow.runs import load_run
+    from kflow.sampling import sample
+
+    loaded = load_run(run)
+    lib = sample(loaded.model, loaded.path, 10, solver="heun", steps=6, seed=0)
+    assert lib.nfe == 12
+    np.testing.assert_array_equal(cli_x, to_uint8(loaded.to_image(lib.x)))
     assert (tmp_path / "s" / "samples.png").stat().st_size > 0
     # resume continues from the last checkpoint
     r = kflow("train", run / "config.json", "train.steps=30", "--resume")
