@@ -29,15 +29,13 @@ def make_grid(path, steps: int, grid: str = "band", step_allocation="length", so
     each segment at logit-normal quantiles (matching k_density=window_logit_normal); grid='uniform':
     equal steps in k. An adaptive solver (dopri5) gets only its restarts: the band boundaries, or
     [0, 1] on the uniform grid; `steps` is then ignored."""
+    if grid not in GRIDS:
+        raise ValueError(f"unknown grid {grid!r}; use one of {', '.join(GRIDS)}")
     if solver in ADAPTIVE:
-        if grid not in GRIDS:
-            raise ValueError(f"unknown grid {grid!r}; use one of {', '.join(GRIDS)}")
         return path.boundaries() if grid != "uniform" else torch.tensor([0.0, 1.0], dtype=torch.float64)
-    if grid in ("band", "band_logit"):
-        return band_grid(path, steps, step_allocation, "uniform" if grid == "band" else "logit_normal")
     if grid == "uniform":
         return uniform_grid(steps)
-    raise ValueError(f"unknown grid {grid!r}; use one of {', '.join(GRIDS)}")
+    return band_grid(path, steps, step_allocation, "uniform" if grid == "band" else "logit_normal")
 
 
 @torch.no_grad()

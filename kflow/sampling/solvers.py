@@ -65,8 +65,8 @@ def _inside(k_end: Tensor, k_start: Tensor) -> Tensor:
 
 def integrate(step, velocity, x, grid, callback=None) -> Solution:
     """The one integration loop: x_next = step(velocity, x, k0, k1) over consecutive grid points.
-    Every solver below, restoration's consistency step and the likelihood's reverse pass are a
-    `step`; the loop counts evaluations and calls callback(Step) after each step."""
+    Every solver below and restoration's consistency step are a `step`; the loop counts
+    evaluations and calls callback(Step) after each step."""
     v = Counted(velocity)
     grid = torch.as_tensor(grid, dtype=torch.float64)
     if grid.dim() != 1 or len(grid) < 2:
