@@ -11,7 +11,7 @@ import torch
 from .config import Config, ConfigError
 from .models import build_model
 from .models.staged import StagedModel
-from .path import KFlowPath
+from .path import BandSchedule, KFlowPath
 from .transforms import BandScale, FourierTransform, IdentityTransform, PCATransform, Transform, WaveletTransform
 
 FIT_IMAGES = 10000  # images the band scale and the energy allocation are measured on
@@ -66,8 +66,8 @@ def make_path(cfg: Config, transform: Transform, data: torch.Tensor | None = Non
             raise ConfigError("path.allocation=energy needs the data (resolved weights are saved with each run)")
         energy = transform.band_energy(data[:FIT_IMAGES])
     try:
-        return KFlowPath(
-            transform,
+        schedule = BandSchedule(
+            transform.num_bands,
             bump=cfg.path.bump,
             allocation=cfg.path.allocation,
             order=cfg.path.order,
@@ -75,6 +75,7 @@ def make_path(cfg: Config, transform: Transform, data: torch.Tensor | None = Non
             overlap=cfg.path.overlap,
             windows=cfg.path.windows,
         )
+        return KFlowPath(transform, schedule)
     except ValueError as e:
         raise ConfigError(f"path: {e}") from None
 
@@ -87,9 +88,9 @@ def make_model(cfg: Config, shape, num_classes: int, path: KFlowPath | None = No
     if shape[1] != shape[2]:
         raise ConfigError(f"models take square images; got {shape[1]}x{shape[2]} (set data.image_size)")
     edges, windows = m.band_edges, m.band_windows
-    if path is not None:
-        edges = path.position_starts()[1:].tolist() if cfg.model.k_embedding == "band" else []
-        windows = path.windows().tolist() if cfg.model.k_embedding == "window" else []
+    if path is not None:  # the k-embedding reads the path's schedule
+        edges = path.schedule.position_starts()[1:].tolist() if cfg.model.k_embedding == "band" else []
+        windows = path.schedule.windows().tolist() if cfg.model.k_embedding == "window" else []
     m = dataclasses.replace(
         m, band_edges=edges, band_windows=windows, in_channels=shape[0], image_size=shape[1], num_classes=num_classes
     )

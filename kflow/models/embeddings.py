@@ -7,7 +7,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from ..path.windows import local_time, moving
+from ..path.schedule import local_time, moving
 
 
 def k_features(k: Tensor, dim: int, max_period: float = 10000.0) -> Tensor:

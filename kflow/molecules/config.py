@@ -10,7 +10,7 @@ from ..path import KFlowPath
 from ..utils.errors import ConfigError
 from ..utils.typed_config import build
 from .clusters import Cluster
-from .flow import FLOWS, ROTATIONS, TARGETS, AssemblyBatch, assembly_path, graph_path
+from .flow import FLOWS, ROTATIONS, TARGETS, AssemblyBatch, assembly_path, assembly_schedule
 from .model import AssemblyNetConfig
 
 LR_SCHEDULES = ("constant", "cosine")
@@ -96,19 +96,10 @@ class AssemblyConfig:
         return [c for c in out if not self.max_atoms or c.numbers.shape[1] <= self.max_atoms]
 
     def band_windows(self) -> list[list[float]]:
-        """The bands' k-windows the network's k-embedding sees (k_embedding='window'), else none.
-        With uniform allocation they depend only on the band count, overlap and flow, not on the
-        cluster, so a complete graph stands in for every cluster's."""
+        """The bands' k-windows the network's k-embedding sees (k_embedding='window'), else none."""
         if self.k_embedding == "k":
             return []
-        import torch
-
-        from .crystals import CLUSTER_SIZE
-
-        if self.flow == "rigid_fm":
-            return [[0.0, 1.0]]
-        weights = 1 - torch.eye(CLUSTER_SIZE, dtype=torch.float64)
-        return graph_path(weights, self.num_bands, self.bump, self.overlap, self.rotations).windows().tolist()
+        return assembly_schedule(self.flow, self.num_bands, self.bump, self.overlap, self.rotations).windows().tolist()
 
     def path(self, batch: AssemblyBatch) -> KFlowPath:
         return assembly_path(batch, self.flow, self.num_bands, self.bump, self.overlap, self.rotations)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..path import KFlowPath
+from ..path import BandSchedule, KFlowPath
 from ..transforms import IdentityTransform
 from ..transforms.graph import GraphTransform, gaussian_weights
 from .clusters import Cluster
@@ -76,18 +76,30 @@ def make_batch(clusters: list[Cluster], dtype=torch.float32) -> AssemblyBatch:
 ROTATIONS = ("graph", "own")
 
 
-def graph_path(weights: Tensor, num_bands: int, bump: str, overlap: float, rotations: str = "graph") -> KFlowPath:
-    """K-Flow over the graph bands of a cluster (weights (N, M, M)). rotations='graph': translations
-    and rotations both go band by band; 'own': only translations do, the rotations of every
-    frequency form one more band whose window is all of k (FM's schedule for orientations)."""
+def assembly_schedule(
+    flow: str, num_bands: int = 3, bump: str = "linear", overlap: float = 0.0, rotations: str = "graph"
+) -> BandSchedule:
+    """The band schedule of an assembly flow; it needs no cluster (graph bands are split by count),
+    so the k-embedding reads the windows from here. rigid_fm: one band on [0, 1]. kflow: num_bands
+    graph bands, their windows widened by `overlap`; rotations='own' adds one band for the
+    rotations of every frequency, whose window is all of k (FM's schedule for orientations)."""
+    if flow == "rigid_fm":
+        return BandSchedule(1)
+    if flow != "kflow":
+        raise ValueError(f"unknown assembly flow {flow!r}; use one of {', '.join(FLOWS)}")
     if rotations not in ROTATIONS:
         raise ValueError(f"rotations={rotations!r} is not one of {', '.join(ROTATIONS)}")
-    T = GraphTransform(weights, features=6, num_bands=num_bands)
-    path = KFlowPath(T, bump=bump, overlap=overlap)
+    schedule = BandSchedule(num_bands, bump=bump, overlap=overlap)
     if rotations == "graph":
-        return path
-    own = GraphTransform(weights, features=6, num_bands=num_bands, own_band_features=(3, 4, 5))
-    return KFlowPath(own, bump=bump, windows=[*path.windows().tolist(), [0.0, 1.0]])
+        return schedule
+    return BandSchedule(num_bands + 1, bump=bump, windows=[*schedule.windows().tolist(), [0.0, 1.0]])
+
+
+def graph_path(weights: Tensor, num_bands: int, bump: str, overlap: float, rotations: str = "graph") -> KFlowPath:
+    """K-Flow over the graph bands of a cluster (weights (N, M, M)); the schedule is assembly_schedule's."""
+    schedule = assembly_schedule("kflow", num_bands, bump, overlap, rotations)
+    own = (3, 4, 5) if rotations == "own" else ()
+    return KFlowPath(GraphTransform(weights, features=6, num_bands=num_bands, own_band_features=own), schedule)
 
 
 def assembly_path(
@@ -100,12 +112,9 @@ def assembly_path(
 ) -> KFlowPath:
     """rigid_fm: one band (identity); kflow: graph-frequency bands of the start cluster, their
     k-windows widened by `overlap` (0: the hard path), rotations in the bands or on their own."""
-    M = batch.t0.shape[1]
     if flow == "rigid_fm":
-        return KFlowPath(IdentityTransform((M, 6)), bump="linear")
-    if flow == "kflow":
-        return graph_path(gaussian_weights(batch.t0.double()), num_bands, bump, overlap, rotations)
-    raise ValueError(f"unknown assembly flow {flow!r}; use one of {', '.join(FLOWS)}")
+        return KFlowPath(IdentityTransform((batch.t0.shape[1], 6)), assembly_schedule(flow))
+    return graph_path(gaussian_weights(batch.t0.double()), num_bands, bump, overlap, rotations)
 
 
 TARGETS = ("velocity", "endpoint")

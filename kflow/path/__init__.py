@@ -1,5 +1,16 @@
 from .bumps import BUMPS, get_bump
 from .density import K_DENSITIES, draw_k
-from .kflow_path import ALLOCATIONS, ORDERS, KFlowPath, PathSample
+from .kflow_path import KFlowPath, PathSample
+from .schedule import ALLOCATIONS, ORDERS, BandSchedule
 
-__all__ = ["KFlowPath", "PathSample", "BUMPS", "get_bump", "ORDERS", "ALLOCATIONS", "K_DENSITIES", "draw_k"]
+__all__ = [
+    "KFlowPath",
+    "PathSample",
+    "BandSchedule",
+    "BUMPS",
+    "get_bump",
+    "ORDERS",
+    "ALLOCATIONS",
+    "K_DENSITIES",
+    "draw_k",
+]

@@ -8,6 +8,7 @@ import torch
 pytest.importorskip("ase")
 
 from kflow.molecules.clusters import Cluster, loose_start  # noqa: E402
+from kflow.molecules.config import AssemblyConfig  # noqa: E402
 from kflow.molecules.crystals import Crystal, cut_clusters  # noqa: E402
 from kflow.molecules.flow import BoundAssembly, assembly_path, make_batch  # noqa: E402
 from kflow.molecules.model import AssemblyNet, AssemblyNetConfig  # noqa: E402
@@ -156,3 +157,12 @@ def test_aligned_pairing_turns_the_crystal_onto_a_turned_start():
     from kflow.molecules.metrics import score_assemblies
 
     assert score_assemblies(b.atoms(b.u1), b.target).pm_atom < 1e-8
+
+
+@pytest.mark.parametrize("rotations", ["graph", "own"])
+def test_molecule_config_windows_are_every_clusters_path_windows(rotations):
+    """The molecule k-embedding's windows come from the schedule alone; every cluster's path has them."""
+    cfg = AssemblyConfig(flow="kflow", num_bands=3, overlap=0.5, rotations=rotations, k_embedding="window")
+    batch = make_batch(toy_clusters(3), dtype=torch.float64)
+    want = assembly_path(batch, "kflow", 3, "linear", 0.5, rotations).windows()
+    assert torch.equal(torch.tensor(cfg.band_windows(), dtype=torch.float64), want)
