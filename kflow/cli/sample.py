@@ -22,13 +22,19 @@ def run_sample(args) -> None:
 
     device = pick_device(args.device)
     run = load_run(args.checkpoint, device=device)
-    y = class_labels(args.label, args.n, run.num_classes)
+    try:
+        y = class_labels(args.label, args.n, run.num_classes)
+    except ValueError as e:
+        raise ValueError(f"--label {args.label}: {e}") from None
     try:
         alloc = parse_step_allocation(args.step_allocation)
     except ValueError as e:
         raise ValueError(f"--step-allocation: {e}") from None
     model = FlopTally(run.model, run.path)  # what the samples cost, printed at the end
-    velocity = guided(model, y, args.guidance, args.keep_class_until, need="--label (a class or 'all')")
+    try:
+        velocity = guided(model, y, args.guidance, args.keep_class_until)
+    except ValueError as e:
+        raise ValueError(f"{e}: need --label (a class or 'all')") from None
     x_0 = None
     if args.fix_bands or args.vary_bands:
         from ..steering import split_noise

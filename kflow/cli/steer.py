@@ -64,7 +64,10 @@ def _edit(args) -> None:
     donor = load_images(args.donor, shape, limit=len(x)).to(device) if args.donor else None
     if donor is not None and len(donor) != len(x):
         raise ValueError(f"--donor gave {len(donor)} images for {len(x)} inputs; give as many")
-    y = class_labels(args.label, len(x), run.num_classes)
+    try:
+        y = class_labels(args.label, len(x), run.num_classes)
+    except ValueError as e:
+        raise ValueError(f"--label {args.label}: {e}") from None
     keep = parse_bands(args.keep_bands, "--keep-bands")
     out = edit_bands(
         run.model,

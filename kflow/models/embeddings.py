@@ -58,6 +58,19 @@ class KEmbedding(nn.Module):
         return self.mlp(self.features(k).to(self.mlp[0].weight.dtype))
 
 
+def check_labels(y: Tensor, num_classes: int, null_ok: bool = False) -> None:
+    """The one range rule for class labels y (N,): 0..num_classes - 1, and num_classes itself (the
+    null class) where null_ok. Raises ValueError naming the first bad label and the range."""
+    top = num_classes if null_ok else num_classes - 1
+    bad = y[(y < 0) | (y > top)]
+    if bad.numel():
+        null = f" (or {num_classes}, the null class)" if null_ok else ""
+        raise ValueError(
+            f"class {int(bad[0])} does not exist: classes are 0..{num_classes - 1}{null}; "
+            f"labels given {int(y.min())}..{int(y.max())}"
+        )
+
+
 class ClassEmbedding(nn.Module):
     """num_classes labels plus a null class (index num_classes) used when y is None or dropped."""
 
@@ -69,9 +82,6 @@ class ClassEmbedding(nn.Module):
     def forward(self, y: Tensor | None, n: int, device) -> Tensor:
         if y is None:
             y = torch.full((n,), self.num_classes, device=device, dtype=torch.long)
-        elif (y < 0).any() or (y > self.num_classes).any():
-            raise ValueError(
-                f"class labels must lie in 0..{self.num_classes - 1} (or {self.num_classes} = null); "
-                f"got {int(y.min())}..{int(y.max())}"
-            )
+        else:
+            check_labels(y, self.num_classes, null_ok=True)
         return self.table(y)

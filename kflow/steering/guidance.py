@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..utils.errors import ConfigError
+from ..models.embeddings import check_labels
 from ..utils.tensors import append_dims
 
 
@@ -37,8 +37,7 @@ class ClassConditional:
         if not 0.0 <= keep_until <= 1.0:
             raise ValueError(f"keep_until={keep_until} must lie in [0, 1] (fraction of k with the class)")
         null = null_label(model)
-        if (y < 0).any() or (y >= null).any():
-            raise ValueError(f"labels must lie in 0..{null - 1} for this model; got {y.min().item()}..{y.max().item()}")
+        check_labels(y, null)
         self.model, self.y, self.scale, self.keep_until, self.null = model, y, float(scale), float(keep_until), null
 
     def __call__(self, x: Tensor, k: Tensor) -> Tensor:
@@ -64,30 +63,30 @@ def classes_in_turn(n: int, num_classes: int) -> Tensor | None:
     return torch.arange(n) % num_classes if num_classes else None
 
 
-# The one rule for labels and guidance asked for by a user (the CLI's --label, the studio's class
-# field): `option` names where the value came from, so the message points at what to change.
-def class_labels(label, n: int, num_classes: int, option: str = "--label") -> Tensor | None:
+# Labels and guidance as a user asks for them (the CLI's --label, the studio's class field). The
+# messages name no option: each caller says which of its own options to change.
+def class_labels(label, n: int, num_classes: int) -> Tensor | None:
     """label: None (unconditional / null class), a class index, or 'all' / -1 (the classes in turn)."""
     if label is None:
         return None
     if num_classes == 0:
-        raise ConfigError(f"{option} needs a class-conditional model; this run is unconditional: leave it out")
+        raise ValueError("this run is unconditional (no classes): leave the class out")
     if label in ("all", -1):
         return classes_in_turn(n, num_classes)
     try:
         c = int(label)
     except ValueError:
-        raise ConfigError(f"{option} {label!r}: give a class index or 'all'") from None
-    if not 0 <= c < num_classes:
-        raise ConfigError(f"class {c} does not exist ({option}); classes are 0..{num_classes - 1}")
-    return torch.full((n,), c, dtype=torch.long)
+        raise ValueError(f"{label!r} is not a class: give a class index or 'all'") from None
+    y = torch.full((n,), c, dtype=torch.long)
+    check_labels(y, num_classes)
+    return y
 
 
-def guided(model, y: Tensor | None, scale: float = 1.0, keep_until: float = 1.0, need: str = "--label"):
+def guided(model, y: Tensor | None, scale: float = 1.0, keep_until: float = 1.0):
     """The velocity factory for guidance and condition dropping, or None when neither is asked for.
-    Both need labels: without them the message says to give `need`."""
+    Both need labels (ValueError without them)."""
     if scale == 1.0 and keep_until >= 1.0:
         return None
     if y is None:
-        raise ConfigError(f"guidance and class dropping need {need} on a class-conditional model")
+        raise ValueError("guidance and class dropping need a class on a class-conditional model")
     return class_conditional(model, scale, keep_until)

@@ -34,7 +34,7 @@ from ..sampling.sampler import make_grid
 from ..sampling.solvers import EVALS_PER_STEP
 from ..sampling.wrappers import Counted
 from ..steering import baseline, class_labels, edit_bands, guided, make_degradation, mix_bands, restore
-from ..utils.errors import ConfigError, KFlowError
+from ..utils.errors import KFlowError
 from .progress import Progress
 from .requests import (
     EditRequest,
@@ -127,9 +127,9 @@ class Studio:
 
     def _labels(self, label: int | None, n: int) -> Tensor | None:
         try:
-            return class_labels(label, n, self.run.num_classes, option="the class field")
-        except ConfigError as e:
-            raise RequestError(str(e)) from None
+            return class_labels(label, n, self.run.num_classes)
+        except ValueError as e:
+            raise RequestError(f"the class field: {e}") from None
 
     def perform(self, req, progress: Progress, find_result=lambda job_id: None) -> Result:
         """Run any request by its kind (the one dispatch); find_result(job id) gives a kept batch."""
@@ -148,9 +148,9 @@ class Studio:
         y = self._labels(req.label, req.n)
         model = Counted(self.run.model, progress)
         try:
-            velocity = guided(model, y, req.guidance, req.keep_class_until, need="a class (pick one)")
-        except ConfigError as e:
-            raise RequestError(str(e)) from None
+            velocity = guided(model, y, req.guidance, req.keep_class_until)
+        except ValueError as e:
+            raise RequestError(f"{e}: pick a class") from None
         x_0 = draw_x0(req.n, self.shape, req.seed)  # (N, *shape): the noise `kflow sample --seed` draws
         c = T.analyze(x_0.double().to(T.bands.device)).cpu()  # (N, D) its coefficients
         if req.keep_bands:

@@ -37,7 +37,7 @@ def test_unet_shapes_conditioning_and_gradients():
     torch.testing.assert_close(m(x, torch.tensor(0.5), None), m(x, torch.full((4,), 0.5), None), rtol=0, atol=0)
     with pytest.raises(ValueError, match="k has 3 entries for a batch of 4"):
         m(x, torch.rand(3), None)
-    with pytest.raises(ValueError, match="class labels"):
+    with pytest.raises(ValueError, match=r"class 9 does not exist: classes are 0..4 \(or 5, the null class\)"):
         m(x, k, torch.tensor([0, 1, 2, 9]))
 
 

@@ -64,7 +64,7 @@ def test_bad_uses_are_clear():
             image_size=8, channels=8, channel_mult=[1], num_res_blocks=1, attention_resolutions=[], num_classes=3
         )
     )
-    with pytest.raises(ValueError, match="labels must lie in 0..2"):
+    with pytest.raises(ValueError, match="class 3 does not exist: classes are 0..2; labels given 3..3"):
         ClassConditional(cond, torch.tensor([3]))
     with pytest.raises(ValueError, match="keep_until"):
         ClassConditional(cond, torch.tensor([0]), keep_until=1.5)
