@@ -59,7 +59,7 @@ def main():
         cfg = row_config(row, "cpu", steps, args.seed, args.work)
         tr = TrainedRow(cfg, env.device)
         run = tr.run
-        train_gflops = training_flops_per_image(run.model, run.path, cfg.train.k_density) / 1e9
+        train_gflops = training_flops_per_image(run.model, run.path, cfg.train.k_density, cfg.train.stage_share) / 1e9
         nfes = args.fm_nfe if row.startswith("fm") else args.nfe
         for nfe in [int(v) for v in nfes.split(",")]:
 

@@ -127,6 +127,11 @@ VARIANTS = {
             "model.resolution=stage",
         ],
     ),
+    # levers on the 3-band staged row: a backbone per stage, one stage per training step (drawn with
+    # the k-density's mass), a larger share of the coarse stage
+    "wavelet3_stag_logit_stage_own": ("wavelet3_stag_logit_stage", ["model.stage_weights=own"]),
+    "wavelet3_stag_logit_stage_one": ("wavelet3_stag_logit_stage", ["train.stage_batches=one"]),
+    "wavelet3_stag_logit_stage_coarse": ("wavelet3_stag_logit_stage", ["train.stage_share=[0.5,0.3,0.2]"]),
     # the same schedule with the full-resolution network at every k (what the stages save)
     "wavelet3_stag_logit": (
         "wavelet3",
@@ -150,6 +155,9 @@ PAPER_PATH = ["path.overlap=0", "model.k_embedding=k", "train.k_density=uniform"
 
 def config_for(row: str, overrides: list[str]):
     base, extra = VARIANTS.get(row, (row, []))
+    while base in VARIANTS:  # a variant of a variant: its overrides first
+        base, more = VARIANTS[base]
+        extra = [*more, *extra]
     return load_config(ROOT / "configs" / f"fmnist_{base}.yaml", [*PAPER_PATH, *extra, *overrides])
 
 

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .data.datasets import DATASETS
-from .models import K_EMBEDDINGS, MODELS, RESOLUTIONS
+from .models import K_EMBEDDINGS, MODELS, RESOLUTIONS, STAGE_WEIGHTS
 from .models.dit import DiTConfig
 from .models.unet import UNetConfig
-from .path import BUMPS, K_DENSITIES, ORDERS
+from .path import BUMPS, K_DENSITIES, ORDERS, STAGE_BATCHES
 from .sampling.sampler import GRIDS
 from .sampling.solvers import SOLVERS
 from .transforms import BAND_SCALES, TRANSFORMS
@@ -64,6 +64,7 @@ class ModelConfig:
     # full: the network sees every sample at full resolution; stage: at the resolution of the bands
     # that have started (band-localized compute, wavelet bands; exact, cheaper)
     resolution: str = "full"
+    stage_weights: str = "shared"  # resolution=stage: one backbone for every stage, or its own per stage
     unet: UNetConfig = field(default_factory=UNetConfig)
     dit: DiTConfig = field(default_factory=DiTConfig)
 
@@ -83,6 +84,10 @@ class TrainConfig:
     band_loss_weights: str | list[float] | None = None  # None (all 1) | interval | per-band weights
     cond_aug: float = 0.0  # conditioning augmentation: noise std on the bands finished at k (input only)
     label_dropout: float = 0.1  # class-conditional models: probability of the null class
+    # model.resolution=stage: k per sample over every stage (mixed), or one stage per step (one); and
+    # how often each stage is drawn (None: the k-density's mass of the stage)
+    stage_batches: str = "mixed"
+    stage_share: list[float] | None = None
     ckpt_every: int = 500
     keep_checkpoints: int = 2
     sample_every: int = 0  # 0: only at the end
@@ -135,7 +140,9 @@ CHOICES = {
     "model.name": MODELS,
     "model.k_embedding": K_EMBEDDINGS,
     "model.resolution": RESOLUTIONS,
+    "model.stage_weights": STAGE_WEIGHTS,
     "train.k_density": K_DENSITIES,
+    "train.stage_batches": STAGE_BATCHES,
     "train.amp": ("auto", "bf16", "none"),  # auto: bf16 on CUDA
     "train.nonfinite": ("stop", "skip"),
     "sample.solver": tuple(SOLVERS),
@@ -162,6 +169,17 @@ def validate(cfg: Config) -> None:
             f"train.band_loss_weights={cfg.train.band_loss_weights!r}: use interval or a list of per-band weights"
         )
     t = cfg.train
+    staged = [
+        f"{key}={value!r}"
+        for key, value, default in [
+            ("model.stage_weights", cfg.model.stage_weights, "shared"),
+            ("train.stage_batches", t.stage_batches, "mixed"),
+            ("train.stage_share", t.stage_share, None),
+        ]
+        if value != default
+    ]
+    if staged and cfg.model.resolution != "stage":
+        raise ConfigError(f"{staged[0]} concerns staged models: set model.resolution=stage or leave it at its default")
     for key, value, ok in [
         ("train.steps", t.steps, t.steps >= 1),
         ("train.batch_size", t.batch_size, t.batch_size >= 1),

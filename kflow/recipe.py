@@ -102,7 +102,10 @@ def make_model(cfg: Config, shape, num_classes: int, path: KFlowPath | None = No
             "model.resolution=stage runs a UNet (convolutional, any size); a DiT would need positional "
             "embeddings per grid: use model.name=unet or model.resolution=full"
         )
+    own = None
+    if cfg.model.stage_weights == "own":  # one more backbone per stage, each from its own draw
+        own = [model] + [build_model(cfg.model.name, m) for _ in range(1, path.num_bands)]
     try:
-        return StagedModel(model, path)
+        return StagedModel(model, path, own)
     except ValueError as e:
         raise ConfigError(f"model.resolution=stage: {e}") from None

@@ -6,6 +6,7 @@ from .dit import DiT, DiTConfig
 from .unet import UNet, UNetConfig
 
 MODELS = ("unet", "dit")
+STAGE_WEIGHTS = ("shared", "own")  # staged models: one backbone for every stage, or one per stage
 RESOLUTIONS = ("full", "stage")  # the network at full resolution, or at its stage's (models/staged.py)
 K_EMBEDDINGS = ("k", "band", "window")  # sinusoids of k; + one-hot of the band position; + per-band local times
 

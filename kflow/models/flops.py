@@ -76,12 +76,17 @@ class FlopTally:
         return sum(n * self._per_stage[s] for s, n in self.seen.items())
 
 
-def training_flops_per_image(model, path, k_density: str, draws: int = 200_000) -> float:
+def training_flops_per_image(model, path, k_density: str, stage_share=None, draws: int = 200_000) -> float:
     """Expected forward + backward FLOPs per training image under the k-density (Monte Carlo over
-    `draws` values of k from a fixed seed)."""
+    `draws` values of k from a fixed seed), or under a staged model's train.stage_share (how often
+    each stage is drawn). One stage per step (train.stage_batches=one) has the same expectation."""
     from ..path import draw_k
 
     per_stage = flops_per_stage(model, path, backward=True)
-    k = draw_k(draws, k_density, torch.Generator().manual_seed(0), windows=path.windows())
-    share = torch.bincount(stage_of(model, path, k.double()), minlength=len(per_stage)).double() / draws
+    if stage_share is not None and hasattr(model, "stage_of"):
+        share = torch.as_tensor(stage_share, dtype=torch.float64)
+        share = share / share.sum()
+    else:
+        k = draw_k(draws, k_density, torch.Generator().manual_seed(0), windows=path.windows())
+        share = torch.bincount(stage_of(model, path, k.double()), minlength=len(per_stage)).double() / draws
     return float(sum(share[s] * f for s, f in enumerate(per_stage)))

@@ -10,7 +10,9 @@ cost. It keeps the model interface model(x, k, y), so training, guidance, editin
 the studio run unchanged on top of it.
 
 A batch with several stages (training draws k per sample) is grouped by stage, one backbone call
-per group, all inside one forward (one DDP forward per step).
+per group, all inside one forward (one DDP forward per step). stage_weights='own' gives every stage
+a backbone of its own (same architecture, its own weights): each sees one image size and one
+stretch of k only.
 """
 
 from __future__ import annotations
@@ -22,9 +24,17 @@ from ..utils.tensors import per_sample
 
 
 class StagedModel(nn.Module):
-    def __init__(self, backbone: nn.Module, path):
+    def __init__(self, backbone: nn.Module, path, own: list[nn.Module] | None = None):
+        """backbone: the network of every stage; own: one network per stage instead (backbone is then
+        stage 0's)."""
         super().__init__()
-        self.backbone, self.path = backbone, path
+        self.path = path
+        if own is None:
+            self.backbone = backbone
+        else:
+            if len(own) != path.num_bands:
+                raise ValueError(f"{len(own)} backbones for {path.num_bands} stages; give one per stage")
+            self.backbones = nn.ModuleList(own)
         self.cfg = backbone.cfg  # what wrappers read (num_classes) passes through
         T = path.transform
         path.stage_starts()  # refuses paths whose bands do not start coarse to fine
@@ -55,5 +65,6 @@ class StagedModel(nn.Module):
 
     def _run(self, x: Tensor, k: Tensor, y: Tensor | None, s: int) -> Tensor:
         T = self.path.transform
+        net = self.backbones[s] if "backbones" in self._modules else self.backbone  # state keys as saved
         z = T.to_stage(x, s)  # (n, C, h, w)
-        return T.from_stage(self.backbone(z, k, y), s)
+        return T.from_stage(net(z, k, y), s)

@@ -1,5 +1,5 @@
 from .bumps import BUMPS, get_bump
-from .density import K_DENSITIES, draw_k
+from .density import K_DENSITIES, STAGE_BATCHES, draw_k
 from .kflow_path import KFlowPath, PathSample
 from .schedule import ALLOCATIONS, ORDERS, BandSchedule
 
@@ -12,5 +12,6 @@ __all__ = [
     "ORDERS",
     "ALLOCATIONS",
     "K_DENSITIES",
+    "STAGE_BATCHES",
     "draw_k",
 ]

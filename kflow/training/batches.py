@@ -12,6 +12,7 @@ from torch import Tensor
 
 from ..data import ImageData
 from ..path import draw_k
+from ..path.density import STAGE_BATCHES, draw_k_between, k_mass
 
 # purposes mixed into a step's seed, so that the draws of one step never share a stream
 INIT, BATCH, DROPOUT = -1, 1, 2
@@ -47,9 +48,29 @@ class BatchDrawer:
         windows: Tensor,
         label_dropout: float = 0.0,
         hflip: bool = False,
+        stage_starts: Tensor | None = None,
+        stage_batches: str = "mixed",
+        stage_share: list[float] | None = None,
     ):
+        """stage_starts (S,): where each stage of a staged model begins. With stage_batches='one'
+        every step draws one stage (with probability stage_share, by default the k-density's mass
+        of the stage) and all its k from the density inside that stage: one resolution per step.
+        stage_share with 'mixed' draws each sample's stage with those probabilities instead."""
         self.data, self.batch_size, self.seed = data, batch_size, seed
         self.k_density, self.windows, self.label_dropout, self.hflip = k_density, windows, label_dropout, hflip
+        if stage_batches not in STAGE_BATCHES:
+            raise ValueError(f"stage_batches={stage_batches!r}: use one of {', '.join(STAGE_BATCHES)}")
+        self.stage_batches, self.stage_edges, self.stage_p = stage_batches, None, None
+        if stage_batches != "mixed" or stage_share is not None:
+            if stage_starts is None:
+                raise ValueError("drawing k by stage needs a path with stages (model.resolution=stage)")
+            edges = torch.cat([stage_starts.double(), torch.ones(1, dtype=torch.float64)])
+            p = k_mass(k_density, edges) if stage_share is None else torch.as_tensor(stage_share, dtype=torch.float64)
+            if len(p) != len(stage_starts) or not torch.isfinite(p).all() or (p < 0).any() or p.sum() <= 0:
+                raise ValueError(
+                    f"stage_share {p.tolist()} must be {len(stage_starts)} non-negative numbers, one per stage"
+                )
+            self.stage_edges, self.stage_p = edges, p / p.sum()
 
     def indices(self, step: int) -> Tensor:
         """Dataset indices of the global batch of `step` (epoch permutations from the seed)."""
@@ -73,12 +94,19 @@ class BatchDrawer:
             flip = torch.rand(B, generator=g) < 0.5
             x_1 = torch.where(flip[:, None, None, None], x_1.flip(-1), x_1)
         x_0 = torch.randn(x_1.shape, generator=g)
-        k = draw_k(B, self.k_density, g, windows=self.windows)
+        k = self._draw_k(B, g)
         y = None
         if self.data.num_classes > 0 and self.data.y is not None:
             y = self.data.y[idx].clone()
             y[torch.rand(B, generator=g) < self.label_dropout] = self.data.num_classes  # null class
         return Batch(x_1, x_0, k, y)
+
+    def _draw_k(self, n: int, g: torch.Generator) -> Tensor:
+        if self.stage_p is None:
+            return draw_k(n, self.k_density, g, windows=self.windows)
+        one = self.stage_batches == "one"
+        s = torch.multinomial(self.stage_p, 1 if one else n, replacement=True, generator=g).expand(n)
+        return draw_k_between(n, self.k_density, self.stage_edges[s], self.stage_edges[s + 1], g)
 
 
 def rank_slice(batch, rank: int, world: int, device) -> tuple:

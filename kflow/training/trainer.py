@@ -27,7 +27,7 @@ from ..utils.checkpoint import (
     load_state,
 )
 from ..utils.devices import join_processes
-from ..utils.errors import TrainingError
+from ..utils.errors import ConfigError, TrainingError
 from ..utils.lock import FolderLock
 from .batches import DROPOUT, INIT, BatchDrawer, derive_seed, rank_slice
 from .logger import RunLogger
@@ -126,9 +126,22 @@ class Trainer:
         self.opt = torch.optim.AdamW(
             self.model.parameters(), lr=t.lr, betas=tuple(t.betas), weight_decay=t.weight_decay, fused=fused or None
         )
-        self.batches = BatchDrawer(
-            self.data, t.batch_size, t.seed, t.k_density, self.path.windows(), t.label_dropout, cfg.data.hflip
-        )
+        stages = self.path.stage_starts() if cfg.model.resolution == "stage" else None
+        try:
+            self.batches = BatchDrawer(
+                self.data,
+                t.batch_size,
+                t.seed,
+                t.k_density,
+                self.path.windows(),
+                t.label_dropout,
+                cfg.data.hflip,
+                stage_starts=stages,
+                stage_batches=t.stage_batches,
+                stage_share=t.stage_share,
+            )
+        except ValueError as e:
+            raise ConfigError(f"train.stage_batches / train.stage_share: {e}") from None
 
     def _resume(self) -> None:
         """The newest sound checkpoint's state, or step 0 for a run killed before its first one."""

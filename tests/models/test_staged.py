@@ -160,6 +160,69 @@ def test_a_mixed_batch_is_grouped_by_stage():
     assert sorted(backbone.calls) == [(2, 2, 4, 4), (2, 2, 8, 8), (2, 2, 16, 16)]  # one call per stage
 
 
+def test_own_weights_run_each_stage_on_its_own_backbone():
+    """stage_weights='own': stage s's samples go to backbone s alone, at stage s's size; the exact
+    velocity through separate backbones still lands on x_1."""
+    path = staggered_path()
+    x = f64(6, *SHAPE)
+    k = torch.tensor([0.1, 0.5, 0.9, 0.2, 0.6, 0.95], dtype=torch.float64)
+    nets = [Doubler(), Doubler(), Doubler()]
+    v = StagedModel(nets[0], path, own=nets)(x, k)
+    torch.testing.assert_close(v, 2 * path.transform.filter(x, path.started(k).double()), rtol=0, atol=1e-12)
+    assert [n.calls for n in nets] == [[(2, 2, 4, 4)], [(2, 2, 8, 8)], [(2, 2, 16, 16)]]
+    x_0, x_1 = f64(4, *SHAPE), f64(4, *SHAPE)
+    exact = [ExactStageVelocity(path, x_0, x_1) for _ in range(3)]
+    out = sample(StagedModel(exact[0], path, own=exact), path, 4, steps=12, x_0=x_0, dtype=torch.float64, device="cpu")
+    torch.testing.assert_close(out.x, x_1, rtol=0, atol=1e-10)
+    assert [set(e.calls) for e in exact] == [{(2, 4, 4)}, {(2, 8, 8)}, {(2, 16, 16)}]
+    with pytest.raises(ValueError, match="2 backbones for 3 stages"):
+        StagedModel(nets[0], path, own=nets[:2])
+
+
+def test_own_weights_from_the_config_are_independent_backbones():
+    cfg = unet_cfg(resolution="stage", stage_weights="own")
+    T = make_transform(cfg, (1, 8, 8))
+    model = make_model(cfg, (1, 8, 8), 0, make_path(cfg, T))
+    a, b = (list(n.parameters()) for n in model.backbones[:2])
+    assert len(model.backbones) == 3 and len(a) == len(b) and not torch.equal(a[0], b[0])
+    shared = make_model(unet_cfg(resolution="stage"), (1, 8, 8), 0, make_path(cfg, T))
+    n_own, n_shared = (sum(p.numel() for p in m.parameters()) for m in (model, shared))
+    assert n_own == 3 * n_shared and all(key.startswith("backbone.") for key in shared.state_dict())
+
+
+@pytest.mark.parametrize(
+    "option", ["model.stage_weights=own", "train.stage_batches=one", "train.stage_share=[0.5,0.3,0.2]"]
+)
+def test_stage_options_need_a_staged_model(option):
+    from kflow.config import load_config
+
+    with pytest.raises(ConfigError, match=r"concerns staged models: set model.resolution=stage") as e:
+        load_config(None, [option])
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("options", [["model.stage_weights=own"], ["train.stage_batches=one"]])
+def test_stage_options_resume_bit_exact(tmp_path, options):
+    from pathlib import Path
+
+    from kflow.config import load_config
+    from kflow.training import Trainer
+
+    tiny = Path(__file__).resolve().parents[2] / "configs" / "digits_tiny.yaml"
+    over = ["model.resolution=stage", "path.windows=[[0,1],[0.5,1]]", "transform.num_bands=2", *options]
+    over += ["train.steps=8", "train.ckpt_every=4", "train.device=cpu", "train.log_every=100"]
+    full = Trainer(load_config(tiny, [*over, f"out_dir={tmp_path / 'a'}"]))
+    full.fit()
+    part = Trainer(load_config(tiny, [*over, f"out_dir={tmp_path / 'b'}"]))
+    part.fit(until=6)
+    resumed = Trainer(load_config(tiny, [*over, f"out_dir={tmp_path / 'b'}"]), resume=True)
+    assert resumed.step == 4
+    resumed.fit()
+    for (n, p), q in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(p, q), n
+    assert {**full.cfg.to_dict(), "out_dir": None} == {**resumed.cfg.to_dict(), "out_dir": None}
+
+
 def unet_cfg(**model):
     cfg = Config()
     cfg.transform = dataclasses.replace(cfg.transform, name="wavelet", wavelet="haar", levels=2, num_bands=3)

@@ -52,3 +52,29 @@ def test_band_logit_grid_hits_the_boundaries_with_logit_normal_steps(overlap):
     torch.testing.assert_close(inside, lo + (hi - lo) * torch.sigmoid(torch.special.ndtri(u)), atol=1e-15, rtol=0)
     steps = inside.diff()
     assert steps[n // 2 - 1] < steps[0]  # denser mid-segment than at its start
+
+
+@pytest.mark.parametrize("density", ["uniform", "logit_normal"])
+def test_k_drawn_inside_a_stage_is_the_density_conditioned_on_it(density):
+    """draw_k_between gives what draw_k gives, restricted to [lo, hi) (compared by quantiles), and
+    k_mass is the density's probability of each interval."""
+    from kflow.path.density import draw_k_between, k_mass
+
+    edges = torch.tensor([0.0, 1 / 3, 2 / 3, 1.0], dtype=torch.float64)
+    ref = draw_k(400000, density, torch.Generator().manual_seed(0)).double()
+    mass = k_mass(density, edges)
+    torch.testing.assert_close(mass.sum(), torch.tensor(1.0, dtype=torch.float64), rtol=0, atol=1e-12)
+    q = torch.tensor([0.05, 0.25, 0.5, 0.75, 0.95], dtype=torch.float64)
+    for s in range(3):
+        lo, hi = edges[s], edges[s + 1]
+        inside = ref[(ref >= lo) & (ref < hi)]
+        assert abs(len(inside) / len(ref) - mass[s].item()) < 3e-3
+        n = 100000
+        k = draw_k_between(n, density, lo.expand(n), hi.expand(n), torch.Generator().manual_seed(s + 1))
+        assert k.dtype == torch.float32 and (k >= lo.float()).all() and ((k < hi.float()) | (hi >= 1)).all()
+        torch.testing.assert_close(k.double().quantile(q), inside.quantile(q), atol=4e-3, rtol=0)
+    if density == "logit_normal":  # closed form: Phi(logit(1/3)) for the first stage
+        want = torch.special.ndtr(torch.logit(torch.tensor(1 / 3, dtype=torch.float64)))
+        torch.testing.assert_close(mass[0], want, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="closed form"):
+        k_mass("window_logit_normal", edges)
