@@ -127,11 +127,15 @@ VARIANTS = {
             "model.resolution=stage",
         ],
     ),
-    # levers on the 3-band staged row: a backbone per stage, one stage per training step (drawn with
-    # the k-density's mass), a larger share of the coarse stage
-    "wavelet3_stag_logit_stage_own": ("wavelet3_stag_logit_stage", ["model.stage_weights=own"]),
+    # levers on the 3-band staged row: the same stage counts every step (stratified), one stage per
+    # step (drawn with the k-density's mass), a backbone per stage, a larger share of the coarse stage
+    "wavelet3_stag_logit_stage_strat": ("wavelet3_stag_logit_stage", ["train.stage_batches=stratified"]),
     "wavelet3_stag_logit_stage_one": ("wavelet3_stag_logit_stage", ["train.stage_batches=one"]),
-    "wavelet3_stag_logit_stage_coarse": ("wavelet3_stag_logit_stage", ["train.stage_share=[0.5,0.3,0.2]"]),
+    "wavelet3_stag_logit_stage_strat_own": ("wavelet3_stag_logit_stage_strat", ["model.stage_weights=own"]),
+    "wavelet3_stag_logit_stage_strat_coarse": (
+        "wavelet3_stag_logit_stage_strat",
+        ["train.stage_share=[0.5,0.3,0.2]"],
+    ),
     # the same schedule with the full-resolution network at every k (what the stages save)
     "wavelet3_stag_logit": (
         "wavelet3",

@@ -6,7 +6,10 @@ import torch
 from torch import Tensor
 
 K_DENSITIES = ("uniform", "logit_normal", "window_logit_normal")
-STAGE_BATCHES = ("mixed", "one")  # staged models: k per sample over every stage, or one stage per step
+# staged models: k per sample over every stage (the group sizes vary from step to step), a fixed
+# number of samples per stage every step (stratified: one shape per stage, which CPU kernels cache),
+# or one stage per step
+STAGE_BATCHES = ("mixed", "stratified", "one")
 
 
 def draw_k(

@@ -52,10 +52,11 @@ class BatchDrawer:
         stage_batches: str = "mixed",
         stage_share: list[float] | None = None,
     ):
-        """stage_starts (S,): where each stage of a staged model begins. With stage_batches='one'
-        every step draws one stage (with probability stage_share, by default the k-density's mass
-        of the stage) and all its k from the density inside that stage: one resolution per step.
-        stage_share with 'mixed' draws each sample's stage with those probabilities instead."""
+        """stage_starts (S,): where each stage of a staged model begins. Stage probabilities p are
+        stage_share, by default the k-density's mass of each stage; k is then drawn from the density
+        inside the stage. 'one': every step draws one stage (one resolution per step); 'stratified':
+        every step holds round(p_s * batch) samples of stage s (the same shapes every step);
+        'mixed' with stage_share: each sample's stage drawn with p."""
         self.data, self.batch_size, self.seed = data, batch_size, seed
         self.k_density, self.windows, self.label_dropout, self.hflip = k_density, windows, label_dropout, hflip
         if stage_batches not in STAGE_BATCHES:
@@ -104,8 +105,14 @@ class BatchDrawer:
     def _draw_k(self, n: int, g: torch.Generator) -> Tensor:
         if self.stage_p is None:
             return draw_k(n, self.k_density, g, windows=self.windows)
-        one = self.stage_batches == "one"
-        s = torch.multinomial(self.stage_p, 1 if one else n, replacement=True, generator=g).expand(n)
+        if self.stage_batches == "stratified":  # round(p_s n) samples of stage s, largest remainders up
+            want = self.stage_p * n
+            counts = want.floor().long()
+            counts[torch.argsort(counts - want)[: n - int(counts.sum())]] += 1
+            s = torch.repeat_interleave(torch.arange(len(counts)), counts)
+        else:
+            one = self.stage_batches == "one"
+            s = torch.multinomial(self.stage_p, 1 if one else n, replacement=True, generator=g).expand(n)
         return draw_k_between(n, self.k_density, self.stage_edges[s], self.stage_edges[s + 1], g)
 
 

@@ -65,3 +65,17 @@ def test_stages_of_the_path_are_the_drawers():
     path = KFlowPath(WaveletTransform((1, 16, 16), "haar", levels=2), windows=[[0, 1], [1 / 3, 1], [2 / 3, 1]])
     k = drawer(stage_starts=path.stage_starts(), stage_batches="one")(11).k
     assert torch.equal(path.stage(k.double()), stages_of(k))
+
+
+def test_stratified_batches_hold_the_same_stage_counts_every_step():
+    """round(p_s * 64) samples per stage at every step (largest remainders), k inside each stage."""
+    d = drawer(stage_starts=STARTS, stage_batches="stratified")
+    p = k_mass("logit_normal", torch.cat([STARTS, torch.ones(1, dtype=torch.float64)]))
+    want = (p * 64).floor().long()
+    want[torch.argsort(want - p * 64)[: 64 - int(want.sum())]] += 1
+    for step in range(20):
+        counts = torch.bincount(stages_of(d(step).k), minlength=3)
+        assert torch.equal(counts, want) and counts.sum() == 64
+    assert (want - p * 64).abs().max() < 1  # within one sample of the density's share
+    d = drawer(stage_starts=STARTS, stage_batches="stratified", stage_share=[1.0, 0.0, 1.0])
+    assert torch.equal(torch.bincount(stages_of(d(0).k), minlength=3), torch.tensor([32, 0, 32]))
