@@ -7,8 +7,9 @@ velocity(x, k) -> dx/dk with k of shape (N,); grid is an increasing (sampling) o
 after and the velocity at the step's start (as k-diffusion's callback sees its denoised estimate),
 so trajectories and analyses reuse the solvers instead of re-implementing a step. Guidance,
 conditioning and band projection are wrappers around `velocity`, never inside a solver. A stage
-that lands on a step's end is evaluated one ulp inside the step, so on band-aware grids each step
-only sees its own band.
+that lands on a step's end is evaluated one ulp inside the step, and so is the start of a step taken
+backwards (a band's window is closed at its start), so on band-aware grids each step only sees its
+own band in either direction.
 """
 
 from __future__ import annotations
@@ -73,6 +74,8 @@ def integrate(step, velocity, x, grid, callback=None) -> Solution:
         raise ValueError("grid must be a 1D tensor of at least two k values")
     for i in range(len(grid) - 1):
         k0, k1 = _k(grid[i], x), _k(grid[i + 1], x)
+        if grid[i + 1] < grid[i]:  # backwards, a step starting on a boundary evaluates on its own side
+            k0 = _inside(k0, k1)
         first = _FirstStage(v)
         x_next = step(first, x, k0, k1)
         if callback is not None:
