@@ -1,4 +1,4 @@
-"""`kflow eval`: train the feature classifier; score samples of a checkpoint or an .npz."""
+"""`kflow eval`: train the feature classifier; score samples of a checkpoint or an .npz; the likelihood."""
 
 from __future__ import annotations
 
@@ -18,6 +18,10 @@ def run_eval(args) -> None:
         m = train_classifier(args.dataset, args.out, epochs=args.epochs, image_size=args.image_size, root=args.root)
         print(f"classifier -> {args.out} (test accuracy {m.info.test_accuracy:.4f})")
         return
+    if args.eval_cmd == "likelihood":
+        from .likelihood import run_likelihood
+
+        return run_likelihood(args)
     if args.eval_cmd == "convert-inception":
         from ..metrics.inception import convert_inception_weights
 
@@ -136,6 +140,9 @@ def add_parser(sub) -> None:
     sc.add_argument("--seed", type=nonneg_int, default=0, help="noise seed")
     sc.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     sc.add_argument("--json", default=None, help="also write the result here")
+    from .likelihood import add_parser as add_likelihood
+
+    add_likelihood(esub)
     ci = esub.add_parser("convert-inception", help="pytorch-fid .pth weights -> safetensors (loaded weights-only)")
     ci.add_argument("src", help="pytorch-fid weights (.pth)")
     ci.add_argument("dst", help="output .safetensors")

@@ -63,6 +63,9 @@ def _check_finite(x: Tensor, where: str) -> None:
         raise DataError(f"{where} contains NaN or Inf values; clean the data before training")
 
 
+SPLIT_DATASETS = ("digits", "fashion_mnist")  # the datasets with a held-out test split
+
+
 def load_digits(split: str = "train") -> ImageData:
     from sklearn.datasets import load_digits as sk_digits
 
@@ -200,6 +203,9 @@ def load_dataset(
     channels: int = 1,
     limit: int | None = None,
 ) -> ImageData:
+    """`split` (train or test) applies to the named datasets; npz, folder and latents are one set."""
+    if name in SPLIT_DATASETS and split not in ("train", "test"):
+        raise DataError(f"{name} has the splits train and test; got split {split!r}")
     if name == "digits":
         data = load_digits(split)
     elif name == "fashion_mnist":

@@ -173,3 +173,31 @@ def test_a_staged_model_skips_the_bands_not_started_and_loses_nothing():
     ll = log_likelihood(model, path, x_1, rtol=1e-11, atol=1e-11)
     torch.testing.assert_close(ll.band, analytic(path.transform, var, c_1), rtol=0, atol=1e-6)
     assert set(seen) == {0, 1, 2}  # every stage visited, each with its own bands
+
+
+def test_bits_of_a_band_scaled_model_count_the_scaling():
+    """A model of per-band normalised data z = F^T diag(1 / rms) F x: bits_by_band adds the
+    log-determinant back, giving the analytic density of x itself (continuous data: nats/dim)."""
+    from kflow.sampling.likelihood import bits_by_band
+    from kflow.transforms.scaling import BandScale
+
+    path, var, c_z, _ = gaussian_case("wavelet", overlap=0.5)
+    T = path.transform
+    rms = torch.tensor([2.0, 0.5, 0.25], dtype=F64)
+    c_x = c_z * rms[T.bands]
+    x = T.synthesize(c_x)
+    out = bits_by_band(
+        GaussianVelocity(path, var),
+        path,
+        x,
+        scale=BandScale(T, rms),
+        quantized=False,
+        device="cpu",
+        rtol=1e-11,
+        atol=1e-11,
+    )
+    want = analytic(T, var * rms[T.bands] ** 2, c_x)  # (N, B) nats of x per band
+    torch.testing.assert_close(out.band, -want / T.band_sizes().double(), rtol=0, atol=1e-7)
+    torch.testing.assert_close(out.total, -want.sum(1) / T.dim, rtol=0, atol=1e-7)
+    torch.testing.assert_close(out.share.sum(1), out.total, rtol=0, atol=1e-12)
+    assert out.unit == "nats/dim"
