@@ -39,7 +39,7 @@ def run_molecules(args) -> None:
     if args.cifs:
         from ..molecules.crystals import read_cif_folder
 
-        crystals, source = read_cif_folder(args.cifs), f"CIF files of {args.cifs}"
+        crystals, source = read_cif_folder(args.cifs, max_sites=args.max_cif_sites), f"CIF files of {args.cifs}"
     else:
         crystals, source = read_crystals(), "pyxtal database/test.db + database/mech.db"
     splits, skipped = build_clusters(crystals, centres=args.centres, rotations=args.rotations, seed=args.seed)
@@ -108,6 +108,12 @@ def add_parser(sub) -> None:
     m.add_argument("--seed", type=nonneg_int, default=0, help="seed of the start poses and the split")
     m.add_argument(
         "--cifs", default=None, help="build from this folder of .cif files (e.g. COD entries) instead of pyxtal's"
+    )
+    m.add_argument(
+        "--max-cif-sites",
+        type=positive_int,
+        default=5000,
+        help="skip CIF files listing more atom sites (ASE's reader is quadratic: 5000 take about a minute)",
     )
     m.add_argument("--out", default="data/molecules", help="folder for the cluster files")
     m.set_defaults(func=run_molecules)

@@ -38,6 +38,15 @@ class AssemblyNetConfig:
 
         if self.kind not in NETS:
             raise ConfigError(f"net.kind={self.kind!r} is not one of {', '.join(NETS)}")
+        for key, value, ok in [
+            ("net.hidden", self.hidden, isinstance(self.hidden, int) and self.hidden >= 1),
+            ("net.layers", self.layers, isinstance(self.layers, int) and self.layers >= 1),
+            ("net.mol_layers", self.mol_layers, isinstance(self.mol_layers, int) and self.mol_layers >= 0),
+            ("net.cutoff", self.cutoff, 0 < self.cutoff < float("inf")),
+            ("net.num_types", self.num_types, isinstance(self.num_types, int) and self.num_types >= 2),
+        ]:
+            if not ok:
+                raise ConfigError(f"{key}={value!r} is out of range (sizes are positive, mol_layers may be 0)")
         if self.kind == "frames" and self.hidden % 4:
             raise ConfigError(f"net.hidden={self.hidden} must be divisible by 4 (attention heads) for net.kind=frames")
 

@@ -15,14 +15,23 @@ import json
 from pathlib import Path
 
 from ..training.run_folder import claim_folder
-from ..utils.atomic import atomic_write, atomic_write_json, open_safetensors, remove_temp_files
-from ..utils.checkpoint import list_checkpoints, load_latest_checkpoint, load_optimizer, load_state, save_checkpoint
+from ..utils.atomic import atomic_write_json, remove_temp_files
+from ..utils.checkpoint import (
+    list_checkpoints,
+    load_latest_checkpoint,
+    load_optimizer,
+    load_state,
+    load_tensors,
+    save_checkpoint,
+    save_tensors,
+)
 from ..utils.errors import CheckpointError, TrainingError
 from ..utils.lock import FolderLock
 
 # settings a resumed run may change: they do not alter the steps already taken (a run may move
 # between a CPU and a GPU; its batches and noise are drawn on the CPU either way)
 RESUMABLE = ("ckpt_every", "eval_every", "val_clusters", "device")
+RUN_FILES = ("config.json", "checkpoints", "best.safetensors", "model.safetensors", "curve.json")
 
 
 class AssemblyRunFolder:
@@ -30,7 +39,7 @@ class AssemblyRunFolder:
         self.out, self.cfg = Path(out), cfg
         self.lock = FolderLock(self.out, "run folder").acquire()
         try:
-            claim_folder(self.out, resume, overwrite)
+            claim_folder(self.out, resume, overwrite, RUN_FILES, overwrite_flag="--overwrite")
             remove_temp_files(self.out)
             remove_temp_files(self.out / "checkpoints")
             saved = self.out / "config.json"
@@ -76,8 +85,7 @@ class AssemblyRunFolder:
         p = self.out / "best.safetensors"
         if not p.exists():
             return None
-        with open_safetensors(p) as f:
-            return {k: f.get_tensor(k) for k in f.keys()}
+        return read_weights(p)[0]
 
     def finish(self, ema, curve: list, best: dict | None) -> None:
         chosen = best["step"] if best else None
@@ -89,10 +97,12 @@ class AssemblyRunFolder:
 
 
 def save_weights(path: Path, weights: dict, meta: dict) -> None:
-    from safetensors.torch import save_file
+    save_tensors(path, weights, meta)
 
-    tensors = {k: v.detach().cpu().contiguous() for k, v in weights.items()}
-    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata={"kflow": json.dumps(meta)}))
+
+def read_weights(path: Path) -> tuple[dict, dict]:
+    """(tensors, metadata) of a save_weights file; a tensor whose bytes changed is refused."""
+    return load_tensors(path, fix="train the run again (or resume it from a checkpoint)")
 
 
 def load_assembly_run(folder: str | Path):
@@ -107,9 +117,8 @@ def load_assembly_run(folder: str | Path):
         raise CheckpointError(f"{folder} holds no finished assembly run (no model.safetensors); {hint}")
     cfg = AssemblyConfig.from_dict(json.loads((folder / "config.json").read_text()))
     net = make_net(cfg.net, cfg.band_windows())
-    with open_safetensors(weights) as f:
-        meta = json.loads((f.metadata() or {}).get("kflow", "{}"))
-        if meta.get("config") != cfg.to_dict():
-            raise CheckpointError(f"{weights} was not written by the run in {folder} (its config differs)")
-        load_state(net, {k: f.get_tensor(k) for k in f.keys()}, "model")
+    tensors, meta = read_weights(weights)
+    if meta.get("config") != cfg.to_dict():
+        raise CheckpointError(f"{weights} was not written by the run in {folder} (its config differs)")
+    load_state(net, tensors, "model")
     return net.eval(), cfg

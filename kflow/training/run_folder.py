@@ -15,15 +15,19 @@ from ..utils.errors import TrainingError
 RUN_FILES = ("checkpoints", "config.json", "log.csv", "samples", "tensorboard", "pca.safetensors")
 
 
-def claim_folder(out: Path, resume: bool, overwrite: bool) -> None:
-    """Refuse a folder that holds a run, unless resuming it or told to overwrite it (then delete it)."""
-    held = [name for name in RUN_FILES if (out / name).exists()]
+def claim_folder(
+    out: Path, resume: bool, overwrite: bool, run_files=RUN_FILES, overwrite_flag: str | None = None
+) -> None:
+    """Refuse a folder that holds a run, unless resuming it or told to overwrite it (then delete
+    every file of `run_files`, what such a run writes). overwrite_flag: how the command says it."""
+    held = [name for name in run_files if (out / name).exists()]
     if not held or resume:
         return
     if not overwrite:
+        flag = overwrite_flag or f"--overwrite {out}"
         raise TrainingError(
             f"{out} already holds a run ({', '.join(held)}); continue it with --resume, train into another "
-            f"out_dir, or replace it with --overwrite {out}"
+            f"folder, or replace it with {flag}"
         )
     for name in held:
         target = out / name

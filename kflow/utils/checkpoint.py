@@ -52,16 +52,20 @@ def load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, Tensor], meta:
 def save_checkpoint(
     path: Path, model: torch.nn.Module, ema: torch.nn.Module, opt: torch.optim.Optimizer, meta: dict
 ) -> None:
-    from safetensors.torch import save_file
-
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     tensors.update({f"ema.{k}": v.detach().cpu().contiguous() for k, v in ema.state_dict().items()})
     otensors, ometa = optimizer_tensors(opt)
     tensors.update({f"optim.{k}": v for k, v in otensors.items()})
     tensors["rng.cpu"] = torch.get_rng_state()
-    meta = dict(
-        meta, optimizer=ometa, format="kflow-checkpoint-1", checksums={k: digest(v) for k, v in tensors.items()}
-    )
+    save_tensors(path, tensors, dict(meta, optimizer=ometa, format="kflow-checkpoint-1"))
+
+
+def save_tensors(path: Path, tensors: dict[str, Tensor], meta: dict) -> None:
+    """Tensors with JSON metadata (under 'kflow') and a checksum per tensor, written atomically."""
+    from safetensors.torch import save_file
+
+    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    meta = dict(meta, checksums={k: digest(v) for k, v in tensors.items()})
 
     def write(tmp: Path) -> None:
         from safetensors import SafetensorError
@@ -80,18 +84,23 @@ def digest(t: Tensor) -> str:
     return hashlib.blake2b(t.contiguous().reshape(-1).view(torch.uint8).numpy(), digest_size=16).hexdigest()
 
 
-def load_checkpoint(path: str | Path) -> Checkpoint:
+def load_tensors(path: str | Path, fix: str = "use an earlier checkpoint") -> tuple[dict[str, Tensor], dict]:
+    """(tensors, metadata) of a save_tensors file, every checksum verified (`fix`: what the message
+    advises when one fails)."""
     with open_safetensors(path) as f:
         meta = (f.metadata() or {}).get("kflow")
         if meta is None:
             raise CheckpointError(f"{path} is a safetensors file but not a kflow checkpoint (no 'kflow' metadata)")
         tensors = {k: f.get_tensor(k) for k in f.keys()}
     meta = json.loads(meta)
-    for name, want in meta.get("checksums", {}).items():  # checkpoints older than checksums have none
+    for name, want in meta.get("checksums", {}).items():  # files older than checksums have none
         if name not in tensors or digest(tensors[name]) != want:
-            raise CheckpointError(
-                f"{path} is corrupted (tensor {name} does not match its checksum); use an earlier checkpoint"
-            )
+            raise CheckpointError(f"{path} is corrupted (tensor {name} does not match its checksum); {fix}")
+    return tensors, meta
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    tensors, meta = load_tensors(path)
     return Checkpoint(tensors=tensors, meta=meta, path=Path(path))
 
 

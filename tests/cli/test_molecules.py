@@ -143,3 +143,26 @@ def test_train_kill_resume_sample_score(tmp_path):
     # a run folder without finished weights is refused in one line
     r = kflow("molecules", "score", tmp_path)
     assert r.returncode == 2 and "no model.safetensors" in r.stderr
+
+
+def test_cif_site_count_and_the_size_limit(cif_folder, tmp_path):
+    """count_atom_sites reads the rows of the _atom_site loop ASE wrote; a file over the limit is
+    skipped in one line before ASE spends time on it; progress every 50 files."""
+    from kflow.molecules.crystals import count_atom_sites, read_cif_folder
+
+    folder, crystals = cif_folder
+    for c in crystals[:5]:
+        assert count_atom_sites(folder / f"{c.name}.cif") == len(c.numbers)
+    big = max(crystals, key=lambda c: len(c.numbers))
+    lines = []
+    read = read_cif_folder(folder, log=lines.append, max_sites=len(big.numbers) - 1)
+    assert big.name not in {c.name for c in read}
+    said = [line for line in lines if line.startswith(f"skipped {big.name}.cif")]
+    assert len(said) == 1 and f"{len(big.numbers)} atom sites, more than" in said[0]
+    many = tmp_path / "many"
+    many.mkdir()
+    for i in range(51):
+        (many / f"{i:03d}.cif").write_bytes((folder / f"{crystals[0].name}.cif").read_bytes())
+    lines = []
+    read_cif_folder(many, log=lines.append)
+    assert lines == ["read 50/51 CIF files (50 usable)"]

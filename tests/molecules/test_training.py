@@ -189,6 +189,33 @@ def test_run_folder_refusals(tmp_path):
 
     with pytest.raises(CheckpointError, match="no model.safetensors"):
         load_assembly_run(tmp_path)
+    # the message names the flag the command takes
+    with pytest.raises(TrainingError, match=r"replace it with --overwrite$"):
+        train_assembly(train, cfg, out=tmp_path / "run", resume=False, log=lambda *_: None)
+
+
+def test_overwrite_leaves_nothing_of_the_old_run_and_final_weights_are_checksummed(tmp_path):
+    from kflow.molecules.runs import load_assembly_run
+    from kflow.utils.errors import CheckpointError
+
+    train, val = toy_clusters(2), toy_clusters(2, seed=1)
+    out = tmp_path / "run"
+    train_assembly(train, small_cfg(), out=out, val=val, log=lambda *_: None)
+    old = {name: (out / name).read_bytes() for name in ("best.safetensors", "model.safetensors", "curve.json")}
+    # the new run stops before its first validation: none of the old run's files may survive
+    train_assembly(
+        train, small_cfg(lr=1e-3), out=out, val=val, resume=False, overwrite=True, until=2, log=lambda *_: None
+    )
+    assert not any((out / name).exists() for name in old)
+    train_assembly(train, small_cfg(lr=1e-3), out=out, val=val, log=lambda *_: None)
+    assert all((out / name).read_bytes() != data for name, data in old.items())
+    # 4 KiB of model.safetensors inverted: refused by its checksums, not scored
+    weights = out / "model.safetensors"
+    raw = bytearray(weights.read_bytes())
+    raw[-4096:] = bytes(255 - b for b in raw[-4096:])
+    weights.write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match="does not match its checksum"):
+        load_assembly_run(out)
 
 
 def test_new_options_are_validated():
@@ -200,6 +227,11 @@ def test_new_options_are_validated():
         ({"net": {"kind": "painn"}}, "net.kind='painn'"),
         ({"net": {"kind": "frames", "hidden": 30}}, "divisible by 4"),
         ({"device": "tpu"}, "device='tpu'"),
+        ({"net": {"layers": -1}}, r"net.layers=-1 is out of range"),
+        ({"net": {"mol_layers": -2}}, r"net.mol_layers=-2 is out of range"),
+        ({"net": {"hidden": 0}}, r"net.hidden=0 is out of range"),
+        ({"net": {"hidden": -4}}, r"net.hidden=-4 is out of range"),
+        ({"net": {"kind": "egnn", "cutoff": -1}}, r"net.cutoff=-1(.0)? is out of range"),
     ]:
         with pytest.raises(ConfigError, match=match):
             AssemblyConfig.from_dict(bad)
