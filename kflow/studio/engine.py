@@ -154,8 +154,13 @@ class Studio:
         x_0 = draw_x0(req.n, self.shape, req.seed)  # (N, *shape): the noise `kflow sample --seed` draws
         c = T.analyze(x_0.double().to(T.bands.device)).cpu()  # (N, D) its coefficients
         if req.keep_bands:
-            if kept is None or kept.noise is None:
+            if kept is None:
                 raise RequestError("the batch to keep bands from is gone (the page keeps the last 32): generate again")
+            if kept.noise is None:
+                raise RequestError(
+                    f"keep_from: job {req.keep_from} is not a generated batch (it is a {kept.kind} job); keep "
+                    "the bands of a generate job"
+                )
             if kept.noise.shape != c.shape:
                 raise RequestError(
                     f"keeping bands needs the same number of images as the kept batch ({len(kept.noise)}); set n to it"

@@ -58,6 +58,13 @@ def _bands(d: dict, name: str, num_bands: int) -> list[int]:
     return sorted(set(v))
 
 
+def _job_id(d: dict, name: str) -> str | None:
+    v = d.get(name) or None
+    if v is not None and not (isinstance(v, str) and v.isascii() and v.isalnum() and len(v) <= 32):
+        raise RequestError(f"{name} must be the id of an earlier job (like j3); got {str(v)[:40]!r}")
+    return v
+
+
 @dataclass
 class GenerateRequest:
     kind: ClassVar[str] = "generate"
@@ -82,7 +89,7 @@ class GenerateRequest:
             guidance=_get(d, "guidance", float, 1.0, 0.0, 20.0),
             keep_class_until=_get(d, "keep_class_until", float, 1.0, 0.0, 1.0),
             keep_bands=_bands(d, "keep_bands", num_bands),
-            keep_from=d.get("keep_from") or None,
+            keep_from=_job_id(d, "keep_from"),
         )
         if r.keep_bands and not r.keep_from:
             raise RequestError("keep_bands needs keep_from: generate a batch first, then keep its bands")
@@ -102,6 +109,8 @@ class ImageSource:
         import binascii
 
         d = d or {}
+        if not isinstance(d, dict):
+            raise RequestError(f"{name} must be an object with an upload or a test_index; got {str(d)[:40]!r}")
         if d.get("upload"):
             data = d["upload"]
             data = data.split(",", 1)[1] if isinstance(data, str) and data.startswith("data:") else data

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 import secrets
 from http.cookies import SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -130,8 +131,9 @@ class Handler(BaseHTTPRequestHandler):
             return self._json(200, self.server.facts)
         if len(parts) == 3 and parts[:2] == ["api", "test"] and parts[2].endswith(".png"):
             try:
-                i = int(parts[2][:-4])
-                x = studio.image(ImageSource(test_index=i), what="test image")
+                if not DIGITS.fullmatch(parts[2][:-4]):
+                    raise RequestError(f"test image {parts[2][:-4]!r} does not exist (indices are 0, 1, ...)")
+                x = studio.image(ImageSource(test_index=int(parts[2][:-4])), what="test image")
             except (ValueError, RequestError) as e:
                 return self._json(404, {"error": one_line(e)})
             return self._send(200, Result("test", [Panel("", x, 1)], "", {}).png(0, scale=4), "image/png")
@@ -146,7 +148,7 @@ class Handler(BaseHTTPRequestHandler):
             name = parts[3]
             if name == "result.npz":
                 return self._send(200, job.result.npz(), "application/octet-stream", f"kflow-{job.kind}-{job.id}.npz")
-            if name.endswith(".png") and name[:-4].isdigit() and int(name[:-4]) < len(job.result.panels):
+            if name.endswith(".png") and DIGITS.fullmatch(name[:-4]) and int(name[:-4]) < len(job.result.panels):
                 return self._send(200, job.result.png(int(name[:-4])), "image/png")
         self._json(404, {"error": f"no such page: {p}"})
 
@@ -162,16 +164,24 @@ class Handler(BaseHTTPRequestHandler):
             return self._json(404, {"error": f"no such action: {p}"})
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
             return self._json(411, {"error": "send the request with a Content-Length (chunked bodies are not read)"})
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            return self._json(400, {"error": "Content-Length is not a number"})
+        length = self.headers.get("Content-Length") or "0"
+        if not DIGITS.fullmatch(length.strip()):
+            return self._json(400, {"error": f"Content-Length {length[:20]!r} is not a byte count"})
+        length = int(length)
         if length > MAX_BODY:
             return self._json(413, {"error": f"the upload is {length / 2**20:.1f} MiB; images up to 12 MiB are taken"})
         try:
-            body = json.loads(self.rfile.read(length) or b"{}")
+            raw = self.rfile.read(length)
+        except TimeoutError:
+            return self._json(408, {"error": f"the request body did not arrive within {self.timeout} s; send it again"})
+        if len(raw) < length:
+            return self._json(400, {"error": f"the body ended after {len(raw)} of its {length} bytes; send it again"})
+        try:
+            body = json.loads(raw or b"{}")
             if not isinstance(body, dict):
                 raise RequestError("the request must be a JSON object")
+        except RecursionError:
+            return self._json(400, {"error": "the request is nested too deeply to be a studio request"})
         except ValueError as e:
             return self._json(400, {"error": one_line(e) if isinstance(e, RequestError) else "the request is not JSON"})
         try:
@@ -183,6 +193,9 @@ class Handler(BaseHTTPRequestHandler):
         except RequestError as e:
             return self._json(429, {"error": str(e)})
         self._json(202, {"job": job.id})
+
+
+DIGITS = re.compile(r"[0-9]+")  # an index or byte count: ASCII digits only
 
 
 class StudioServer(ThreadingHTTPServer):
