@@ -87,6 +87,23 @@ def check_belongs(saved: dict, run_dir: Path, name: str) -> None:
         )
 
 
+def refuse_other_kind(run_dir: Path, command: str) -> None:
+    """A molecule run folder given to an image command: say so, and which command takes it."""
+    import json
+
+    from .utils.errors import CheckpointError
+
+    try:
+        saved = json.loads((run_dir / "config.json").read_text())
+    except (OSError, ValueError):
+        return  # not readable here: the checks that follow name the file
+    if isinstance(saved, dict) and "flow" in saved and "model" not in saved:
+        raise CheckpointError(
+            f"{run_dir} is a molecule run (kflow molecules train); {command} takes image runs: use kflow "
+            "molecules sample / score on it"
+        )
+
+
 def remove_dead_temp_files(run_dir: Path) -> None:
     """Temp files a killed checkpoint writer left in the run's checkpoints/: removed when no command
     holds the run (a training that does hold it may be writing one right now)."""
@@ -108,6 +125,7 @@ def load_run(checkpoint: str | Path, device="cpu", weights: str = "ema") -> Load
 
     checkpoint = Path(checkpoint)
     if checkpoint.is_dir():  # a run folder or its checkpoints folder: the newest sound checkpoint
+        refuse_other_kind(checkpoint, "this command")
         folder = checkpoint / "checkpoints" if (checkpoint / "checkpoints").is_dir() else checkpoint
         remove_dead_temp_files(folder.parent if folder.name == "checkpoints" else folder)
         ck = load_latest_checkpoint(folder)
@@ -115,6 +133,7 @@ def load_run(checkpoint: str | Path, device="cpu", weights: str = "ema") -> Load
             raise CheckpointError(f"no usable checkpoint in {folder}; give a ckpt-*.safetensors file")
         checkpoint = ck.path
     else:
+        refuse_other_kind(checkpoint.parent.parent, "this command")
         ck = load_checkpoint(checkpoint)
     run_dir = checkpoint.parent.parent
     check_belongs(ck.meta.get("config", {}), run_dir, checkpoint.name)

@@ -105,17 +105,30 @@ def read_weights(path: Path) -> tuple[dict, dict]:
     return load_tensors(path, fix="train the run again (or resume it from a checkpoint)")
 
 
+def read_run_config(folder: Path) -> dict:
+    """config.json of an assembly run folder, refused in one line when it is unreadable or an image run's."""
+    f = folder / "config.json"
+    try:
+        saved = json.loads(f.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise CheckpointError(f"{f} is not readable JSON; restore it from the run's checkpoints or retrain") from None
+    if not isinstance(saved, dict) or ("model" in saved and "flow" not in saved):
+        raise CheckpointError(f"{folder} is an image run (kflow train); use kflow sample / kflow eval on it")
+    return saved
+
+
 def load_assembly_run(folder: str | Path):
     """(net, config) of a finished run folder: model.safetensors under its config.json."""
     from .config import AssemblyConfig
     from .model import make_net
 
     folder = Path(folder)
+    saved = read_run_config(folder) if (folder / "config.json").is_file() else None
     weights = folder / "model.safetensors"
     if not weights.exists():
         hint = "resume it to finish" if (folder / "checkpoints").exists() else "train one with `kflow molecules train`"
         raise CheckpointError(f"{folder} holds no finished assembly run (no model.safetensors); {hint}")
-    cfg = AssemblyConfig.from_dict(json.loads((folder / "config.json").read_text()))
+    cfg = AssemblyConfig.from_dict(saved)
     net = make_net(cfg.net, cfg.band_windows())
     tensors, meta = read_weights(weights)
     if meta.get("config") != cfg.to_dict():

@@ -20,7 +20,7 @@ from torch import Tensor
 from ..config import Config
 from ..data import ImageData, load_dataset
 from ..recipe import make_band_scale, make_model, make_path, make_transform
-from ..runs import ToImage
+from ..runs import ToImage, refuse_other_kind
 from ..utils.atomic import atomic_write_json, remove_temp_files
 from ..utils.checkpoint import (
     load_optimizer,
@@ -94,6 +94,7 @@ class Trainer:
             # one command per run folder, held until fit() ends: a second `kflow train` is refused
             # before it touches anything, and what a killed writer left can be removed safely
             self.lock = FolderLock(self.out, "out_dir").acquire()
+            refuse_other_kind(self.out, "kflow train")
             remove_temp_files(self.ckpt_dir, "ckpt-")  # left by a process killed while saving
             claim_folder(self.out, resume, overwrite)
 

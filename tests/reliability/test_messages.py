@@ -83,3 +83,33 @@ def test_edit_inputs_of_another_size_are_resized_with_a_word(tmp_path, capsys):
     capsys.readouterr()
     assert main(["edit", str(out), str(tmp_path / "small.npz"), "--steps", "6", "--out", str(tmp_path / "e")]) == 0
     assert "6x6 images; padded with the background value -1 to the model's 8x8" in capsys.readouterr().out
+
+
+def test_image_commands_given_a_molecule_run_say_what_it_is(tmp_path, capsys):
+    """A molecule run folder (its config.json and a checkpoints/ folder, as kflow molecules train
+    writes them) given to kflow sample, inspect, eval likelihood or train --resume."""
+    import json
+
+    from kflow.molecules.config import AssemblyConfig
+
+    run = tmp_path / "mol"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps(AssemblyConfig().to_dict()))
+    for argv in (
+        ["sample", run, "--out", tmp_path / "s"],
+        ["eval", "likelihood", run],
+        ["train", TINY, f"out_dir={run}", "--resume"],
+    ):
+        err = err_of(capsys, *argv)
+        assert "is a molecule run" in err and "kflow molecules" in err, (argv, err)
+
+
+def test_molecule_commands_given_an_image_run_or_a_garbage_config(tiny_run, tmp_path):
+    from kflow.molecules.runs import load_assembly_run
+    from kflow.utils.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match="is an image run .kflow train.; use kflow sample"):
+        load_assembly_run(tiny_run)
+    (tmp_path / "config.json").write_bytes(b"\xff\xfe garbage")
+    with pytest.raises(CheckpointError, match=r"config.json is not readable JSON"):
+        load_assembly_run(tmp_path)
