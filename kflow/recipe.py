@@ -97,11 +97,6 @@ def make_model(cfg: Config, shape, num_classes: int, path: KFlowPath | None = No
     model = build_model(cfg.model.name, m)
     if cfg.model.resolution == "full" or path is None or path.num_bands == 1:  # one band: its stage is the image
         return model
-    if cfg.model.name != "unet":
-        raise ConfigError(
-            "model.resolution=stage runs a UNet (convolutional, any size); a DiT would need positional "
-            "embeddings per grid: use model.name=unet or model.resolution=full"
-        )
     own = None
     if cfg.model.stage_weights == "own":  # one more backbone per stage, each from its own draw
         own = [model] + [build_model(cfg.model.name, m) for _ in range(1, path.num_bands)]

@@ -106,6 +106,7 @@ class DiT(nn.Module):
         p, n = cfg.patch_size, cfg.image_size // cfg.patch_size
         self.patch = nn.Conv2d(cfg.in_channels, dim, p, stride=p)
         self.register_buffer("pos", self._pos_embed(dim, n), persistent=False)
+        self._coarse: dict[int, Tensor] = {}  # staged models: embeddings of the coarser token grids
         self.k_emb = KEmbedding(dim, freq_dim=256, band_edges=cfg.band_edges, band_windows=cfg.band_windows)
         self.y_emb = ClassEmbedding(cfg.num_classes, dim) if cfg.num_classes > 0 else None
         self.blocks = nn.ModuleList(DiTBlock(dim, heads, cfg) for _ in range(depth))
@@ -117,23 +118,36 @@ class DiT(nn.Module):
             nn.init.zeros_(m.bias)
 
     @staticmethod
-    def _pos_embed(dim: int, n: int) -> Tensor:
-        """Fixed 2D sin-cos position embedding (n*n, dim)."""
+    def _pos_embed(dim: int, n: int, full: int | None = None) -> Tensor:
+        """Fixed 2D sin-cos position embedding (n*n, dim). A coarser grid of a staged model (n < full
+        tokens a side) puts each token at the centre of the full-grid tokens it covers, so a token
+        carries the same place in the image at every stage; n = full gives positions 0..n-1."""
         q = dim // 4
         omega = 1.0 / 10000 ** (torch.arange(q, dtype=torch.float64) / q)
-        yy, xx = torch.meshgrid(
-            torch.arange(n, dtype=torch.float64), torch.arange(n, dtype=torch.float64), indexing="ij"
-        )
+        step = 1.0 if full is None else full / n
+        coord = (torch.arange(n, dtype=torch.float64) + 0.5) * step - 0.5
+        yy, xx = torch.meshgrid(coord, coord, indexing="ij")
         parts = []
         for g in (yy.flatten(), xx.flatten()):
             a = g[:, None] * omega[None]
             parts += [a.sin(), a.cos()]
         return torch.cat(parts, dim=1).float()[None]
 
+    def _pos_for(self, n: int, m: int) -> Tensor:
+        """The position embedding of an n x m token grid: the built one, or a staged model's coarser one."""
+        full = self.cfg.image_size // self.cfg.patch_size
+        if n == m == full:
+            return self.pos
+        if n != m or n > full:
+            raise ValueError(f"a DiT for {full}x{full} tokens got a {n}x{m} grid; give square images up to its size")
+        if n not in self._coarse:
+            self._coarse[n] = self._pos_embed(self.pos.shape[-1], n, full).to(self.pos.device)
+        return self._coarse[n].to(self.pos.device)
+
     def forward(self, x: Tensor, k, y: Tensor | None = None) -> Tensor:
         B, C, H, W = x.shape
         p = self.cfg.patch_size
-        h = self.patch(x).flatten(2).transpose(1, 2) + self.pos  # (B, T, D)
+        h = self.patch(x).flatten(2).transpose(1, 2) + self._pos_for(H // p, W // p)  # (B, T, D)
         c = self.k_emb(per_sample(k, x).float())  # (B,) k in float32 for the embedding
         if self.y_emb is not None:
             c = c + self.y_emb(y, B, x.device)

@@ -39,6 +39,14 @@ class StagedModel(nn.Module):
         T = path.transform
         path.stage_starts()  # refuses paths whose bands do not start coarse to fine
         self.shapes = [T.stage_shape(s) for s in range(T.num_bands)]  # refuses transforms without stage images
+        patch = getattr(backbone.cfg, "patch_size", None)
+        if patch is not None:  # a DiT patchifies every stage image
+            bad = [shape for shape in self.shapes if shape[-1] % patch or shape[-2] % patch]
+            if bad:
+                raise ValueError(
+                    f"stage 0 is a {bad[0][-2]}x{bad[0][-1]} image, not divisible by the DiT's patch size {patch}; "
+                    "use a smaller model.dit.patch_size or fewer bands"
+                )
         mult = getattr(backbone.cfg, "channel_mult", None)
         if mult is not None:  # a UNet halves the image len(mult) - 1 times
             f = 2 ** (len(mult) - 1)

@@ -263,12 +263,39 @@ def test_the_staged_model_trains_and_resumes_through_the_cli(tmp_path, transform
     assert main(["sample", str(out), "--n", "4", "--steps", "6", "--out", str(tmp_path / "s")]) == 0
 
 
+def test_a_staged_dit_runs_each_stage_on_its_own_token_grid():
+    """DiT at stage resolution: 4x4 / 16 / 64 tokens (patch 2 on 4x4, 8x8, 16x16 stage images), the
+    full grid's positions bit for bit the plain DiT's, a coarse token at the centre of the full-grid
+    tokens it covers; the exact velocity through a staged DiT-shaped wrapper lands on x_1."""
+    from kflow.models import DiT, DiTConfig
+
+    path = staggered_path()
+    dit = DiT(DiTConfig(in_channels=2, image_size=16, patch_size=2, size="XS"))
+    model = StagedModel(dit, path)
+    seen = []
+    dit.patch.register_forward_hook(lambda m, i, o: seen.append(o.shape[-2] * o.shape[-1]))
+    x, k = f64(3, *SHAPE).float(), torch.tensor([0.1, 0.5, 0.9])
+    out = model(x, k)
+    assert out.shape == x.shape and sorted(seen) == [4, 16, 64]
+    assert dit._pos_for(8, 8) is dit.pos  # the full grid: the plain DiT's positions, bit for bit
+    # a 2x2 grid of 8x8 full-grid tokens: token (0, 0) covers full-grid rows and columns 0..3, centre 1.5
+    q = 192 // 4
+    omega = 1.0 / 10000 ** (torch.arange(q, dtype=torch.float64) / q)
+    coarse = dit._pos_for(2, 2)[0]  # (4, 192): [sin y, cos y, sin x, cos x]
+    torch.testing.assert_close(coarse[0, :q], (1.5 * omega).sin().float())
+    torch.testing.assert_close(coarse[3, 2 * q : 3 * q], (5.5 * omega).sin().float())
+    out64 = StagedModel(dit.double(), path)(f64(2, *SHAPE), torch.tensor([0.2, 0.95], dtype=torch.float64))
+    assert out64.dtype == torch.float64 and torch.isfinite(out64).all()
+    with pytest.raises(ValueError, match="got a 9x9 grid"):
+        dit._pos_for(9, 9)
+
+
 @pytest.mark.parametrize(
     "change, msg",
     [
         (dict(transform="pca"), "span no lower-resolution image"),
         (dict(order="high_to_low"), "start coarse to fine"),
-        (dict(model="dit"), "runs a UNet"),
+        (dict(model="dit"), "not divisible by the DiT's patch size 4"),
         (dict(channel_mult=[1, 2, 2, 2]), "halves it 3 times"),
     ],
 )
@@ -280,6 +307,7 @@ def test_bad_combinations_are_refused_in_one_line(change, msg):
         cfg.path = dataclasses.replace(cfg.path, order=change["order"])
     if "model" in change:
         cfg.model = dataclasses.replace(cfg.model, name=change["model"])
+        cfg.model.dit = dataclasses.replace(cfg.model.dit, size="XS", patch_size=4)  # stage 0 is 2x2
     if "channel_mult" in change:
         cfg.model.unet = dataclasses.replace(cfg.model.unet, channel_mult=change["channel_mult"])
     data = torch.randn(64, 1, 8, 8)
@@ -299,3 +327,20 @@ def test_transforms_without_stage_images_say_so():
     I = IdentityTransform(SHAPE)
     x = f64(2, *SHAPE)
     assert I.to_stage(x, 0) is x and I.stage_shape(0) == SHAPE
+
+
+def test_a_staged_dit_trains_resumes_and_samples_through_the_cli(tmp_path):
+    from pathlib import Path
+
+    from kflow.cli.main import main
+    from kflow.runs import load_run
+
+    out = tmp_path / "run"
+    cfg_file = str(Path(__file__).resolve().parents[2] / "configs" / "digits_tiny.yaml")
+    args = ["model.name=dit", "model.dit.size=XS", "model.dit.patch_size=2", "model.resolution=stage"]
+    args += ["path.windows=[[0,1],[0.34,1],[0.67,1]]", "model.k_embedding=window", f"out_dir={out}"]
+    assert main(["train", cfg_file, *args, "train.steps=4", "train.ckpt_every=2"]) == 0
+    assert main(["train", cfg_file, *args, "train.steps=6", "train.ckpt_every=2", "--resume"]) == 0
+    run = load_run(out)
+    assert isinstance(run.model, StagedModel) and run.cfg.model.name == "dit" and run.step == 6
+    assert main(["sample", str(out), "--n", "4", "--steps", "6", "--out", str(tmp_path / "s")]) == 0
