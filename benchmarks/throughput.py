@@ -31,6 +31,20 @@ from kflow.training import Trainer
 ROOT = Path(__file__).resolve().parents[1]
 UNET_ROWS = ["fm", "fourier2", "fourier3", "wavelet2", "wavelet3", "pca2", "pca3"]
 DIT_ROWS = ["fm", "fourier3", "wavelet3", "pca2"]
+# band-localized rows: the 3-band db6 config with staggered starts run at stage resolution, stage
+# counts fixed per step, and a backbone per stage (`_own`)
+STAGED = [
+    "path.windows=[[0.0,1.0],[0.3333333333333333,1.0],[0.6666666666666666,1.0]]",
+    "path.overlap=0",
+    "model.k_embedding=window",
+    "train.k_density=logit_normal",
+    "model.resolution=stage",
+    "train.stage_batches=stratified",
+]
+VARIANTS = {
+    "wavelet3_stage": ("wavelet3", STAGED),
+    "wavelet3_stage_own": ("wavelet3", [*STAGED, "model.stage_weights=own"]),
+}
 # dense bf16 tensor-core peaks (FLOP/s) from the vendors' data sheets, matched on the device name
 PEAKS = {"H200": 989.4e12, "H100 PCIe": 756e12, "H100": 989.4e12, "A100": 312e12, "L40S": 362e12, "A10G": 70e12}
 
@@ -61,6 +75,18 @@ def train_flops_per_image(tr: Trainer, batch: int) -> float:
     return fc.get_total_flops() / batch
 
 
+def counted_flops(tr: Trainer, dev) -> str:
+    """Expected training GFLOPs per image (forward + backward over the stages the k-density visits)
+    and sampling GFLOPs per image at 50 Euler steps, counted per stage (kflow/models/flops.py)."""
+    from kflow.models.flops import FlopTally, training_flops_per_image
+
+    model = tr.ema.eval()
+    train = training_flops_per_image(tr.model, tr.path, tr.cfg.train.k_density, tr.cfg.train.stage_share) / 1e9
+    tally = FlopTally(model, tr.path)
+    sample(tally, tr.path, 2, steps=50, device=dev)
+    return f"{train:.3f} | {tally.flops / 2 / 1e9:.3f}"
+
+
 def make_trainers(args, tmp) -> dict:
     overrides = [
         f"train.batch_size={args.batch}",
@@ -71,13 +97,13 @@ def make_trainers(args, tmp) -> dict:
         f"train.compile={str(args.compile).lower()}",
     ]
     if args.backbone == "unet":
-        rows = UNET_ROWS
+        rows = args.rows.split(",") if args.rows else UNET_ROWS
         extra = []
-    else:  # DiT on (4, 32, 32) latents
-        rows = DIT_ROWS
+    else:  # DiT on (4, 32, 32) latents (random values in the images' range: the content does not change the cost)
+        rows = args.rows.split(",") if args.rows else DIT_ROWS
         npz = Path(tmp) / "latents.npz"
         np.savez(
-            npz, x=np.random.default_rng(0).standard_normal((max(4 * args.batch, 2048), 4, 32, 32)).astype(np.float32)
+            npz, x=np.random.default_rng(0).uniform(-1, 1, (max(4 * args.batch, 2048), 4, 32, 32)).astype(np.float32)
         )
         size = args.backbone.split("-")[1]
         extra = [
@@ -93,7 +119,8 @@ def make_trainers(args, tmp) -> dict:
         ]
     trainers = {}
     for row in rows:
-        cfg = load_config(ROOT / "configs" / f"fmnist_{row}.yaml", [f"out_dir={tmp}/{row}", *overrides, *extra])
+        base, more = VARIANTS.get(row, (row, []))
+        cfg = load_config(ROOT / "configs" / f"fmnist_{base}.yaml", [f"out_dir={tmp}/{row}", *overrides, *extra, *more])
         trainers[row] = Trainer(cfg)
         trainers[row].fit(until=3)  # warm-up (and compilation)
     return trainers
@@ -104,6 +131,7 @@ def main():
     ap.add_argument(
         "--backbone", default="unet", help="unet (Fashion-MNIST configs) or dit-XS/S/B/L on 4x32x32 latents"
     )
+    ap.add_argument("--rows", default="", help=f"comma-separated rows (configs or {', '.join(VARIANTS)})")
     ap.add_argument("--experts", type=int, default=0, help="DiT: mixture of experts with this many expert MLPs")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=10, help="training steps per row per round")
@@ -168,14 +196,15 @@ def training_table(args, trainers, dev):
         f"{args.steps} steps; sampling: median of {min(args.rounds, args.sample_rounds)} rounds"
     )
     print(
-        "\n| run | transform | train images/s | vs FM | sample images/s (50 Euler) | vs FM |"
-        + (" train TFLOP/s | MFU |" if peak else "")
+        "\n| run | transform | train images/s | vs FM | sample images/s (50 Euler) | vs FM | train GFLOPs/image "
+        "| sample GFLOPs/image |" + (" train TFLOP/s | MFU |" if peak else "")
     )
-    print("|---|---|---|---|---|---|" + ("---|---|" if peak else ""))
+    print("|---|---|---|---|---|---|---|---|" + ("---|---|" if peak else ""))
     sfm = statistics.median(sample_ips["fm"])
     for row, tr in trainers.items():
         ips, sps = statistics.median(train_ips[row]), statistics.median(sample_ips[row])
         line = f"| {row} | {tr.cfg.transform.name} | {ips:.1f} | {ips / fm:.3f} | {sps:.1f} | {sps / sfm:.3f} |"
+        line += f" {counted_flops(tr, dev):s} |"
         if peak:
             achieved = train_flops_per_image(tr, min(args.batch, 64)) * ips
             line += f" {achieved / 1e12:.1f} | {100 * achieved / peak:.1f}% |"
