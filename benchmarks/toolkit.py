@@ -136,6 +136,10 @@ VARIANTS = {
         "wavelet3_stag_logit_stage_strat",
         ["train.stage_share=[0.5,0.3,0.2]"],
     ),
+    "wavelet3_stag_logit_stage_strat_own_coarse": (
+        "wavelet3_stag_logit_stage_strat_own",
+        ["train.stage_share=[0.5,0.3,0.2]"],
+    ),
     # the same schedule with the full-resolution network at every k (what the stages save)
     "wavelet3_stag_logit": (
         "wavelet3",
