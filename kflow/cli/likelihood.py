@@ -63,12 +63,7 @@ def run_likelihood(args) -> None:
         seed=args.seed,
         device=device,
         progress=progress,
-        divergence=args.divergence,
-        probes=args.probes,
-        solver=args.solver,
-        steps=args.steps,
-        rtol=args.rtol,
-        atol=args.atol,
+        **{name: getattr(args, name) for name in ("divergence", "probes", "solver", "steps", "rtol", "atol")},
     )
     if args.progress:
         print(file=sys.stderr)
