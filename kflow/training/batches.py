@@ -13,6 +13,7 @@ from torch import Tensor
 from ..data import ImageData
 from ..path import draw_k
 from ..path.density import STAGE_BATCHES, draw_k_between, k_mass
+from ..utils.tensors import append_dims
 
 # purposes mixed into a step's seed, so that the draws of one step never share a stream
 INIT, BATCH, DROPOUT = -1, 1, 2
@@ -93,7 +94,7 @@ class BatchDrawer:
         x_1 = self.data.x[idx]
         if self.hflip:
             flip = torch.rand(B, generator=g) < 0.5
-            x_1 = torch.where(flip[:, None, None, None], x_1.flip(-1), x_1)
+            x_1 = torch.where(append_dims(flip, x_1.dim()), x_1.flip(-1), x_1)
         x_0 = torch.randn(x_1.shape, generator=g)
         k = self._draw_k(B, g)
         y = None
