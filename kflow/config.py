@@ -185,6 +185,8 @@ def validate(cfg: Config) -> None:
         ("train.batch_size", t.batch_size, t.batch_size >= 1),
         ("train.lr", t.lr, 0 < t.lr < math.inf),
         ("train.warmup", t.warmup, t.warmup >= 0),
+        ("train.weight_decay", t.weight_decay, 0 <= t.weight_decay < math.inf),
+        ("train.betas", t.betas, len(t.betas) == 2 and all(0 <= b < 1 for b in t.betas)),
         ("train.ema_decay", t.ema_decay, 0 <= t.ema_decay < 1),
         ("train.grad_clip", t.grad_clip, t.grad_clip >= 0),
         ("train.label_dropout", t.label_dropout, 0 <= t.label_dropout <= 1),

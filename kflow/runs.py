@@ -134,6 +134,11 @@ def load_run(checkpoint: str | Path, device="cpu", weights: str = "ema") -> Load
         checkpoint = ck.path
     else:
         refuse_other_kind(checkpoint.parent.parent, "this command")
+        if checkpoint.is_file() and checkpoint.suffix != ".safetensors":
+            raise CheckpointError(
+                f"{checkpoint} is not a checkpoint ({checkpoint.suffix or 'no suffix'}); give a run folder or "
+                "its ckpt-*.safetensors file"
+            )
         ck = load_checkpoint(checkpoint)
     run_dir = checkpoint.parent.parent
     check_belongs(ck.meta.get("config", {}), run_dir, checkpoint.name)

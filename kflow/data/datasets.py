@@ -159,12 +159,22 @@ def load_npz(path: str | Path) -> ImageData:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path} does not exist; give the path of an .npz with an 'x' (or 'images') array")
-    with np.load(path, allow_pickle=False) as f:
-        key = next((k for k in ("x", "images", "samples") if k in f), None)
-        if key is None:
-            raise DataError(f"{path} has arrays {list(f.keys())} but no 'x' or 'images'; save the images under 'x'")
-        x = np.asarray(f[key])
-        y = next((np.asarray(f[k]) for k in ("y", "labels") if k in f), None)
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            key = next((k for k in ("x", "images", "samples") if k in f), None)
+            if key is None:
+                raise DataError(f"{path} has arrays {list(f.keys())} but no 'x' or 'images'; save the images under 'x'")
+            x = np.asarray(f[key])
+            y = next((np.asarray(f[k]) for k in ("y", "labels") if k in f), None)
+    except ValueError as e:  # numpy: object arrays need pickle, which kflow never loads
+        if "allow_pickle" not in str(e):
+            raise DataError(f"{path} is not a readable .npz ({e}); save it with numpy.savez") from None
+        raise DataError(
+            f"{path} holds an object array (it would need pickle to load, which kflow never does); "
+            "save numeric arrays (uint8 or float images) with numpy.savez"
+        ) from None
+    except (OSError, EOFError) as e:
+        raise DataError(f"{path} is not a readable .npz ({type(e).__name__}); save it with numpy.savez") from None
     if x.ndim == 3:
         x = x[:, None]
     if x.ndim != 4 or len(x) == 0:

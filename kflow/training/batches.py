@@ -13,6 +13,7 @@ from torch import Tensor
 from ..data import ImageData
 from ..path import draw_k
 from ..path.density import STAGE_BATCHES, draw_k_between, k_mass
+from ..utils.errors import ConfigError
 from ..utils.tensors import append_dims
 
 # purposes mixed into a step's seed, so that the draws of one step never share a stream
@@ -73,6 +74,27 @@ class BatchDrawer:
                     f"stage_share {p.tolist()} must be {len(stage_starts)} non-negative numbers, one per stage"
                 )
             self.stage_edges, self.stage_p = edges, p / p.sum()
+
+    @classmethod
+    def for_run(cls, cfg, data: ImageData, path) -> BatchDrawer:
+        """The drawer of a run's config (a staged model's stages from its path)."""
+        t = cfg.train
+        stages = path.stage_starts() if cfg.model.resolution == "stage" else None
+        try:
+            return cls(
+                data,
+                t.batch_size,
+                t.seed,
+                t.k_density,
+                path.windows(),
+                t.label_dropout,
+                cfg.data.hflip,
+                stage_starts=stages,
+                stage_batches=t.stage_batches,
+                stage_share=t.stage_share,
+            )
+        except ValueError as e:
+            raise ConfigError(f"train.stage_batches / train.stage_share: {e}") from None
 
     def indices(self, step: int) -> Tensor:
         """Dataset indices of the global batch of `step` (epoch permutations from the seed)."""

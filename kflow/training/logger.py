@@ -12,6 +12,23 @@ from pathlib import Path
 COLUMNS = ["step", "loss", "lr", "steps_per_s", "images_per_s", "elapsed_s"]
 
 
+def keep_rows(path: Path, step: int) -> None:
+    """Keep the header and the rows of log.csv up to `step` (rewritten atomically)."""
+    from ..utils.atomic import atomic_write
+
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    kept = [r for r in rows[1:] if r and r[0].isdigit() and int(r[0]) <= step]
+    if len(kept) == len(rows) - 1:
+        return
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as f:
+            csv.writer(f).writerows(rows[:1] + kept)
+
+    atomic_write(path, write)
+
+
 class RunLogger:
     def __init__(self, out: Path, step: int, total_steps: int, max_minutes: float | None = None, active: bool = True):
         self.t0 = time.time()
@@ -20,6 +37,8 @@ class RunLogger:
         if not active:  # DDP ranks other than 0 report nothing
             return
         path = out / "log.csv"
+        if path.exists():  # a resumed run replays the steps after its checkpoint: drop their old rows
+            keep_rows(path, step)
         new = not path.exists()
         self.file = open(path, "a", newline="")
         self.writer = csv.writer(self.file)

@@ -15,6 +15,16 @@ from ..utils.errors import TrainingError
 RUN_FILES = ("checkpoints", "config.json", "log.csv", "samples", "tensorboard", "pca.safetensors")
 
 
+def check_layout(out: Path) -> None:
+    """Refuse, before any work, a run folder whose parts are of the wrong kind (the folder or its
+    samples/ or checkpoints/ a file, config.json a folder): training would fail at its first write."""
+    for where in (out, out / "samples", out / "checkpoints"):
+        if where.exists() and not where.is_dir():
+            raise TrainingError(f"{where} is a file, not a folder; move it away or choose another out_dir")
+    if (out / "config.json").is_dir():
+        raise TrainingError(f"{out / 'config.json'} is a folder, not the run's config file; move it away")
+
+
 def claim_folder(
     out: Path, resume: bool, overwrite: bool, run_files=RUN_FILES, overwrite_flag: str | None = None
 ) -> None:

@@ -27,14 +27,14 @@ from ..utils.checkpoint import (
     load_state,
 )
 from ..utils.devices import join_processes
-from ..utils.errors import ConfigError, TrainingError
+from ..utils.errors import TrainingError
 from ..utils.lock import FolderLock
 from .batches import DROPOUT, INIT, BatchDrawer, derive_seed, rank_slice
 from .logger import RunLogger
 from .loss import FlowMatchingLoss
 from .memory import check_batch_fits
 from .previews import preview_grid, save_preview
-from .run_folder import check_same_run, claim_folder, resumable_checkpoint, write_checkpoint
+from .run_folder import check_layout, check_same_run, claim_folder, resumable_checkpoint, write_checkpoint
 from .schedule import ema_decay, update_ema, warmup_lr
 from .stops import out_of_time, stop_if_nonfinite
 
@@ -88,6 +88,7 @@ class Trainer:
         self.out = Path(cfg.out_dir)
         self.ckpt_dir = self.out / "checkpoints"
         if self.rank == 0:
+            check_layout(self.out)
             self.out.mkdir(parents=True, exist_ok=True)
             if not os.access(self.out, os.W_OK):
                 raise TrainingError(f"cannot write to {self.out}; choose another out_dir")
@@ -127,22 +128,7 @@ class Trainer:
         self.opt = torch.optim.AdamW(
             self.model.parameters(), lr=t.lr, betas=tuple(t.betas), weight_decay=t.weight_decay, fused=fused or None
         )
-        stages = self.path.stage_starts() if cfg.model.resolution == "stage" else None
-        try:
-            self.batches = BatchDrawer(
-                self.data,
-                t.batch_size,
-                t.seed,
-                t.k_density,
-                self.path.windows(),
-                t.label_dropout,
-                cfg.data.hflip,
-                stage_starts=stages,
-                stage_batches=t.stage_batches,
-                stage_share=t.stage_share,
-            )
-        except ValueError as e:
-            raise ConfigError(f"train.stage_batches / train.stage_share: {e}") from None
+        self.batches = BatchDrawer.for_run(cfg, self.data, self.path)
 
     def _resume(self) -> None:
         """The newest sound checkpoint's state, or step 0 for a run killed before its first one."""

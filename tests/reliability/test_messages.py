@@ -113,3 +113,49 @@ def test_molecule_commands_given_an_image_run_or_a_garbage_config(tiny_run, tmp_
     (tmp_path / "config.json").write_bytes(b"\xff\xfe garbage")
     with pytest.raises(CheckpointError, match=r"config.json is not readable JSON"):
         load_assembly_run(tmp_path)
+
+
+def test_run_folder_parts_of_the_wrong_kind_are_refused_before_training(tmp_path, capsys):
+    f = tmp_path / "file"
+    f.write_text("x")
+    assert "is a file, not a folder" in err_of(capsys, "train", TINY, f"out_dir={f}", "train.steps=2")
+    for part, make in [("samples", lambda p: p.write_text("x")), ("config.json", lambda p: p.mkdir())]:
+        run = tmp_path / part.replace(".", "_")
+        run.mkdir()
+        make(run / part)
+        err = err_of(capsys, "train", TINY, f"out_dir={run}", "train.steps=2")
+        assert part in err and "move it away" in err
+        assert not (run / "checkpoints").exists()  # refused before the first step
+
+
+def test_bad_numbers_images_and_files_name_themselves(tmp_path, capsys, tiny_run):
+    import numpy as np
+
+    assert "train.weight_decay=nan is out of range" in err_of(
+        capsys, "train", TINY, "train.weight_decay=.nan", f"out_dir={tmp_path / 'r'}"
+    )
+    err = err_of(capsys, "train", TINY, "train.betas=[0.9,1.5]", f"out_dir={tmp_path / 'r'}")
+    assert "train.betas=[0.9, 1.5]" in err
+    obj = tmp_path / "obj.npz"
+    np.savez(obj, x=np.array([np.zeros((8, 8)), "text"], dtype=object))
+    err = err_of(capsys, "train", TINY, "data.name=npz", f"data.root={obj}", f"out_dir={tmp_path / 'r2'}")
+    assert "holds an object array" in err and "obj.npz" in err
+    png = tmp_path / "image.png"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n" + b"0" * 64)
+    assert "is not a checkpoint (.png)" in err_of(capsys, "sample", png, "--out", tmp_path / "s")
+
+
+def test_resume_keeps_log_rows_only_up_to_the_checkpoint(tmp_path):
+    """Killed after step 6 with the last checkpoint at 4: the resumed run rewrites steps 5..8, and
+    log.csv holds each step once."""
+    import csv
+
+    from kflow.config import load_config
+    from kflow.training import Trainer
+
+    over = [f"out_dir={tmp_path}", "train.steps=8", "train.ckpt_every=4", "train.log_every=1", "train.device=cpu"]
+    Trainer(load_config(TINY, over)).fit(until=6)
+    Trainer(load_config(TINY, over), resume=True).fit()
+    with open(tmp_path / "log.csv", newline="") as f:
+        steps = [int(r["step"]) for r in csv.DictReader(f)]
+    assert steps == list(range(1, 9))
