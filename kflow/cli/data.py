@@ -48,6 +48,12 @@ def run_molecules(args) -> None:
 
         reasons = "; ".join(f"{k}: {v}" for k, v in list(skipped.items())[:3])
         raise DataError(f"no cluster could be cut from the {len(crystals)} crystal(s) ({reasons})")
+    empty = [name for name, clusters in splits.items() if not clusters]
+    if empty:  # splits go by molecule: a handful of crystals can leave a split with none
+        print(
+            f"warning: the {', '.join(empty)} split(s) got no clusters ({len(crystals)} crystal(s), split by "
+            "molecule); add crystals of more molecules for a usable set"
+        )
     info = dict(
         source=source,
         crystals=len(crystals),

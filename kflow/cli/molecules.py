@@ -22,13 +22,26 @@ def load_assembly_config(path, overrides):
     return AssemblyConfig.from_dict(apply_overrides(read_config_file(path), list(overrides)))
 
 
+def empty_split(cfg, split: str) -> str:
+    """Why a split has no clusters: none in the set at all, or all over the atom limit."""
+    from ..molecules.cluster_files import load_clusters
+
+    total = len(load_clusters(cfg.data, split))
+    if total == 0:
+        return f"{cfg.data} has no {split} clusters at all (too few crystals for a {split} split); build a larger set"
+    return (
+        f"{cfg.data} has {total} {split} clusters, none with molecules of <= {cfg.max_atoms} atoms; raise max_atoms "
+        "(0: no limit)"
+    )
+
+
 def run_train(args) -> None:
     from ..molecules.train import train_assembly
 
     cfg = load_assembly_config(args.config, args.overrides)
     train, val = cfg.clusters("train"), cfg.clusters("val") if cfg.eval_every else None
     if not train:
-        raise ValueError(f"{cfg.data} has no training clusters with molecules of <= {cfg.max_atoms} atoms")
+        raise ValueError(empty_split(cfg, "train"))
     r = train_assembly(train, cfg, out=args.out, val=val, resume=args.resume, overwrite=args.overwrite)
     chosen = f"; weights of step {r.best_step} (best validation)" if r.curve else ""
     print(f"trained {r.step} steps in {r.train_s:.0f} s{chosen}; run in {args.out}")
@@ -37,7 +50,7 @@ def run_train(args) -> None:
 def _split(cfg, args):
     clusters = cfg.clusters(args.split)
     if not clusters:
-        raise ValueError(f"{cfg.data} has no {args.split} clusters with molecules of <= {cfg.max_atoms} atoms")
+        raise ValueError(empty_split(cfg, args.split))
     return clusters[: args.limit] if args.limit else clusters
 
 

@@ -16,6 +16,16 @@ from .model import AssemblyNetConfig
 LR_SCHEDULES = ("constant", "cosine")
 
 
+# what an out-of-range message adds: the rule the value broke
+RULES = {
+    "warmup": " (it must be below steps={cfg.steps}: the warm-up has to end before training does)",
+    "lr": " (0 < lr < 1)",
+    "ema": " (0 <= ema < 1)",
+    "overlap": " (0: the hard path .. 1: flow matching)",
+    "val_clusters": " (at least 1)",
+}
+
+
 @dataclass
 class AssemblyConfig:
     flow: str = "kflow"  # rigid_fm | kflow
@@ -76,7 +86,8 @@ class AssemblyConfig:
             ("max_atoms", self.max_atoms, self.max_atoms >= 0),
         ]:
             if not ok:
-                raise ConfigError(f"{key}={value!r} is out of range")
+                rule = RULES.get(key, "")
+                raise ConfigError(f"{key}={value!r} is out of range{rule.format(cfg=self)}")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise ConfigError(f"device={self.device!r} is not a device; use auto, cpu, cuda or cuda:N")
 

@@ -166,3 +166,25 @@ def test_cif_site_count_and_the_size_limit(cif_folder, tmp_path):
     lines = []
     read_cif_folder(many, log=lines.append)
     assert lines == ["read 50/51 CIF files (50 usable)"]
+
+
+def test_one_crystal_says_which_splits_are_empty_and_an_empty_split_names_the_cause(cif_folder, tmp_path):
+    folder, crystals = cif_folder
+    one = tmp_path / "one"
+    one.mkdir()
+    (one / "a.cif").write_bytes((folder / f"{crystals[0].name}.cif").read_bytes())
+    r = kflow("data", "molecules", "--cifs", one, "--out", tmp_path / "set", "--centres", "1", "--rotations", "1")
+    assert r.returncode == 0, r.stderr
+    warned = [line for line in r.stdout.splitlines() if line.startswith("warning:")]
+    assert len(warned) == 1 and "split(s) got no clusters" in warned[0]
+    counts = json.loads((tmp_path / "set" / "manifest.json").read_text())["counts"]
+    empty = [name for name, c in counts.items() if c["clusters"] == 0]
+    assert empty and all(name in warned[0].split(" split(s)")[0] for name in empty)
+    from kflow.cli.molecules import empty_split
+    from kflow.molecules.config import AssemblyConfig
+
+    msg = empty_split(AssemblyConfig(data=str(tmp_path / "set")), empty[0])
+    assert f"no {empty[0]} clusters at all" in msg and "build a larger set" in msg
+    full = [name for name, c in counts.items() if c["clusters"] > 0][0]
+    msg = empty_split(AssemblyConfig(data=str(tmp_path / "set"), max_atoms=1), full)
+    assert "none with molecules of <= 1 atoms; raise max_atoms" in msg

@@ -308,3 +308,8 @@ def test_benchmark_oracle_places_the_true_crystal(monkeypatch):
     distances = lambda x: torch.pdist(x[0].mean(1)).sort().values
     for _, atoms in placed[1:]:
         torch.testing.assert_close(distances(atoms), distances(b.target))
+
+
+def test_out_of_range_settings_say_the_rule():
+    with pytest.raises(ConfigError, match=r"warmup=100 is out of range \(it must be below steps=2"):
+        AssemblyConfig.from_dict({"warmup": 100, "steps": 2})
