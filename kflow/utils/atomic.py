@@ -7,8 +7,10 @@ kill at any moment leaves either the old file or the new one, never a torn one.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +33,24 @@ def _umask() -> int:
     return mask
 
 
+def disk_full(e: BaseException) -> bool:
+    """A full disk or quota, also as safetensors reports it (its own error type, not OSError)."""
+    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return type(e).__name__ == "SafetensorError" and ("StorageFull" in str(e) or "No space" in str(e))
+
+
+def disk_full_message(path: Path) -> str:
+    try:
+        free = f"{shutil.disk_usage(path.parent).free / 2**20:.0f} MiB free there"
+    except OSError:
+        free = "free space unknown"
+    return (
+        f"No space left on device while writing {path} ({free}); free space and rerun (training, "
+        "sampling and encoding continue where they stopped; nothing finished is lost)"
+    )
+
+
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -43,8 +63,10 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         tmp.unlink(missing_ok=True)
+        if disk_full(e):  # one message for every writer: which file, how much room, what to do
+            raise OSError(errno.ENOSPC, disk_full_message(path), str(path)) from None
         raise
     with contextlib.suppress(OSError):  # make the rename itself durable
         dfd = os.open(path.parent, os.O_RDONLY)

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .atomic import atomic_write, open_safetensors
+from .atomic import atomic_write, disk_full, open_safetensors
 from .errors import CheckpointError
 
 CKPT_RE = re.compile(r"^ckpt-(\d{8})\.safetensors$")
@@ -72,9 +72,10 @@ def save_tensors(path: Path, tensors: dict[str, Tensor], meta: dict) -> None:
 
         try:
             save_file(tensors, str(tmp), metadata={"kflow": json.dumps(meta)})
-        except SafetensorError as e:  # safetensors reports a full disk as its own error type, not OSError
-            full = "StorageFull" in str(e) or "No space" in str(e)
-            raise OSError(errno.ENOSPC if full else errno.EIO, "no space left on device" if full else str(e)) from None
+        except SafetensorError as e:  # a full disk becomes atomic_write's one message; the rest an OSError
+            if disk_full(e):
+                raise
+            raise OSError(errno.EIO, str(e)) from None
 
     atomic_write(path, write)
 

@@ -96,3 +96,31 @@ def test_remove_temp_files_cleans_what_a_killed_write_together_left(tmp_path):
     removed = remove_temp_files(tmp_path)
     assert len(removed) == len(left) + 1
     assert [f.name for f in tmp_path.iterdir()] == ["keep.txt"]
+
+
+def test_a_full_disk_is_one_message_naming_the_file_and_the_room(tmp_path):
+    """Any writer through atomic_write (checkpoints, samples, cluster sets, molecule weights): the
+    file, the free space and what to do; nothing half-written is left."""
+    import errno
+
+    from kflow.utils.atomic import atomic_write
+
+    def full(tmp):
+        tmp.write_bytes(b"part")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    target = tmp_path / "samples.npz"
+    with pytest.raises(OSError) as e:
+        atomic_write(target, full)
+    msg = str(e.value)
+    assert e.value.errno == errno.ENOSPC and str(target) in msg and "MiB free there" in msg and "rerun" in msg
+    assert list(tmp_path.iterdir()) == []
+
+    class SafetensorError(Exception):  # how safetensors reports it: its own type, not OSError
+        pass
+
+    def full_st(tmp):
+        raise SafetensorError("Error while serializing: IoError(Os { code: 28, kind: StorageFull })")
+
+    with pytest.raises(OSError, match="No space left on device while writing"):
+        atomic_write(target, full_st)
