@@ -99,7 +99,14 @@ def make_model(cfg: Config, shape, num_classes: int, path: KFlowPath | None = No
         return model
     own = None
     if cfg.model.stage_weights == "own":  # one more backbone per stage, each from its own draw
-        own = [model] + [build_model(cfg.model.name, m) for _ in range(1, path.num_bands)]
+        widths = cfg.model.stage_channels
+        if widths is not None and len(widths) != path.num_bands:
+            raise ConfigError(f"model.stage_channels has {len(widths)} entries for {path.num_bands} stages")
+        if widths is not None:  # each stage's UNet at its own width (stage 0 the first drawn)
+            own = [build_model(cfg.model.name, dataclasses.replace(m, channels=c)) for c in widths]
+            model = own[0]
+        else:
+            own = [model] + [build_model(cfg.model.name, m) for _ in range(1, path.num_bands)]
     try:
         return StagedModel(model, path, own)
     except ValueError as e:

@@ -190,8 +190,32 @@ def test_own_weights_from_the_config_are_independent_backbones():
     assert n_own == 3 * n_shared and all(key.startswith("backbone.") for key in shared.state_dict())
 
 
+def test_stage_channels_size_each_stages_own_unet():
+    cfg = unet_cfg(resolution="stage", stage_weights="own", stage_channels=[16, 8, 4])
+    T = make_transform(cfg, (1, 8, 8))
+    model = make_model(cfg, (1, 8, 8), 0, make_path(cfg, T))
+    assert [net.cfg.channels for net in model.backbones] == [16, 8, 4]
+    x, k = torch.randn(3, 1, 8, 8), torch.tensor([0.1, 0.5, 0.9])
+    assert model(x, k).shape == x.shape
+    with pytest.raises(ConfigError, match="2 entries for 3 stages"):
+        bad = unet_cfg(resolution="stage", stage_weights="own", stage_channels=[8, 8])
+        make_model(bad, (1, 8, 8), 0, make_path(cfg, T))
+    from kflow.config import load_config
+
+    with pytest.raises(ConfigError, match="set model.stage_weights=own"):
+        load_config(None, ["model.resolution=stage", "model.stage_channels=[8,8,8]"])
+    with pytest.raises(ConfigError, match="positive whole numbers"):
+        load_config(None, ["model.resolution=stage", "model.stage_weights=own", "model.stage_channels=[8,0,8]"])
+
+
 @pytest.mark.parametrize(
-    "option", ["model.stage_weights=own", "train.stage_batches=one", "train.stage_share=[0.5,0.3,0.2]"]
+    "option",
+    [
+        "model.stage_weights=own",
+        "train.stage_batches=one",
+        "train.stage_share=[0.5,0.3,0.2]",
+        "model.stage_channels=[8]",
+    ],
 )
 def test_stage_options_need_a_staged_model(option):
     from kflow.config import load_config
