@@ -136,10 +136,10 @@ VARIANTS = {
         "wavelet3_stag_logit_stage_strat",
         ["train.stage_share=[0.5,0.3,0.2]"],
     ),
-    # the coarse stages' own UNets wider (8x8 and 16x16 images: cheap), the fine one as FM's
+    # the coarse stage's own UNet twice as wide (an 8x8 image: cheap), the others as FM's
     "wavelet3_stag_logit_stage_strat_own_wide": (
         "wavelet3_stag_logit_stage_strat_own",
-        ["model.stage_channels=[32,24,16]"],
+        ["model.stage_channels=[32,16,16]"],
     ),
     "wavelet3_stag_logit_stage_strat_own_coarse": (
         "wavelet3_stag_logit_stage_strat_own",
