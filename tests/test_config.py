@@ -94,3 +94,19 @@ def test_yaml_string_floats_are_read_as_floats(tmp_path):
     f = tmp_path / "c.yaml"
     f.write_text("train: {lr: 3e-4, warmup: 10}\n")
     assert load_config(f).train.lr == 3e-4
+
+
+def test_the_staged_config_is_the_benchmarked_row(monkeypatch):
+    """configs/fmnist_wavelet3_staged.yaml is the staged row of docs/benchmarks.md (the benchmark's
+    own CPU budget and model aside): the same path, model options and stage batching."""
+    monkeypatch.syspath_prepend("benchmarks")
+    from toolkit import config_for
+
+    shipped = load_config("configs/fmnist_wavelet3_staged.yaml").to_dict()
+    row = config_for("wavelet3_stag_logit_stage_strat_own", []).to_dict()
+    for key in ("transform", "path"):
+        assert shipped[key] == row[key], key
+    for key in ("k_embedding", "resolution", "stage_weights", "stage_channels"):
+        assert shipped["model"][key] == row["model"][key], key
+    for key in ("k_density", "stage_batches", "stage_share"):
+        assert shipped["train"][key] == row["train"][key], key
