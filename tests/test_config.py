@@ -103,10 +103,13 @@ def test_the_staged_config_is_the_benchmarked_row(monkeypatch):
     from toolkit import config_for
 
     shipped = load_config("configs/fmnist_wavelet3_staged.yaml").to_dict()
-    row = config_for("wavelet3_stag_logit_stage_strat_own", []).to_dict()
+    row = config_for("wavelet3_stag_logit_stage_strat_own_wide", ["model.unet.channels=16"]).to_dict()
     for key in ("transform", "path"):
         assert shipped[key] == row[key], key
-    for key in ("k_embedding", "resolution", "stage_weights", "stage_channels"):
+    for key in ("k_embedding", "resolution", "stage_weights"):
         assert shipped["model"][key] == row["model"][key], key
+    # the widths relative to the backbone's (the benchmark's CPU UNet has 16 channels, the shipped 32)
+    rel = [c / shipped["model"]["unet"]["channels"] for c in shipped["model"]["stage_channels"]]
+    assert rel == [c / row["model"]["unet"]["channels"] for c in row["model"]["stage_channels"]] == [2, 1, 1]
     for key in ("k_density", "stage_batches", "stage_share"):
         assert shipped["train"][key] == row["train"][key], key
