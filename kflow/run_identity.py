@@ -44,3 +44,12 @@ def run_difference(saved: dict, now: dict) -> tuple[str, object, object] | None:
         if old[key] != value:
             return key, old[key], value
     return None
+
+
+def run_kind(saved) -> str | None:
+    """'image' or 'molecule' for a run folder's config.json contents (None: neither)."""
+    if not isinstance(saved, dict):
+        return None
+    if "flow" in saved and "model" not in saved:
+        return "molecule"
+    return "image" if "model" in saved else None

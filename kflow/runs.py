@@ -91,13 +91,14 @@ def refuse_other_kind(run_dir: Path, command: str) -> None:
     """A molecule run folder given to an image command: say so, and which command takes it."""
     import json
 
+    from .run_identity import run_kind
     from .utils.errors import CheckpointError
 
     try:
         saved = json.loads((run_dir / "config.json").read_text())
     except (OSError, ValueError):
         return  # not readable here: the checks that follow name the file
-    if isinstance(saved, dict) and "flow" in saved and "model" not in saved:
+    if run_kind(saved) == "molecule":
         raise CheckpointError(
             f"{run_dir} is a molecule run (kflow molecules train); {command} takes image runs: use kflow "
             "molecules sample / score on it"

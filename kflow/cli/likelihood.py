@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 from pathlib import Path
@@ -20,6 +19,7 @@ def run_likelihood(args) -> None:
     from ..metrics.evaluate import format_table
     from ..runs import load_run
     from ..sampling.likelihood import bits_by_band
+    from ..utils.atomic import atomic_write_json
     from ..utils.devices import pick_device
 
     device = pick_device(args.device)
@@ -47,7 +47,6 @@ def run_likelihood(args) -> None:
         )
     if tuple(x.shape[1:]) != tuple(T.shape):
         raise ValueError(f"{what} holds samples of shape {tuple(x.shape[1:])}; the run takes {tuple(T.shape)}")
-    x = x[: args.n]
 
     def progress(done, total):
         if args.progress:
@@ -102,7 +101,7 @@ def run_likelihood(args) -> None:
         "seconds_per_image": out.seconds / n,
     }
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2))
+        atomic_write_json(args.json, result)
     if args.figure:
         figure(rows, out.unit, f"{Path(args.run).name}: {result['total']:.3f} {out.unit}", args.figure)
 

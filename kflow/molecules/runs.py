@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..run_identity import run_kind
 from ..training.run_folder import claim_folder
 from ..utils.atomic import atomic_write_json, remove_temp_files
 from ..utils.checkpoint import (
@@ -112,7 +113,7 @@ def read_run_config(folder: Path) -> dict:
         saved = json.loads(f.read_bytes().decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         raise CheckpointError(f"{f} is not readable JSON; restore it from the run's checkpoints or retrain") from None
-    if not isinstance(saved, dict) or ("model" in saved and "flow" not in saved):
+    if not isinstance(saved, dict) or run_kind(saved) == "image":
         raise CheckpointError(f"{folder} is an image run (kflow train); use kflow sample / kflow eval on it")
     return saved
 
