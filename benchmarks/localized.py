@@ -19,12 +19,13 @@ import time
 from pathlib import Path
 
 import torch
-from toolkit import PROFILES, TrainedRow, cell, report, row_config, score_images, setup
+from toolkit import PROFILES, TrainedRow, cell, dataset_overrides, report, row_config, score_images, setup
 
 from kflow.metrics.evaluate import format_table
 from kflow.models.flops import FlopTally, training_flops_per_image
 from kflow.runs import load_run
 from kflow.sampling import sample
+from kflow.sampling.grids import parse_step_allocation
 
 FM = "fm_logit"  # flow matching tuned as hard as before: logit-normal k, uniform steps are its best
 ROWS = f"{FM},wavelet2_o50_win_logit_stage,wavelet2_stag_logit_stage,wavelet3_stag_logit_stage"
@@ -40,7 +41,13 @@ def main():
     ap.add_argument("--n", type=int, default=2000, help="samples per cell")
     ap.add_argument("--fm-nfe", default=FM_NFE)
     ap.add_argument("--nfe", default=KFLOW_NFE, help="Euler NFE of the K-Flow rows")
+    ap.add_argument(
+        "--step-allocation",
+        default=None,
+        help="K-Flow rows: steps per band (length, equal, weights 2,1,1; default: the row's)",
+    )
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--dataset", default="fashion_mnist", help="fashion_mnist, or digits32 (sklearn's digits at 32x32)")
     ap.add_argument("--work", default="runs/quality")
     ap.add_argument("--classifier", default="classifiers/fashion_mnist.safetensors")
     ap.add_argument("--speed", action="store_true", help="only the wall-clock table (untrained weights time the same)")
@@ -51,23 +58,37 @@ def main():
     rows = args.rows.split(",")
     if args.speed:
         return speed(rows, args)
-    env = setup(args.classifier)
+    env = setup(args.classifier, args.dataset)
     noise = torch.randn(args.n, 1, 32, 32, generator=torch.Generator().manual_seed(args.seed))
     results = []
     for row in rows:
         steps = args.fm_steps if row.startswith("fm") and args.fm_steps else args.steps
-        cfg = row_config(row, "cpu", steps, args.seed, args.work)
+        cfg = row_config(row, "cpu", steps, args.seed, args.work, extra=dataset_overrides(args.dataset))
         tr = TrainedRow(cfg, env.device)
         run = tr.run
         train_gflops = training_flops_per_image(run.model, run.path, cfg.train.k_density, cfg.train.stage_share) / 1e9
         nfes = args.fm_nfe if row.startswith("fm") else args.nfe
+        own = cfg.sample.step_allocation
+        alloc = args.step_allocation or (own if isinstance(own, str) else ",".join(f"{w:g}" for w in own))
+        alloc = "length" if row.startswith("fm") else alloc
+        tag = "" if alloc == "length" or not args.step_allocation else f"-alloc{alloc.replace(',', '_')}"
         for nfe in [int(v) for v in nfes.split(",")]:
 
-            def measure(nfe=nfe, row=row):
+            def measure(nfe=nfe, row=row, alloc=alloc):
                 t0, tally = time.time(), FlopTally(run.model, run.path)
-                out = sample(tally, run.path, args.n, steps=nfe, grid=cfg.sample.grid, x_0=noise, device=env.device)
+                out = sample(
+                    tally,
+                    run.path,
+                    args.n,
+                    steps=nfe,
+                    grid=cfg.sample.grid,
+                    x_0=noise,
+                    device=env.device,
+                    step_allocation=parse_step_allocation(alloc),
+                )
                 return dict(
                     row=row,
+                    step_allocation=alloc,
                     nfe=out.nfe,
                     sample_gflops=tally.flops / args.n / 1e9,
                     **score_images(env.clf, run.to_image(out.x), env.real),
@@ -79,13 +100,25 @@ def main():
                     n=args.n,
                 )
 
-            r = cell(Path(cfg.out_dir) / f"localized-euler-{nfe}-n{args.n}-seed{args.seed}.json", measure)
+            r = cell(Path(cfg.out_dir) / f"localized-euler-{nfe}{tag}-n{args.n}-seed{args.seed}.json", measure)
+            r.setdefault("step_allocation", "length")  # cells written before the option
             results.append(r)
             print(json.dumps(r), flush=True)
     compare(results)
     table = format_table(
         results,
-        ["row", "nfe", "sample_gflops", "fd", "precision", "recall", "fm_fd_at_flops", "fd_vs_fm", "train_gflops"],
+        [
+            "row",
+            "step_allocation",
+            "nfe",
+            "sample_gflops",
+            "fd",
+            "precision",
+            "recall",
+            "fm_fd_at_flops",
+            "fd_vs_fm",
+            "train_gflops",
+        ],
     )
     head = (
         f"hardware: {env.hardware}; CPU profile: {args.steps} steps (FM {args.fm_steps or args.steps}) "

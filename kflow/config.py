@@ -15,6 +15,7 @@ from .models import K_EMBEDDINGS, MODELS, RESOLUTIONS, STAGE_WEIGHTS
 from .models.dit import DiTConfig
 from .models.unet import UNetConfig
 from .path import BUMPS, K_DENSITIES, ORDERS, STAGE_BATCHES
+from .sampling.grids import STEP_ALLOCATIONS
 from .sampling.sampler import GRIDS
 from .sampling.solvers import SOLVERS
 from .transforms import BAND_SCALES, TRANSFORMS
@@ -94,6 +95,9 @@ class TrainConfig:
     sample_every: int = 0  # 0: only at the end
     log_every: int = 50
     amp: str = "auto"  # auto: bf16 on CUDA (CHOICES below)
+    # AdamW's kernel: auto is PyTorch's choice (fused on CUDA; on the CPU a loop over the tensors,
+    # slow for staged runs' three backbones), fused everywhere (another float summation order)
+    adamw: str = "auto"
     compile: bool = False
     nonfinite: str = "stop"  # stop the run, or skip the step
     max_minutes: float | None = None  # stop (and checkpoint) after this wall time
@@ -105,6 +109,8 @@ class SampleConfig:
     solver: str = "euler"
     steps: int = 50
     grid: str = "band"  # band; band_logit: logit-normal steps inside each segment; uniform
+    # steps per segment of the band grid: length (of its k interval), equal, or per-band weights
+    step_allocation: str | list[float] = "length"
     project: bool = False
     num_grid: int = 64  # images in the sample grid PNGs
     guidance: float = 1.0  # classifier-free guidance scale for class-conditional grids (1 = conditional)
@@ -146,6 +152,7 @@ CHOICES = {
     "train.stage_batches": STAGE_BATCHES,
     "train.amp": ("auto", "bf16", "none"),  # auto: bf16 on CUDA
     "train.nonfinite": ("stop", "skip"),
+    "train.adamw": ("auto", "fused"),
     "sample.solver": tuple(SOLVERS),
     "sample.grid": GRIDS,
 }
@@ -168,6 +175,15 @@ def validate(cfg: Config) -> None:
     if isinstance(cfg.train.band_loss_weights, str) and cfg.train.band_loss_weights != "interval":
         raise ConfigError(
             f"train.band_loss_weights={cfg.train.band_loss_weights!r}: use interval or a list of per-band weights"
+        )
+    alloc = cfg.sample.step_allocation
+    if isinstance(alloc, str) and alloc not in STEP_ALLOCATIONS:
+        raise ConfigError(f"sample.step_allocation={alloc!r}: use length, equal or per-band weights like [2,1,1]")
+    if not isinstance(alloc, str) and (
+        len(alloc) != (cfg.transform.num_bands or len(alloc)) or not all(math.isfinite(v) and v > 0 for v in alloc)
+    ):
+        raise ConfigError(
+            f"sample.step_allocation={alloc}: give positive weights, one per band ({cfg.transform.num_bands})"
         )
     t = cfg.train
     staged = [

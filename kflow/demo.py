@@ -29,7 +29,16 @@ def run_demo(minutes: float = 7.0, out: str | Path = "outputs/demo", config: str
     run = load_run(result.checkpoint)
     n_cls = run.num_classes
     y = classes_in_turn(80, n_cls)  # one class per column
-    s = sample(run.model, run.path, 80 if n_cls else 64, steps=cfg.sample.steps, grid="band", seed=0, y=y)
+    s = sample(
+        run.model,
+        run.path,
+        80 if n_cls else 64,
+        steps=cfg.sample.steps,
+        grid="band",
+        seed=0,
+        y=y,
+        step_allocation=cfg.sample.step_allocation,
+    )
     grid = save_image_grid(run.to_image(s.x), out / "samples.png", nrow=8)
     strip = band_strip(run.model, run.path, n=8, seed=7, y=classes_in_turn(8, n_cls))
     images, titles = strip.grid("all")

@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 
@@ -98,12 +99,13 @@ def test_yaml_string_floats_are_read_as_floats(tmp_path):
 
 def test_the_staged_config_is_the_benchmarked_row(monkeypatch):
     """configs/fmnist_wavelet3_staged.yaml is the staged row of docs/benchmarks.md (the benchmark's
-    own CPU budget and model aside): the same path, model options and stage batching."""
+    own CPU budget and model aside): the same path, model options, stage batching, optimizer kernel
+    and sampling steps per stage."""
     monkeypatch.syspath_prepend("benchmarks")
     from toolkit import config_for
 
     shipped = load_config("configs/fmnist_wavelet3_staged.yaml").to_dict()
-    row = config_for("wavelet3_stag_logit_stage_strat_own_wide", ["model.unet.channels=16"]).to_dict()
+    row = config_for("wavelet3_staged", ["model.unet.channels=16"]).to_dict()
     for key in ("transform", "path"):
         assert shipped[key] == row[key], key
     for key in ("k_embedding", "resolution", "stage_weights"):
@@ -111,5 +113,28 @@ def test_the_staged_config_is_the_benchmarked_row(monkeypatch):
     # the widths relative to the backbone's (the benchmark's CPU UNet has 16 channels, the shipped 32)
     rel = [c / shipped["model"]["unet"]["channels"] for c in shipped["model"]["stage_channels"]]
     assert rel == [c / row["model"]["unet"]["channels"] for c in row["model"]["stage_channels"]] == [2, 1, 1]
-    for key in ("k_density", "stage_batches", "stage_share"):
+    for key in ("k_density", "stage_batches", "stage_share", "adamw"):
         assert shipped["train"][key] == row["train"][key], key
+    assert shipped["sample"]["step_allocation"] == row["sample"]["step_allocation"] == [2, 1, 1]
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("sample.step_allocation=fast", "use length, equal or per-band weights"),
+        ("sample.step_allocation=[2,1]", "one per band"),
+        ("sample.step_allocation=[2,-1,1]", "positive weights"),
+        ("train.adamw=foreach", "train.adamw='foreach' is not one of auto, fused"),
+    ],
+)
+def test_sampling_and_optimizer_options_are_validated(override, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config("configs/fmnist_wavelet3.yaml", [override])
+
+
+def test_step_allocation_round_trips(tmp_path):
+    c = load_config("configs/fmnist_wavelet3.yaml", ["sample.step_allocation=[2,1,1]", "train.adamw=fused"])
+    (tmp_path / "c.json").write_text(json.dumps(c.to_dict()))
+    back = load_config(tmp_path / "c.json")
+    assert back.sample.step_allocation == [2.0, 1.0, 1.0] and back.train.adamw == "fused"
+    assert back.to_dict() == c.to_dict()

@@ -26,6 +26,9 @@ def run_sample(args) -> None:
         y = class_labels(args.label, args.n, run.num_classes)
     except ValueError as e:
         raise ValueError(f"--label {args.label}: {e}") from None
+    if args.step_allocation is None:  # the run's own setting
+        alloc = run.cfg.sample.step_allocation
+        args.step_allocation = alloc if isinstance(alloc, str) else ",".join(f"{w:g}" for w in alloc)
     try:
         alloc = parse_step_allocation(args.step_allocation)
     except ValueError as e:
@@ -110,8 +113,9 @@ def add_parser(sub) -> None:
     )
     s.add_argument(
         "--step-allocation",
-        default="length",
-        help="band grid: steps per band by 'length' (of the band's k interval), 'equal', or weights like 1,2,4",
+        default=None,
+        help="band grid: steps per band by 'length' (of the band's k interval), 'equal', or weights like 2,1,1 "
+        "(default: the run's sample.step_allocation)",
     )
     s.add_argument("--project", action="store_true", help="keep only the active band of the velocity")
     s.add_argument("--label", default=None, help="class index, or 'all' for the classes in turn (class-conditional)")

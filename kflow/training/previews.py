@@ -20,7 +20,7 @@ def preview_grid(model, path, s, num_classes: int, to_image, device) -> Tensor |
     """(num_grid, C, H, W) images in [-1, 1] sampled with SampleConfig `s`, or None when not finite."""
     y = classes_in_turn(s.num_grid, num_classes)
     velocity = guided(model, y, s.guidance, s.keep_class_until) if y is not None else None
-    how = dict(solver=s.solver, steps=s.steps, grid=s.grid, project=s.project)  # the run's sample settings
+    how = dict(solver=s.solver, steps=s.steps, grid=s.grid, project=s.project, step_allocation=s.step_allocation)
     out = sample(model, path, s.num_grid, y=y, seed=PREVIEW_SEED, device=device, velocity_for=velocity, **how)
     if not torch.isfinite(out.x).all():
         return None

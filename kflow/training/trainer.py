@@ -124,7 +124,7 @@ class Trainer:
         self.model = make_model(cfg, shape, self.data.num_classes, self.path).to(self.device)
         self.ema = copy.deepcopy(self.model).requires_grad_(False)
         t = cfg.train
-        fused = self.device.type == "cuda"
+        fused = self.device.type == "cuda" or t.adamw == "fused"
         self.opt = torch.optim.AdamW(
             self.model.parameters(), lr=t.lr, betas=tuple(t.betas), weight_decay=t.weight_decay, fused=fused or None
         )

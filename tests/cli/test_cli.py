@@ -217,3 +217,25 @@ def test_edit_and_restore_from_images(tmp_path):
     assert r.returncode == 0, r.stderr
     r = kflow("edit", run, tmp_path / "nothing.xyz", "--out", tmp_path / "e2")
     assert r.returncode == 2 and "NAME:SPLIT" in r.stderr
+
+
+def test_sample_takes_the_runs_step_allocation(tmp_path):
+    """`kflow sample` without --step-allocation integrates with the run's sample.step_allocation;
+    the flag overrides it."""
+    from kflow.cli.main import main
+    from kflow.data.image_data import to_uint8
+    from kflow.runs import load_run
+    from kflow.sampling import sample
+
+    run = tmp_path / "run"
+    over = ["train.steps=3", "train.ckpt_every=3", "sample.step_allocation=[3,1,1]"]
+    assert main(["train", str(TINY), f"out_dir={run}", *over]) == 0
+    loaded = load_run(run)
+    for flag, alloc in [([], [3.0, 1.0, 1.0]), (["--step-allocation", "length"], "length")]:
+        out = tmp_path / f"s{len(flag)}"
+        assert main(["sample", str(run), "--n", "4", "--steps", "10", "--out", str(out), *flag]) == 0
+        lib = sample(loaded.model, loaded.path, 4, steps=10, seed=0, step_allocation=alloc)
+        with np.load(out / "samples.npz") as f:
+            np.testing.assert_array_equal(f["x"], to_uint8(loaded.to_image(lib.x)))
+        manifest = json.loads((out / "parts" / "manifest.json").read_text())
+        assert manifest["step_allocation"] == ("3,1,1" if not flag else "length")
