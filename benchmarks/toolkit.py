@@ -147,6 +147,10 @@ VARIANTS = {
         "wavelet3_stag_logit_stage_strat_own_wide",
         ["train.adamw=fused", "sample.step_allocation=[2,1,1]"],
     ),
+    # levers on the recommended row for data whose coarse band holds nearly everything (digits32):
+    # the coarse stage's share of every batch up (DFM's lever), or its UNet three times as wide
+    "wavelet3_staged_coarse": ("wavelet3_staged", ["train.stage_share=[0.5,0.3,0.2]"]),
+    "wavelet3_staged_w48": ("wavelet3_staged", ["model.stage_channels=[48,16,16]"]),
     "wavelet3_stag_logit_stage_strat_own_coarse": (
         "wavelet3_stag_logit_stage_strat_own",
         ["train.stage_share=[0.5,0.3,0.2]"],
@@ -184,8 +188,10 @@ def row_config(
     row: str, profile: str, steps: int, seed: int = 0, work: str = "runs/quality", tag: str = "", extra=()
 ) -> Config:
     """The config of `row` under a profile's budget: its backbone, batch, steps and seed; the run folder
-    {work}/{profile}-{steps}-{row}{tag}, one checkpoint at the end, no preview grids."""
+    {work}/{profile}-{steps}-{row}{tag}[-seed{seed} when seed != 0], one checkpoint at the end, no
+    preview grids."""
     prof = PROFILES[profile]
+    tag = tag + (f"-seed{seed}" if seed else "")  # each seed its own run (cells are cached per run)
     return config_for(
         row,
         [

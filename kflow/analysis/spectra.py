@@ -7,16 +7,28 @@ import numpy as np
 import torch
 
 from ..transforms import FourierTransform, PCATransform, WaveletTransform
+from ..utils.errors import BandCountError
 
 
 def band_table(x: torch.Tensor, num_bands: int = 3) -> dict:
     """Energy and variance fraction per band for Fourier, wavelet (db6) and PCA with num_bands bands."""
     shape = tuple(x.shape[1:])
-    transforms = {
-        "fourier": FourierTransform(shape, num_bands=num_bands),
-        "wavelet_db6": WaveletTransform(shape, "db6", num_bands=num_bands),
-        "pca": PCATransform.fit(x.double(), num_bands=num_bands),
+    builders = {
+        "fourier": lambda: FourierTransform(shape, num_bands=num_bands),
+        "wavelet_db6": lambda: WaveletTransform(shape, "db6", num_bands=num_bands),
+        "pca": lambda: PCATransform.fit(x.double(), num_bands=num_bands),
     }
+    transforms, limits = {}, []
+    for name, build in builders.items():
+        try:
+            transforms[name] = build()
+        except BandCountError as e:
+            limits.append(e.limit)
+    if limits:  # name the count every decomposition can make, not only the first one's
+        n = min(limits)
+        raise BandCountError(
+            f"num_bands={num_bands}: images of shape {shape} make at most {n} bands in every decomposition", n
+        )
     out = {}
     for name, T in transforms.items():
         e, v = T.band_energy(x.double()), T.band_variance(x.double())

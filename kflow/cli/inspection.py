@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from ..utils.errors import BandCountError, DataError
 from .args import nonneg_int, positive_int
+
+DEFAULT_NUM_BANDS = 3
 
 
 def run_inspect(args) -> None:
@@ -10,8 +13,8 @@ def run_inspect(args) -> None:
     from ..utils.devices import pick_device
 
     if args.what == "data":
-        print(
-            ins.inspect_data(
+        try:
+            report = ins.inspect_data(
                 args.dataset,
                 args.out,
                 root=args.root,
@@ -19,7 +22,13 @@ def run_inspect(args) -> None:
                 limit=args.limit,
                 num_bands=args.num_bands,
             )
-        )
+        except BandCountError as e:
+            given = " (the default)" if args.num_bands == DEFAULT_NUM_BANDS else ""
+            raise DataError(
+                f"--num-bands {args.num_bands}{given} is too many: {e}; pass --num-bands {e.limit} "
+                "(or a larger --image-size)"
+            ) from None
+        print(report)
         return
     if not args.checkpoints:
         raise ValueError(f"kflow inspect {args.what} needs a checkpoint or run folder (e.g. runs/fmnist_wavelet3)")
@@ -65,7 +74,7 @@ def add_parser(sub) -> None:
     i.add_argument("--root", default=None, help="data: dataset folder")
     i.add_argument("--image-size", type=positive_int, default=32, help="data")
     i.add_argument("--limit", type=positive_int, default=10000, help="data: images used")
-    i.add_argument("--num-bands", type=positive_int, default=3, help="data: bands per decomposition")
+    i.add_argument("--num-bands", type=positive_int, default=DEFAULT_NUM_BANDS, help="data: bands per decomposition")
     i.add_argument("--names", default=None, help="path: comma-separated run names (default: folder names)")
     i.add_argument("--n", type=positive_int, default=None, help="path/strip: samples (default 128 / 6)")
     i.add_argument("--steps", type=positive_int, default=None, help="path/strip: Euler steps (default 100 / 50)")

@@ -61,12 +61,14 @@ def run_sample(args) -> None:
     from ..molecules.flow import make_batch
     from ..molecules.runs import load_assembly_run
     from ..molecules.train import generate
+    from ..utils.atomic import atomic_write_json
     from ..utils.lock import FolderLock
 
     net, cfg = load_assembly_run(args.run)
     clusters = _split(cfg, args)
     out = Path(args.out)
     with FolderLock(out, "--out folder"):
+        _claim_sample_folder(out, args)
         shown, i = [], 0
         for group, samples in generate(net, clusters, cfg, args.samples, args.nfe, args.seed):
             b = make_batch(group, dtype=torch.float64)
@@ -79,7 +81,47 @@ def run_sample(args) -> None:
                         shown.append((c.name, c.numbers, gen, b.target[j].numpy()))
                 i += 1
         picture(shown, out / "clusters.png")
+        atomic_write_json(out / SAMPLES_MANIFEST, dict(_sample_settings(args), complete=True, clusters=i))
     print(f"{i} clusters x {args.samples} samples written to {out} (.xyz, .cif; crystal alongside; clusters.png)")
+
+
+SAMPLES_MANIFEST = "samples.json"
+
+
+def _sample_settings(args) -> dict:
+    return dict(
+        run=str(Path(args.run).resolve()),
+        split=args.split,
+        limit=args.limit,
+        samples=args.samples,
+        nfe=args.nfe,
+        seed=args.seed,
+    )
+
+
+def _claim_sample_folder(out: Path, args) -> None:
+    """The --out folder holds one sampling job's files: its settings go in samples.json before the
+    first file, so a rerun of the same job (say, after a kill) rewrites the same files, and a
+    different job, or a folder of other files, is refused instead of mixed in."""
+    from ..utils.atomic import atomic_write_json, manifest_difference, remove_temp_files, temp_files
+
+    mf = out / SAMPLES_MANIFEST
+    settings = _sample_settings(args)
+    diff = manifest_difference(mf, settings)
+    if diff:
+        raise ValueError(
+            f"--out {out} holds samples of another job (differs in {', '.join(diff)}); "
+            "use another --out or delete that folder"
+        )
+    stale = set(temp_files(out))
+    others = [p.name for p in sorted(out.iterdir()) if p.name != SAMPLES_MANIFEST and p not in stale]
+    if others and not mf.exists():
+        raise ValueError(
+            f"--out {out} is not empty and holds no {SAMPLES_MANIFEST} (e.g. {others[0]}); "
+            "use a new or empty folder for samples"
+        )
+    remove_temp_files(out)  # left by a job killed while writing a file (the folder is ours: locked)
+    atomic_write_json(mf, dict(settings, complete=False))
 
 
 def run_score(args) -> None:

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from ..utils.errors import BandCountError
+
 SPLITS = ("dyadic", "count")
 
 
@@ -178,7 +180,7 @@ def dyadic_sizes(dim: int, num_bands: int) -> list[int]:
 
 def check_num_bands(num_bands, limit: int, what: str) -> int:
     if not isinstance(num_bands, int) or isinstance(num_bands, bool) or not 1 <= num_bands <= limit:
-        raise ValueError(f"{what}: num_bands={num_bands!r} is not possible; choose an integer in 1..{limit}")
+        raise BandCountError(f"{what}: num_bands={num_bands!r} is not possible; choose an integer in 1..{limit}", limit)
     return num_bands
 
 

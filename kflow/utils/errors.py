@@ -22,3 +22,11 @@ class CheckpointError(KFlowError, ValueError):
 
 class TrainingError(KFlowError, RuntimeError):
     """A training run that cannot start or continue (non-finite loss, unwritable folder, ...)."""
+
+
+class BandCountError(ValueError):
+    """A number of bands a transform cannot make of its shape; `limit` is the most it can."""
+
+    def __init__(self, message: str, limit: int):
+        super().__init__(message)
+        self.limit = limit

@@ -140,6 +140,21 @@ def test_train_kill_resume_sample_score(tmp_path):
         assert sorted(set(gen.get_tags())) == list(range(17))
         np.testing.assert_array_equal(gen.numbers, crystal.numbers)
     assert (out / "clusters.png").stat().st_size > 1000
+    assert json.loads((out / "samples.json").read_text())["complete"] is True
+    # the same job again (say, after a kill) rewrites its own files; another job is not mixed in
+    (out / ".0000_crystal.cif.ab12cd.tmp").write_text("left by a killed writer")
+    r = kflow("molecules", "sample", run, "--limit", "2", "--nfe", "6", "--out", out)
+    assert r.returncode == 0, r.stderr
+    assert not list(out.glob(".*tmp*"))
+    r = kflow("molecules", "sample", run, "--limit", "1", "--nfe", "6", "--out", out)
+    assert r.returncode == 2 and "holds samples of another job (differs in limit)" in r.stderr
+    assert r.stderr.strip().count("\n") == 0
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    r = kflow("molecules", "sample", run, "--limit", "2", "--nfe", "6", "--out", foreign)
+    assert r.returncode == 2 and "is not empty and holds no samples.json" in r.stderr
+    assert (foreign / "notes.txt").read_text() == "mine" and len(list(foreign.iterdir())) == 1
     # a run folder without finished weights is refused in one line
     r = kflow("molecules", "score", tmp_path)
     assert r.returncode == 2 and "no model.safetensors" in r.stderr

@@ -159,3 +159,14 @@ def test_resume_keeps_log_rows_only_up_to_the_checkpoint(tmp_path):
     with open(tmp_path / "log.csv", newline="") as f:
         steps = [int(r["step"]) for r in csv.DictReader(f)]
     assert steps == list(range(1, 9))
+
+
+def test_inspect_data_names_the_default_band_count_it_cannot_use(tmp_path, capsys):
+    # 8x8 digits make at most 2 bands (one db6 level); the default 3 is named with the count that fits
+    err = err_of(capsys, "inspect", "data", "digits", "--image-size", 8, "--out", tmp_path)
+    assert "--num-bands 3 (the default) is too many" in err and "pass --num-bands 2" in err
+    err = err_of(capsys, "inspect", "data", "digits", "--image-size", 8, "--num-bands", 4, "--out", tmp_path)
+    assert "--num-bands 4 is too many" in err and "(the default)" not in err
+    capsys.readouterr()
+    assert main(["inspect", "data", "digits", "--image-size", "8", "--num-bands", "2", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "band_energy.json").exists()
