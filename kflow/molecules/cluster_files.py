@@ -52,6 +52,18 @@ def save_clusters(out: str | Path, splits: dict[str, list[Cluster]], info: dict)
     atomic_write_json(out / "manifest.json", dict(info, counts=counts, sha256=sums))
 
 
+def _run_kind_of(folder: Path) -> str | None:
+    """'image' / 'molecule' when folder is a kflow training run (its config.json says), else None."""
+    import json
+
+    from ..run_identity import run_kind
+
+    try:
+        return run_kind(json.loads((folder / "config.json").read_text()))
+    except (OSError, ValueError):
+        return None
+
+
 def load_clusters(folder: str | Path, split: str) -> list[Cluster]:
     import json
 
@@ -59,6 +71,12 @@ def load_clusters(folder: str | Path, split: str) -> list[Cluster]:
 
     path = Path(folder) / f"{split}.safetensors"
     if not path.is_file():
+        kind = _run_kind_of(Path(folder))
+        if kind:  # a training run's folder given as data=: never suggest building a set into it
+            raise DataError(
+                f"data={folder} is {'an image' if kind == 'image' else 'a molecule'} training run, not a cluster "
+                "set; set data= to a folder written by `kflow data molecules --out DIR`"
+            )
         raise DataError(f"{path} does not exist; build the set with `kflow data molecules --out {folder}`")
     manifest = Path(folder) / "manifest.json"
     rebuild = f"rebuild it with `kflow data molecules --out {folder}`"

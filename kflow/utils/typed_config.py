@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import types
 import typing
 from pathlib import Path
@@ -79,10 +80,20 @@ def _build(cls, d: Any, prefix: str):
     return cls(**kwargs)
 
 
-def _parse_value(text: str):
+def _parse_value(key: str, text: str):
     import yaml
 
-    return yaml.safe_load(text)
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        why = str(getattr(e, "problem", None) or e).splitlines()[0]
+        raise ConfigError(
+            f"override {key}={text[:40]!r}: the value is not YAML ({why}); write numbers, true/false, [lists] "
+            "or quoted text"
+        ) from None
+
+
+KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")  # section.key, as in the config files
 
 
 def apply_overrides(d: dict, overrides: list[str]) -> dict:
@@ -94,11 +105,16 @@ def apply_overrides(d: dict, overrides: list[str]) -> dict:
         key, text = item.split("=", 1)
         node = d
         parts = key.split(".")
+        if not KEY.fullmatch(key):
+            raise ConfigError(
+                f"override {item[:60]!r}: {key[:40]!r} is not a config key; "
+                "write section.key=value (e.g. train.steps=200)"
+            )
         for p in parts[:-1]:
             node = node.setdefault(p, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override {key}: {p} is not a section")
-        node[parts[-1]] = _parse_value(text)
+        node[parts[-1]] = _parse_value(key, text)
     return d
 
 

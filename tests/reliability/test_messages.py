@@ -170,3 +170,13 @@ def test_inspect_data_names_the_default_band_count_it_cannot_use(tmp_path, capsy
     capsys.readouterr()
     assert main(["inspect", "data", "digits", "--image-size", "8", "--num-bands", "2", "--out", str(tmp_path)]) == 0
     assert (tmp_path / "band_energy.json").exists()
+
+
+def test_molecule_data_that_is_an_image_run(tmp_path, capsys):
+    # data= an image training run: say what it is, never suggest building a cluster set into it
+    run = tmp_path / "images"
+    assert main(["train", TINY, "train.steps=1", "train.sample_every=0", f"out_dir={run}"]) == 0
+    rigid = ROOT / "configs" / "molecules" / "rigid_fm.yaml"
+    err = err_of(capsys, "molecules", "train", "--config", rigid, "--out", tmp_path / "m", f"data={run}")
+    assert f"data={run} is an image training run, not a cluster set" in err
+    assert "--out " + str(run) not in err
