@@ -91,7 +91,7 @@ def main():
                     step_allocation=alloc,
                     nfe=out.nfe,
                     sample_gflops=tally.flops / args.n / 1e9,
-                    **score_images(env.clf, run.to_image(out.x), env.real),
+                    **score_images(env.clf, run.to_image(out.x), env.real, env.real_y),
                     sample_s=time.time() - t0,
                     train_gflops=train_gflops,
                     train_s=tr.train_s,
@@ -117,6 +117,7 @@ def main():
             "recall",
             "fm_fd_at_flops",
             "fd_vs_fm",
+            "class_tv",
             "train_gflops",
         ],
     )

@@ -236,10 +236,24 @@ def cell(path: Path, compute: Callable[[], dict]) -> dict:
     return r
 
 
-def score_images(clf: FeatureClassifier, images: torch.Tensor, real: torch.Tensor) -> dict:
-    """FD / precision / recall of images in [-1, 1] (clamped) in the classifier's features."""
-    sc = score_features(clf.embed(images.clamp(-1, 1)), real)
-    return dict(fd=sc.fd, precision=sc.precision, recall=sc.recall)
+def score_images(
+    clf: FeatureClassifier, images: torch.Tensor, real: torch.Tensor, real_y: torch.Tensor | None = None
+) -> dict:
+    """FD / precision / recall of images in [-1, 1] (clamped) in the classifier's features; with the
+    reference labels real_y also the generated class mix: the classifier's count per class and its
+    total-variation distance to the reference's label shares (0: the same mix, 1: disjoint)."""
+    x = images.clamp(-1, 1)
+    sc = score_features(clf.embed(x), real)
+    out = dict(fd=sc.fd, precision=sc.precision, recall=sc.recall)
+    if real_y is not None:
+        classes = int(max(real_y.max(), clf.info.num_classes - 1)) + 1
+        counts = torch.bincount(clf.predict(x), minlength=classes).double()
+        ref = torch.bincount(real_y.long(), minlength=classes).double()
+        out.update(
+            class_counts=counts.long().tolist(),
+            class_tv=0.5 * (counts / counts.sum() - ref / ref.sum()).abs().sum().item(),
+        )
+    return out
 
 
 @dataclass

@@ -91,6 +91,9 @@ def test_twenty_kills_lose_nothing(tmp_path):
         assert rc == 0, p.stderr.read().decode()
         break
     assert kills >= KILLS
+    # no writer's temp file survives the kills (kflow's .ckpt-*.tmp nor safetensors' own .tmpXXXXXX)
+    left = sorted(p.name for p in (out / "checkpoints").iterdir() if not p.name.startswith("ckpt-"))
+    assert left == [], left
     got, want = weights(out), weights(ref)
     assert got.keys() == want.keys()
     for k in want:
