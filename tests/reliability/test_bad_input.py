@@ -76,6 +76,8 @@ CASES = [
     ),
     ("bad bump", ["train", "{TINY}", "out_dir={tmp}/a", "path.bump=sigmoid"], "sigmoid"),
     ("override syntax", ["train", "{TINY}", "out_dir={tmp}/a", "train.steps"], "key=value"),
+    ("override value not YAML", ["train", "{TINY}", "out_dir={tmp}/a", "path.windows=[[0,1]"], "is not YAML"),
+    ("override key not a key", ["train", "{TINY}", "out_dir={tmp}/a", "train..steps=3"], "is not a config key"),
     ("missing config", ["train", "{tmp}/nope.yaml"], "nope.yaml"),
     ("yaml syntax", ["train", "{yaml_bad}"], "bad.yaml"),
     ("wavelet levels too deep", ["train", "{TINY}", "out_dir={tmp}/a", "transform.levels=5"], "levels"),
