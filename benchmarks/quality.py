@@ -66,6 +66,7 @@ def main():
                     solver=solver,
                     steps=max(k, 1),
                     grid=cfg.sample.grid,
+                    step_allocation=cfg.sample.step_allocation,  # the run's own steps per stage
                     x_0=noise,
                     device=env.device,
                     batch_size=args.sample_batch,

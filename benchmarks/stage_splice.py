@@ -21,7 +21,6 @@ from toolkit import cell, report, score_images, setup
 from kflow.metrics.evaluate import format_table
 from kflow.runs import load_run
 from kflow.sampling import sample
-from kflow.sampling.grids import parse_step_allocation
 from kflow.utils.tensors import per_sample
 
 
@@ -74,7 +73,7 @@ def main():
                 grid=cfg.sample.grid,
                 x_0=noise,
                 device=env.device,
-                step_allocation=parse_step_allocation(alloc if isinstance(alloc, str) else ",".join(map(str, alloc))),
+                step_allocation=alloc,
             )
             return dict(row=name, nfe=out.nfe, **score_images(env.clf, staged.to_image(out.x), env.real, env.real_y))
 

@@ -44,6 +44,11 @@ STAGED = [
 VARIANTS = {
     "wavelet3_stage": ("wavelet3", STAGED),
     "wavelet3_stage_own": ("wavelet3", [*STAGED, "model.stage_weights=own"]),
+    # the recommended row's sampling and optimizer (its wide coarse UNet has no DiT counterpart)
+    "wavelet3_staged": (
+        "wavelet3",
+        [*STAGED, "model.stage_weights=own", "train.adamw=fused", "sample.step_allocation=[2,1,1]"],
+    ),
 }
 # dense bf16 tensor-core peaks (FLOP/s) from the vendors' data sheets, matched on the device name
 PEAKS = {"H200": 989.4e12, "H100 PCIe": 756e12, "H100": 989.4e12, "A100": 312e12, "L40S": 362e12, "A10G": 70e12}
@@ -83,7 +88,7 @@ def counted_flops(tr: Trainer, dev) -> str:
     model = tr.ema.eval()
     train = training_flops_per_image(tr.model, tr.path, tr.cfg.train.k_density, tr.cfg.train.stage_share) / 1e9
     tally = FlopTally(model, tr.path)
-    sample(tally, tr.path, 2, steps=50, device=dev)
+    sample(tally, tr.path, 2, steps=50, device=dev, step_allocation=tr.cfg.sample.step_allocation)
     return f"{train:.3f} | {tally.flops / 2 / 1e9:.3f}"
 
 
@@ -185,7 +190,15 @@ def training_table(args, trainers, dev):
             model = tr.ema.eval()
             t = time.perf_counter()
             with torch.autocast(dev.type, torch.bfloat16, enabled=tr.amp):
-                sample(model, tr.path, args.sample_n, steps=50, device=dev, batch_size=args.sample_n)
+                sample(
+                    model,
+                    tr.path,
+                    args.sample_n,
+                    steps=50,
+                    device=dev,
+                    batch_size=args.sample_n,
+                    step_allocation=tr.cfg.sample.step_allocation,
+                )
             sync(dev)
             sample_ips[row].append(args.sample_n / (time.perf_counter() - t))
     peak = peak_flops(dev, args.peak_tflops)

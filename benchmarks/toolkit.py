@@ -150,7 +150,10 @@ VARIANTS = {
     # levers on the recommended row for data whose coarse band holds nearly everything (digits32):
     # the coarse stage's share of every batch up (DFM's lever), or its UNet three times as wide
     "wavelet3_staged_coarse": ("wavelet3_staged", ["train.stage_share=[0.5,0.3,0.2]"]),
+    "wavelet3_staged_coarse70": ("wavelet3_staged", ["train.stage_share=[0.7,0.2,0.1]"]),
     "wavelet3_staged_w48": ("wavelet3_staged", ["model.stage_channels=[48,16,16]"]),
+    # later starts of the finer bands (1/2, 3/4): the coarse stage gets half of k and of the k-density
+    "wavelet3_staged_late": ("wavelet3_staged", ["path.windows=[[0.0,1.0],[0.5,1.0],[0.75,1.0]]"]),
     "wavelet3_stag_logit_stage_strat_own_coarse": (
         "wavelet3_stag_logit_stage_strat_own",
         ["train.stage_share=[0.5,0.3,0.2]"],
@@ -192,19 +195,25 @@ def row_config(
     preview grids."""
     prof = PROFILES[profile]
     tag = tag + (f"-seed{seed}" if seed else "")  # each seed its own run (cells are cached per run)
-    return config_for(
-        row,
-        [
-            *prof["model"],
-            f"train.steps={steps}",
-            f"train.batch_size={prof['batch']}",
-            f"train.seed={seed}",
-            f"out_dir={work}/{profile}-{steps}-{row}{tag}",
-            "train.sample_every=0",
-            f"train.ckpt_every={steps}",
-            *extra,
-        ],
-    )
+    overrides = [
+        *prof["model"],
+        f"train.steps={steps}",
+        f"train.batch_size={prof['batch']}",
+        f"train.seed={seed}",
+        f"out_dir={work}/{profile}-{steps}-{row}{tag}",
+        "train.sample_every=0",
+        f"train.ckpt_every={steps}",
+        *extra,
+    ]
+    cfg = config_for(row, overrides)
+    widths = cfg.model.stage_channels
+    if widths and cfg.model.unet.channels != CPU_CHANNELS:  # the rows' stage widths are the CPU profile's
+        scale = cfg.model.unet.channels / CPU_CHANNELS
+        cfg = config_for(row, [*overrides, f"model.stage_channels=[{','.join(str(round(w * scale)) for w in widths)}]"])
+    return cfg
+
+
+CPU_CHANNELS = 16  # the CPU profile's UNet width, which the stage widths in VARIANTS are written for
 
 
 class TrainedRow:
