@@ -152,6 +152,9 @@ VARIANTS = {
     "wavelet3_staged_coarse": ("wavelet3_staged", ["train.stage_share=[0.5,0.3,0.2]"]),
     "wavelet3_staged_coarse70": ("wavelet3_staged", ["train.stage_share=[0.7,0.2,0.1]"]),
     "wavelet3_staged_w48": ("wavelet3_staged", ["model.stage_channels=[48,16,16]"]),
+    # the coarse share with stage 0's own UNet and one UNet shared by the finer stages (stage_weights=coarse):
+    # the fine stages' backbone then learns from half of every batch instead of 30% and 20%
+    "wavelet3_staged_cw": ("wavelet3_staged_coarse", ["model.stage_weights=coarse"]),
     # later starts of the finer bands (1/2, 3/4): the coarse stage gets half of k and of the k-density
     "wavelet3_staged_late": ("wavelet3_staged", ["path.windows=[[0.0,1.0],[0.5,1.0],[0.75,1.0]]"]),
     "wavelet3_stag_logit_stage_strat_own_coarse": (

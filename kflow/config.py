@@ -65,8 +65,8 @@ class ModelConfig:
     # full: the network sees every sample at full resolution; stage: at the resolution of the bands
     # that have started (band-localized compute, wavelet bands; exact, cheaper)
     resolution: str = "full"
-    stage_weights: str = "shared"  # resolution=stage: one backbone for every stage, or its own per stage
-    stage_channels: list[int] | None = None  # stage_weights=own, UNet: the base channels of each stage's backbone
+    stage_weights: str = "shared"  # resolution=stage: one backbone for all stages, own per stage, or coarse
+    stage_channels: list[int] | None = None  # stage_weights=own|coarse, UNet: each stage's base channels
     unet: UNetConfig = field(default_factory=UNetConfig)
     dit: DiTConfig = field(default_factory=DiTConfig)
 
@@ -199,8 +199,10 @@ def validate(cfg: Config) -> None:
     if staged and cfg.model.resolution != "stage":
         raise ConfigError(f"{staged[0]} concerns staged models: set model.resolution=stage or leave it at its default")
     sc = cfg.model.stage_channels
-    if sc is not None and (cfg.model.stage_weights != "own" or cfg.model.name != "unet"):
-        raise ConfigError("model.stage_channels sizes each stage's own UNet: set model.stage_weights=own and a UNet")
+    if sc is not None and (cfg.model.stage_weights == "shared" or cfg.model.name != "unet"):
+        raise ConfigError(
+            "model.stage_channels sizes each stage's own UNet: set model.stage_weights=own (or coarse) and a UNet"
+        )
     if sc is not None and not all(isinstance(c, int) and c >= 1 for c in sc):
         raise ConfigError(f"model.stage_channels={sc} must be positive whole numbers, one per stage")
     for key, value, ok in [

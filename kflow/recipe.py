@@ -97,17 +97,27 @@ def make_model(cfg: Config, shape, num_classes: int, path: KFlowPath | None = No
     model = build_model(cfg.model.name, m)
     if cfg.model.resolution == "full" or path is None or path.num_bands == 1:  # one band: its stage is the image
         return model
-    own = None
-    if cfg.model.stage_weights == "own":  # one more backbone per stage, each from its own draw
+    own, groups = None, None
+    if cfg.model.stage_weights != "shared":  # more backbones, each from its own draw (stage 0's first)
+        B = path.num_bands
+        groups = list(range(B)) if cfg.model.stage_weights == "own" else [0] + [1] * (B - 1)  # 'coarse'
         widths = cfg.model.stage_channels
-        if widths is not None and len(widths) != path.num_bands:
-            raise ConfigError(f"model.stage_channels has {len(widths)} entries for {path.num_bands} stages")
-        if widths is not None:  # each stage's UNet at its own width (stage 0 the first drawn)
-            own = [build_model(cfg.model.name, dataclasses.replace(m, channels=c)) for c in widths]
+        if widths is not None and len(widths) != B:
+            raise ConfigError(f"model.stage_channels has {len(widths)} entries for {B} stages")
+        if widths is not None and any(
+            widths[s] != widths[t] for s in range(B) for t in range(B) if groups[s] == groups[t]
+        ):
+            raise ConfigError(
+                f"model.stage_channels={widths}: stages that share a backbone (stage_weights=coarse: stages 1..) "
+                "need the same width"
+            )
+        first = [groups.index(g) for g in range(max(groups) + 1)]  # the first stage of each backbone
+        if widths is not None:  # each backbone's UNet at its stages' width
+            own = [build_model(cfg.model.name, dataclasses.replace(m, channels=widths[s])) for s in first]
             model = own[0]
         else:
-            own = [model] + [build_model(cfg.model.name, m) for _ in range(1, path.num_bands)]
+            own = [model] + [build_model(cfg.model.name, m) for _ in first[1:]]
     try:
-        return StagedModel(model, path, own)
+        return StagedModel(model, path, own, groups)
     except ValueError as e:
         raise ConfigError(f"model.resolution=stage: {e}") from None

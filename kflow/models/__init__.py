@@ -6,7 +6,9 @@ from .dit import DiT, DiTConfig
 from .unet import UNet, UNetConfig
 
 MODELS = ("unet", "dit")
-STAGE_WEIGHTS = ("shared", "own")  # staged models: one backbone for every stage, or one per stage
+# staged models: one backbone for every stage, one per stage, or the coarse stage's own and one shared
+# by the finer stages (which see the same image statistics, and together more of every batch)
+STAGE_WEIGHTS = ("shared", "own", "coarse")
 RESOLUTIONS = ("full", "stage")  # the network at full resolution, or at its stage's (models/staged.py)
 K_EMBEDDINGS = ("k", "band", "window")  # sinusoids of k; + one-hot of the band position; + per-band local times
 

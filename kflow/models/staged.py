@@ -12,7 +12,7 @@ the studio run unchanged on top of it.
 A batch with several stages (training draws k per sample) is grouped by stage, one backbone call
 per group, all inside one forward (one DDP forward per step). stage_weights='own' gives every stage
 a backbone of its own (same architecture, its own weights): each sees one image size and one
-stretch of k only.
+stretch of k only; 'coarse' gives stage 0 its own and the later stages one shared backbone.
 """
 
 from __future__ import annotations
@@ -24,17 +24,22 @@ from ..utils.tensors import per_sample
 
 
 class StagedModel(nn.Module):
-    def __init__(self, backbone: nn.Module, path, own: list[nn.Module] | None = None):
-        """backbone: the network of every stage; own: one network per stage instead (backbone is then
-        stage 0's)."""
+    def __init__(self, backbone: nn.Module, path, own: list[nn.Module] | None = None, groups: list[int] | None = None):
+        """backbone: the network of every stage; own: networks of their own instead (backbone is then
+        stage 0's), one per stage or, with groups (stage -> index into own), fewer."""
         super().__init__()
         self.path = path
         if own is None:
             self.backbone = backbone
         else:
-            if len(own) != path.num_bands:
-                raise ValueError(f"{len(own)} backbones for {path.num_bands} stages; give one per stage")
+            groups = list(range(path.num_bands)) if groups is None else list(groups)
+            if len(groups) != path.num_bands or sorted(set(groups)) != list(range(len(own))):
+                raise ValueError(
+                    f"{len(own)} backbones for {path.num_bands} stages (stage groups {groups}); "
+                    "give one backbone per group and a group per stage"
+                )
             self.backbones = nn.ModuleList(own)
+            self.groups = groups
         self.cfg = backbone.cfg  # what wrappers read (num_classes) passes through
         T = path.transform
         path.stage_starts()  # refuses paths whose bands do not start coarse to fine
@@ -73,6 +78,6 @@ class StagedModel(nn.Module):
 
     def _run(self, x: Tensor, k: Tensor, y: Tensor | None, s: int) -> Tensor:
         T = self.path.transform
-        net = self.backbones[s] if "backbones" in self._modules else self.backbone  # state keys as saved
+        net = self.backbones[self.groups[s]] if "backbones" in self._modules else self.backbone  # keys as saved
         z = T.to_stage(x, s)  # (n, C, h, w)
         return T.from_stage(net(z, k, y), s)

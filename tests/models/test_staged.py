@@ -179,6 +179,49 @@ def test_own_weights_run_each_stage_on_its_own_backbone():
         StagedModel(nets[0], path, own=nets[:2])
 
 
+def test_coarse_weights_give_stage_0_its_own_backbone_and_share_one_after_it():
+    """stage_weights='coarse' (groups [0, 1, 1]): stage 0 on the first backbone, stages 1 and 2 on the
+    second at their own sizes; the exact velocity through it still lands on x_1 in float64."""
+    path = staggered_path()
+    x = f64(6, *SHAPE)
+    k = torch.tensor([0.1, 0.5, 0.9, 0.2, 0.6, 0.95], dtype=torch.float64)
+    nets = [Doubler(), Doubler()]
+    v = StagedModel(nets[0], path, own=nets, groups=[0, 1, 1])(x, k)
+    torch.testing.assert_close(v, 2 * path.transform.filter(x, path.started(k).double()), rtol=0, atol=1e-12)
+    assert nets[0].calls == [(2, 2, 4, 4)] and sorted(nets[1].calls) == [(2, 2, 8, 8), (2, 2, 16, 16)]
+    x_0, x_1 = f64(4, *SHAPE), f64(4, *SHAPE)
+    exact = [ExactStageVelocity(path, x_0, x_1) for _ in range(2)]
+    model = StagedModel(exact[0], path, own=exact, groups=[0, 1, 1])
+    out = sample(model, path, 4, steps=12, x_0=x_0, dtype=torch.float64, device="cpu")
+    torch.testing.assert_close(out.x, x_1, rtol=0, atol=1e-10)
+    assert [set(e.calls) for e in exact] == [{(2, 4, 4)}, {(2, 8, 8), (2, 16, 16)}]
+    with pytest.raises(ValueError, match="stage groups"):
+        StagedModel(nets[0], path, own=nets, groups=[0, 1, 2])
+
+
+def test_coarse_weights_from_the_config():
+    cfg = unet_cfg(resolution="stage", stage_weights="coarse")
+    T = make_transform(cfg, (1, 8, 8))
+    model = make_model(cfg, (1, 8, 8), 0, make_path(cfg, T))
+    shared = make_model(unet_cfg(resolution="stage"), (1, 8, 8), 0, make_path(cfg, T))
+    n_coarse, n_shared = (sum(p.numel() for p in m.parameters()) for m in (model, shared))
+    assert len(model.backbones) == 2 and model.groups == [0, 1, 1] and n_coarse == 2 * n_shared
+    assert {key.split(".")[1] for key in model.state_dict()} == {"0", "1"}  # no tensor saved twice
+    wide = make_model(
+        unet_cfg(resolution="stage", stage_weights="coarse", stage_channels=[16, 8, 8]), (1, 8, 8), 0, make_path(cfg, T)
+    )
+    assert [net.cfg.channels for net in wide.backbones] == [16, 8]
+    x, k = torch.randn(3, 1, 8, 8), torch.tensor([0.1, 0.5, 0.9])
+    assert wide(x, k).shape == x.shape
+    with pytest.raises(ConfigError, match="share a backbone"):
+        make_model(
+            unet_cfg(resolution="stage", stage_weights="coarse", stage_channels=[16, 8, 4]),
+            (1, 8, 8),
+            0,
+            make_path(cfg, T),
+        )
+
+
 def test_own_weights_from_the_config_are_independent_backbones():
     cfg = unet_cfg(resolution="stage", stage_weights="own")
     T = make_transform(cfg, (1, 8, 8))
@@ -225,7 +268,14 @@ def test_stage_options_need_a_staged_model(option):
     assert "\n" not in str(e.value)
 
 
-@pytest.mark.parametrize("options", [["model.stage_weights=own"], ["train.stage_batches=one"]])
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["model.stage_weights=own"],
+        ["train.stage_batches=one"],
+        ["model.stage_weights=coarse", "transform.num_bands=3", "path.windows=[[0,1],[0.3,1],[0.6,1]]"],
+    ],
+)
 def test_stage_options_resume_bit_exact(tmp_path, options):
     from pathlib import Path
 
