@@ -41,6 +41,15 @@ def config_keys(cls=Config, prefix="") -> list[str]:
     return keys
 
 
+def taken_or_refused(call, error):
+    """call()'s result, or None when it raised `error` with a one-line message; anything else fails."""
+    try:
+        return call()
+    except error as e:
+        assert str(e) and "\n" not in str(e).strip(), str(e)
+        return None
+
+
 KEYS = config_keys()
 # value texts: YAML scalars, lists and maps users write, broken YAML, and raw text
 SCALARS = st.one_of(
@@ -61,13 +70,9 @@ OVERRIDE = st.one_of(
 @FUZZ
 @given(path=st.sampled_from(CONFIGS), overrides=st.lists(OVERRIDE, max_size=4))
 def test_config_overrides_are_taken_or_refused_in_one_line(path, overrides):
-    try:
-        cfg = load_config(path, overrides)
-    except ConfigError as e:
-        assert str(e) and "\n" not in str(e).strip(), str(e)
-        return
-    # what is taken saves and reloads exactly (the run folder's config.json)
-    assert Config.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    cfg = taken_or_refused(lambda: load_config(path, overrides), ConfigError)
+    if cfg is not None:  # what is taken saves and reloads exactly (the run folder's config.json)
+        assert Config.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
 
 
 JSON = st.recursive(
@@ -87,12 +92,8 @@ BODY = st.dictionaries(
 @FUZZ
 @given(kind=st.sampled_from(sorted(REQUESTS)), body=BODY, num_bands=st.integers(1, 4))
 def test_studio_requests_are_taken_or_refused_in_one_line(kind, body, num_bands):
-    try:
-        req = REQUESTS[kind].parse(body, num_bands)
-    except RequestError as e:
-        assert str(e) and "\n" not in str(e), str(e)
-        return
-    assert req.kind == kind
+    req = taken_or_refused(lambda: REQUESTS[kind].parse(body, num_bands), RequestError)
+    assert req is None or req.kind == kind
 
 
 def test_molecule_config_overrides_are_taken_or_refused_in_one_line():
@@ -106,11 +107,7 @@ def test_molecule_config_overrides_are_taken_or_refused_in_one_line():
     @FUZZ
     @given(path=st.sampled_from(configs), overrides=st.lists(override, max_size=4))
     def check(path, overrides):
-        try:
-            cfg = load_assembly_config(path, overrides)
-        except ConfigError as e:
-            assert str(e) and "\n" not in str(e).strip(), str(e)
-            return
-        assert isinstance(cfg, AssemblyConfig)
+        cfg = taken_or_refused(lambda: load_assembly_config(path, overrides), ConfigError)
+        assert cfg is None or isinstance(cfg, AssemblyConfig)
 
     check()
