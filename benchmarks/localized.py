@@ -207,7 +207,8 @@ def speed(rows: list[str], args) -> None:
             tr.fit(until=tr.step + per_round)
             times[row]["train"].append((time.perf_counter() - t0) / per_round)
             t0 = time.perf_counter()
-            sample(samplers[row], tr.path, len(x_0), steps=20, grid=tr.cfg.sample.grid, x_0=x_0)
+            alloc = tr.cfg.sample.step_allocation
+            sample(samplers[row], tr.path, len(x_0), steps=20, grid=tr.cfg.sample.grid, x_0=x_0, step_allocation=alloc)
             times[row]["sample"].append(time.perf_counter() - t0)
     out = []
     for row in rows:

@@ -155,6 +155,7 @@ VARIANTS = {
     # the coarse share with stage 0's own UNet and one UNet shared by the finer stages (stage_weights=coarse):
     # the fine stages' backbone then learns from half of every batch instead of 30% and 20%
     "wavelet3_staged_cw": ("wavelet3_staged_coarse", ["model.stage_weights=coarse"]),
+    "wavelet3_staged_c": ("wavelet3_staged", ["model.stage_weights=coarse"]),
     # later starts of the finer bands (1/2, 3/4): the coarse stage gets half of k and of the k-density
     "wavelet3_staged_late": ("wavelet3_staged", ["path.windows=[[0.0,1.0],[0.5,1.0],[0.75,1.0]]"]),
     "wavelet3_stag_logit_stage_strat_own_coarse": (
