@@ -66,6 +66,8 @@ def main():
                     run.path,
                     len(y),
                     steps=args.nfe,
+                    grid=tr.cfg.sample.grid,
+                    step_allocation=tr.cfg.sample.step_allocation,  # the run's own steps per stage
                     x_0=noise,
                     y=y,
                     velocity_for=velocity,
