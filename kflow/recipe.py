@@ -104,14 +104,12 @@ def make_model(cfg: Config, shape, num_classes: int, path: KFlowPath | None = No
         widths = cfg.model.stage_channels
         if widths is not None and len(widths) != B:
             raise ConfigError(f"model.stage_channels has {len(widths)} entries for {B} stages")
-        if widths is not None and any(
-            widths[s] != widths[t] for s in range(B) for t in range(B) if groups[s] == groups[t]
-        ):
+        first = [groups.index(g) for g in range(max(groups) + 1)]  # the first stage of each backbone
+        if widths is not None and any(widths[s] != widths[first[groups[s]]] for s in range(B)):
             raise ConfigError(
                 f"model.stage_channels={widths}: stages that share a backbone (stage_weights=coarse: stages 1..) "
                 "need the same width"
             )
-        first = [groups.index(g) for g in range(max(groups) + 1)]  # the first stage of each backbone
         if widths is not None:  # each backbone's UNet at its stages' width
             own = [build_model(cfg.model.name, dataclasses.replace(m, channels=widths[s])) for s in first]
             model = own[0]

@@ -67,8 +67,9 @@ def run_sample(args) -> None:
     net, cfg = load_assembly_run(args.run)
     clusters = _split(cfg, args)
     out = Path(args.out)
+    settings = _sample_settings(args)
     with FolderLock(out, "--out folder"):
-        _claim_sample_folder(out, args)
+        _claim_sample_folder(out, settings)
         shown, i = [], 0
         for group, samples in generate(net, clusters, cfg, args.samples, args.nfe, args.seed):
             b = make_batch(group, dtype=torch.float64)
@@ -81,7 +82,7 @@ def run_sample(args) -> None:
                         shown.append((c.name, c.numbers, gen, b.target[j].numpy()))
                 i += 1
         picture(shown, out / "clusters.png")
-        atomic_write_json(out / SAMPLES_MANIFEST, dict(_sample_settings(args), complete=True, clusters=i))
+        atomic_write_json(out / SAMPLES_MANIFEST, dict(settings, complete=True, clusters=i))
     print(f"{i} clusters x {args.samples} samples written to {out} (.xyz, .cif; crystal alongside; clusters.png)")
 
 
@@ -99,14 +100,13 @@ def _sample_settings(args) -> dict:
     )
 
 
-def _claim_sample_folder(out: Path, args) -> None:
+def _claim_sample_folder(out: Path, settings: dict) -> None:
     """The --out folder holds one sampling job's files: its settings go in samples.json before the
     first file, so a rerun of the same job (say, after a kill) rewrites the same files, and a
     different job, or a folder of other files, is refused instead of mixed in."""
     from ..utils.atomic import atomic_write_json, manifest_difference, remove_temp_files, temp_files
 
     mf = out / SAMPLES_MANIFEST
-    settings = _sample_settings(args)
     diff = manifest_difference(mf, settings)
     if diff:
         raise ValueError(
