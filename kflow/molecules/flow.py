@@ -24,7 +24,7 @@ from torch import Tensor
 
 from ..path import BandSchedule, KFlowPath
 from ..transforms import IdentityTransform
-from ..transforms.graph import GraphTransform, gaussian_weights
+from ..transforms.graph import GraphTransform, gaussian_weights, graph_spectrum
 from .clusters import Cluster
 from .rigid import RigidState, inertial_frame, kabsch, so3_exp, so3_log
 
@@ -39,6 +39,9 @@ class AssemblyBatch:
     R0: Tensor  # (N, M, 3, 3) start rotations
     u1: Tensor  # (N, M, 6) the crystal as displacement from the start
     target: Tensor  # (N, M, A, 3) crystal atoms
+    # the start graph's Laplacian spectrum (float64), computed once per cluster: the start never moves
+    graph_evals: Tensor  # (N, M)
+    graph_basis: Tensor  # (N, M, M) columns = graph frequencies
 
     def state(self, u: Tensor) -> RigidState:
         return RigidState(self.t0 + u[..., :3], self.R0 @ so3_exp(u[..., 3:]))
@@ -70,7 +73,9 @@ def make_batch(clusters: list[Cluster], dtype=torch.float32) -> AssemblyBatch:
     t0 = (start * w).sum(2) / w.sum(2)
     R0 = kabsch(local, start, mask)
     u1 = torch.cat([t1 - t0, so3_log(R0.transpose(-1, -2) @ R1)], -1)
-    return AssemblyBatch(numbers, local.to(dtype), t0.to(dtype), R0.to(dtype), u1.to(dtype), target.to(dtype))
+    t0 = t0.to(dtype)
+    evals, U = graph_spectrum(gaussian_weights(t0.double()))  # the graph of the centres the model sees
+    return AssemblyBatch(numbers, local.to(dtype), t0, R0.to(dtype), u1.to(dtype), target.to(dtype), evals, U)
 
 
 ROTATIONS = ("graph", "own")
@@ -95,11 +100,14 @@ def assembly_schedule(
     return BandSchedule(num_bands + 1, bump=bump, windows=[*schedule.windows().tolist(), [0.0, 1.0]])
 
 
-def graph_path(weights: Tensor, num_bands: int, bump: str, overlap: float, rotations: str = "graph") -> KFlowPath:
-    """K-Flow over the graph bands of a cluster (weights (N, M, M)); the schedule is assembly_schedule's."""
+def graph_path(
+    spectrum: tuple[Tensor, Tensor], num_bands: int, bump: str, overlap: float, rotations: str = "graph"
+) -> KFlowPath:
+    """K-Flow over the graph bands of clusters (their graph_spectrum: (N, M), (N, M, M)); the
+    schedule is assembly_schedule's."""
     schedule = assembly_schedule("kflow", num_bands, bump, overlap, rotations)
     own = (3, 4, 5) if rotations == "own" else ()
-    return KFlowPath(GraphTransform(weights, features=6, num_bands=num_bands, own_band_features=own), schedule)
+    return KFlowPath(GraphTransform(spectrum=spectrum, features=6, num_bands=num_bands, own_band_features=own), schedule)
 
 
 def assembly_path(
@@ -114,7 +122,7 @@ def assembly_path(
     k-windows widened by `overlap` (0: the hard path), rotations in the bands or on their own."""
     if flow == "rigid_fm":
         return KFlowPath(IdentityTransform((batch.t0.shape[1], 6)), assembly_schedule(flow))
-    return graph_path(gaussian_weights(batch.t0.double()), num_bands, bump, overlap, rotations)
+    return graph_path((batch.graph_evals, batch.graph_basis), num_bands, bump, overlap, rotations)
 
 
 TARGETS = ("velocity", "endpoint")

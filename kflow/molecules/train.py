@@ -46,6 +46,8 @@ def collate(items: list[AssemblyBatch]) -> AssemblyBatch:
         R0=torch.cat([b.R0 for b in items]),
         u1=torch.cat([b.u1 for b in items]),
         target=torch.cat([pad(b.target, 4) for b in items]),
+        graph_evals=torch.cat([b.graph_evals for b in items]),
+        graph_basis=torch.cat([b.graph_basis for b in items]),
     )
 
 

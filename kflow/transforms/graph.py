@@ -44,26 +44,37 @@ def gaussian_weights(points: Tensor, sigma: float | Tensor | None = None) -> Ten
     return w * off
 
 
+def graph_spectrum(weights: Tensor, normalized: bool = False) -> tuple[Tensor, Tensor]:
+    """(eigenvalues (..., V), eigenvectors (..., V, V)) of the graph Laplacian in float64, ascending
+    frequency, signs fixed: the basis a GraphTransform uses. A graph that does not change (a
+    cluster's start) can have it computed once and passed as GraphTransform(spectrum=...)."""
+    if weights.dim() not in (2, 3) or weights.shape[-1] != weights.shape[-2]:
+        raise ValueError(f"GraphTransform: weights must be (V, V) or (N, V, V), got {tuple(weights.shape)}")
+    if not torch.allclose(weights, weights.transpose(-1, -2)) or (weights < 0).any():
+        raise ValueError("GraphTransform: weights must be symmetric and non-negative")
+    evals, U = torch.linalg.eigh(laplacian(weights.double(), normalized))
+    return evals, fix_signs(U)
+
+
 class GraphTransform(Transform):
     name = "graph"
 
     def __init__(
         self,
-        weights: Tensor,
+        weights: Tensor | None = None,
         features: int = 1,
         num_bands: int = 2,
         split: str = "dyadic",
         band_sizes: Sequence[int] | None = None,
         normalized: bool = False,
         own_band_features: Sequence[int] = (),
+        spectrum: tuple[Tensor, Tensor] | None = None,
     ):
-        if weights.dim() not in (2, 3) or weights.shape[-1] != weights.shape[-2]:
-            raise ValueError(f"GraphTransform: weights must be (V, V) or (N, V, V), got {tuple(weights.shape)}")
-        if not torch.allclose(weights, weights.transpose(-1, -2)) or (weights < 0).any():
-            raise ValueError("GraphTransform: weights must be symmetric and non-negative")
-        V = weights.shape[-1]
-        evals, U = torch.linalg.eigh(laplacian(weights.double(), normalized))  # ascending frequency
-        U = fix_signs(U)
+        """weights (V, V) or (N, V, V), or instead spectrum=graph_spectrum(weights, normalized)."""
+        if (weights is None) == (spectrum is None):
+            raise ValueError("GraphTransform: give the graph's weights or its spectrum (graph_spectrum), not both")
+        evals, U = graph_spectrum(weights, normalized) if spectrum is None else spectrum
+        V = U.shape[-1]
         if band_sizes is None:
             band_sizes = split_sizes(V, num_bands, split, "GraphTransform")
         if sum(band_sizes) != V or min(band_sizes) < 1:

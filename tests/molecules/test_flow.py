@@ -166,3 +166,23 @@ def test_molecule_config_windows_are_every_clusters_path_windows(rotations):
     batch = make_batch(toy_clusters(3), dtype=torch.float64)
     want = assembly_path(batch, "kflow", 3, "linear", 0.5, rotations).windows()
     assert torch.equal(torch.tensor(cfg.band_windows(), dtype=torch.float64), want)
+
+
+def test_cached_graph_basis_equals_the_recomputed_one():
+    """The training loop collates per-cluster batches made once; their start-graph spectrum must be
+    the one the path would compute from the collated batch's start centres every step."""
+    from kflow.molecules.train import collate
+    from kflow.transforms.graph import GraphTransform, gaussian_weights
+
+    clusters = toy_clusters(n=4, seed=3)
+    singles = [make_batch([c]) for c in clusters]
+    b = collate([singles[i] for i in (2, 0, 3, 3, 1)])
+    cached = assembly_path(b, "kflow", num_bands=3).transform
+    fresh = GraphTransform(gaussian_weights(b.t0.double()), features=6, num_bands=3)
+    torch.testing.assert_close(cached.basis, fresh.basis, rtol=0, atol=1e-12)
+    torch.testing.assert_close(cached.eigenvalues, fresh.eigenvalues, rtol=0, atol=1e-12)
+    x = torch.randn(5, *fresh.shape, dtype=torch.float64)
+    torch.testing.assert_close(cached.analyze(x), fresh.analyze(x), rtol=0, atol=1e-12)
+    assert torch.equal(cached.bands, fresh.bands)
+    with pytest.raises(ValueError, match="weights or its spectrum"):
+        GraphTransform(gaussian_weights(b.t0.double()), spectrum=(cached.eigenvalues, cached.basis))
