@@ -31,10 +31,11 @@ from kflow.steering import split_noise
 def control(run, T, n: int, steps: int, seeds: int) -> dict:
     """Per band: correlation across samples with band 0's noise shared, and with independent noise."""
     shared, indep = [], []
+    own = dict(grid=run.cfg.sample.grid, step_allocation=run.cfg.sample.step_allocation)  # the run's steps per stage
     for s in range(seeds):
         x_0 = split_noise(T, n, fix_bands=[0], seed=100 * s)
-        shared.append(band_correlation(T, sample(run.model, run.path, n, steps=steps, x_0=x_0).x))
-        indep.append(band_correlation(T, sample(run.model, run.path, n, steps=steps, seed=100 * s + 7).x))
+        shared.append(band_correlation(T, sample(run.model, run.path, n, steps=steps, x_0=x_0, **own).x))
+        indep.append(band_correlation(T, sample(run.model, run.path, n, steps=steps, seed=100 * s + 7, **own).x))
 
     def mean(rows):
         return [sum(r[b] for r in rows) / len(rows) for b in range(T.num_bands)]

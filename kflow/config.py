@@ -15,6 +15,7 @@ from .models import K_EMBEDDINGS, MODELS, RESOLUTIONS, STAGE_WEIGHTS
 from .models.dit import DiTConfig
 from .models.unet import UNetConfig
 from .path import BUMPS, K_DENSITIES, ORDERS, STAGE_BATCHES
+from .training.schedule import LR_SCHEDULES
 from .sampling.grids import STEP_ALLOCATIONS
 from .sampling.sampler import GRIDS
 from .sampling.solvers import SOLVERS
@@ -77,6 +78,7 @@ class TrainConfig:
     batch_size: int = 64  # global batch, split over DDP ranks
     lr: float = 2e-3
     warmup: int = 100
+    lr_schedule: str = "constant"  # after the warm-up: constant, or cosine to 1% of lr at the last step
     weight_decay: float = 0.0
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     grad_clip: float = 1.0
@@ -152,6 +154,7 @@ CHOICES = {
     "train.stage_batches": STAGE_BATCHES,
     "train.amp": ("auto", "bf16", "none"),  # auto: bf16 on CUDA
     "train.nonfinite": ("stop", "skip"),
+    "train.lr_schedule": LR_SCHEDULES,
     "train.adamw": ("auto", "fused"),
     "sample.solver": tuple(SOLVERS),
     "sample.grid": GRIDS,

@@ -7,7 +7,6 @@ process group in utils/devices.py.
 from __future__ import annotations
 
 import copy
-import math
 import os
 import time
 from dataclasses import dataclass
@@ -35,8 +34,8 @@ from .loss import FlowMatchingLoss
 from .memory import check_batch_fits
 from .previews import preview_grid, save_preview
 from .run_folder import check_layout, check_same_run, claim_folder, resumable_checkpoint, write_checkpoint
-from .schedule import ema_decay, update_ema, warmup_lr
-from .stops import out_of_time, stop_if_nonfinite
+from .optimizer_step import OptimizerStep
+from .stops import out_of_time
 
 
 @dataclass
@@ -128,6 +127,7 @@ class Trainer:
         self.opt = torch.optim.AdamW(
             self.model.parameters(), lr=t.lr, betas=tuple(t.betas), weight_decay=t.weight_decay, fused=fused or None
         )
+        self.optim = OptimizerStep(self.model, self.ema, self.opt, t, self.distributed, self.rank)
         self.batches = BatchDrawer.for_run(cfg, self.data, self.path)
 
     def _resume(self) -> None:
@@ -199,37 +199,15 @@ class Trainer:
     # ---------------------------------------------------------------------------------------
     def _step(self) -> tuple[Tensor, bool]:
         """One optimisation step at self.step: (the loss on the device, whether it was skipped as
-        non-finite under train.nonfinite=skip). Under 'stop' a non-finite step is only remembered
-        (on the device, no sync) and looked at before the next log or save."""
+        non-finite under train.nonfinite=skip)."""
         t = self.cfg.train
         torch.manual_seed(derive_seed(t.seed, self.step, DROPOUT, self.rank))  # dropout etc.
         x_1, x_0, k, y = rank_slice(self.batches(self.step), self.rank, self.world, self.device)
-        for group in self.opt.param_groups:
-            group["lr"] = warmup_lr(t.lr, t.warmup, self.step)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
             out = self.loss_fn(self.net, x_1, x_0, k, y)
-        self.opt.zero_grad(set_to_none=True)
-        out.loss.backward()
-        gnorm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip if t.grad_clip > 0 else math.inf)
-        bad = torch.stack([out.loss.detach(), gnorm.detach()]).isfinite().all().logical_not()
-        if t.nonfinite == "skip":  # deciding per step needs the flag on the host: one sync per step
-            bad = bad.float()
-            if self.distributed:
-                dist.all_reduce(bad)
-            if bad.item() > 0:
-                if self.rank == 0:
-                    print(
-                        f"warning: non-finite loss or gradient at step {self.step} "
-                        f"(loss={out.loss.item():.4g}, grad norm={gnorm.item():.4g}); step skipped"
-                    )
-                self.step += 1
-                return out.loss.detach(), True
-        else:
-            self.first_bad = torch.where(bad & (self.first_bad < 0), self.step, self.first_bad)
-        self.opt.step()
-        update_ema(self.ema, self.model, ema_decay(self.step, t.ema_decay))
+        skipped = self.optim(out.loss, self.step)
         self.step += 1
-        return out.loss.detach(), False
+        return out.loss.detach(), skipped
 
     def fit(self, until: int | None = None) -> TrainResult:
         """Train to cfg.train.steps (or stop early at step `until` without a final save, as a
@@ -240,7 +218,7 @@ class Trainer:
         window, window_t, window_steps = [], time.time(), 0
         last_ckpt, last_loss, images_per_s = None, float("nan"), 0.0
         self.model.train()
-        self.first_bad = torch.tensor(-1, device=self.device)  # step of the first non-finite loss/gradient
+        self.optim.first_bad = torch.tensor(-1, device=self.device)  # no non-finite step yet
         try:
             while self.step < end:
                 try:
@@ -257,7 +235,7 @@ class Trainer:
                 logger.stepped(self.step)
                 at_log = self.step % t.log_every == 0 or self.step == end
                 if t.nonfinite == "stop" and (at_log or self.step % t.ckpt_every == 0 or self.step == t.steps):
-                    stop_if_nonfinite(self.first_bad, self.distributed, self.ckpt_dir)
+                    self.optim.check(self.ckpt_dir)
                 if at_log:
                     mean = torch.stack(window).mean()
                     if self.distributed:
@@ -266,7 +244,7 @@ class Trainer:
                     sps = window_steps / max(time.time() - window_t, 1e-9)
                     images_per_s = sps * t.batch_size
                     last_loss = mean.item()
-                    logger.log(self.step, last_loss, warmup_lr(t.lr, t.warmup, self.step - 1), sps, images_per_s)
+                    logger.log(self.step, last_loss, self.optim.lr(self.step - 1), sps, images_per_s)
                     window, window_t, window_steps = [], time.time(), 0
                 if self.step % t.ckpt_every == 0 or self.step == t.steps:
                     last_ckpt = self.save() or last_ckpt
