@@ -43,7 +43,7 @@ ROWS = {
     "kflow": ("kflow.yaml", []),  # 3 graph bands, overlap 0.5
     "kflow_hard": ("kflow.yaml", ["overlap=0.0"]),  # the paper's hard band order
     "kflow_2bands": ("kflow.yaml", ["num_bands=2"]),
-    "kflow_logit": ("kflow.yaml", ["k_density=logit_normal"]),
+    "kflow_logit": ("kflow.yaml", ["train.k_density=logit_normal"]),
     "kflow_window": ("kflow.yaml", ["k_embedding=window"]),
     "kflow_own": ("kflow.yaml", ["rotations=own"]),  # translations by band, rotations over all of k
     # the crystal turned onto the start before pairing (kflow.molecules.clusters.pair_aligned)
@@ -63,12 +63,13 @@ ROWS = {
                 "net.mol_layers=3",
                 "target=velocity",
                 "rotation_weight=1.0",
-                "lr=0.001",
-                "lr_schedule=constant",
-                "warmup=0",
-                "ema=0.0",
+                "train.lr=0.001",
+                "train.lr_schedule=constant",
+                "train.warmup=0",
+                "train.ema_decay=0.0",
+                "train.weight_decay=0.01",
                 "eval_every=0",
-                "steps=600",
+                "train.steps=600",
                 "overlap=0.0",
             ],
         )
@@ -162,7 +163,7 @@ def main():
     ap.add_argument("--matched", action="store_true", help="also PM-center with the copies matched (slower)")
     ap.add_argument("--gather", action="store_true", help="tabulate the finished runs only, train none")
     ap.add_argument("--no-references", action="store_true", help="train and test the rows only (parallel workers)")
-    ap.add_argument("overrides", nargs="*", help="key=value for every learned row (e.g. steps=500)")
+    ap.add_argument("overrides", nargs="*", help="key=value for every learned row (e.g. train.steps=500)")
     args = ap.parse_args()
     torch.set_num_threads(max(torch.get_num_threads(), 1))
     if not (Path(args.data) / "manifest.json").exists():
@@ -175,7 +176,7 @@ def main():
             raise SystemExit(f"--rows: unknown row {row!r}; use {', '.join(ROWS)}")
         file, extra = ROWS[row]
         configs[row] = [
-            load_assembly_config(CONFIGS / file, [f"data={args.data}", *extra, *args.overrides, f"seed={s}"])
+            load_assembly_config(CONFIGS / file, [f"data={args.data}", *extra, *args.overrides, f"train.seed={s}"])
             for s in seeds
         ]
     first = next(iter(configs.values()))[0]
@@ -197,12 +198,12 @@ def main():
     for row, cfgs in configs.items():
         per_seed = []
         for cfg in cfgs:
-            folder = Path(args.work) / f"{row}-seed{cfg.seed}"
+            folder = Path(args.work) / f"{row}-seed{cfg.train.seed}"
             cache = folder / f"test-nfe{args.nfe}-n{args.samples}-t{len(test)}{'-matched' * args.matched}.json"
             if cache.exists():
                 r = json.loads(cache.read_text())
             elif args.gather:
-                print(f"{row} seed {cfg.seed}: no result in {folder}, left out", flush=True)
+                print(f"{row} seed {cfg.train.seed}: no result in {folder}, left out", flush=True)
                 continue
             else:
                 tr = train_assembly(train, cfg, out=folder, val=val if cfg.eval_every else None)
@@ -219,11 +220,11 @@ def main():
                     separation=s.separation_rate,
                     best_step=tr.best_step,
                     train_s=tr.train_s,
-                    hardware=hardware(cfg.device),
+                    hardware=hardware(cfg.train.device),
                     **({"pm_center_matched": s.pm_center_matched} if args.matched else {}),
                 )
                 atomic_write_json(cache, r)
-            print(json.dumps(dict(row=row, seed=cfg.seed, **r)), flush=True)
+            print(json.dumps(dict(row=row, seed=cfg.train.seed, **r)), flush=True)
             per_seed.append(r)
         if per_seed:
             rows.append(summarise(row, per_seed))

@@ -3,7 +3,7 @@
 # its own process, all side by side (each is small: a GPU runs many at once), the reference rows in
 # one more; then one pass gathers the finished runs into the table.
 #   OUT=runs/molecules_gpu ROWS=rigid_fm,kflow_hard,kflow SEEDS=0,1,2 bash benchmarks/molecules_gpu.sh
-# Extra arguments go to every run (e.g. steps=6000). A run still going at DEADLINE seconds is
+# Extra arguments go to every run (e.g. train.steps=6000). A run still going at DEADLINE seconds is
 # stopped and left out of the table; its run folder resumes with the same command.
 set -u
 OUT=${OUT:-runs/molecules_gpu}

@@ -54,7 +54,7 @@ def main():
                 runs.append(json.loads(cache.read_text()))
                 continue
             net, cfg = load_assembly_run(folder)
-            cfg.data, cfg.device = args.data, "cpu"
+            cfg.data, cfg.train.device = args.data, "cpu"
             head_cfg = head_cfg or cfg
             test = cfg.clusters("test")[: args.test_limit]
             s = evaluate_assembly(net, test, cfg, samples=args.samples, steps=args.nfe, seed=0, matched=True)

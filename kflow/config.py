@@ -15,10 +15,10 @@ from .models import K_EMBEDDINGS, MODELS, RESOLUTIONS, STAGE_WEIGHTS
 from .models.dit import DiTConfig
 from .models.unet import UNetConfig
 from .path import BUMPS, K_DENSITIES, ORDERS, STAGE_BATCHES
-from .training.schedule import LR_SCHEDULES
 from .sampling.grids import STEP_ALLOCATIONS
 from .sampling.sampler import GRIDS
 from .sampling.solvers import SOLVERS
+from .training.schedule import LR_SCHEDULES
 from .transforms import BAND_SCALES, TRANSFORMS
 from .transforms.base import SPLITS
 from .utils.errors import ConfigError
@@ -208,20 +208,8 @@ def validate(cfg: Config) -> None:
         )
     if sc is not None and not all(isinstance(c, int) and c >= 1 for c in sc):
         raise ConfigError(f"model.stage_channels={sc} must be positive whole numbers, one per stage")
+    validate_train(t)
     for key, value, ok in [
-        ("train.steps", t.steps, t.steps >= 1),
-        ("train.batch_size", t.batch_size, t.batch_size >= 1),
-        ("train.lr", t.lr, 0 < t.lr < math.inf),
-        ("train.warmup", t.warmup, t.warmup >= 0),
-        ("train.weight_decay", t.weight_decay, 0 <= t.weight_decay < math.inf),
-        ("train.betas", t.betas, len(t.betas) == 2 and all(0 <= b < 1 for b in t.betas)),
-        ("train.ema_decay", t.ema_decay, 0 <= t.ema_decay < 1),
-        ("train.grad_clip", t.grad_clip, t.grad_clip >= 0),
-        ("train.label_dropout", t.label_dropout, 0 <= t.label_dropout <= 1),
-        ("train.cond_aug", t.cond_aug, t.cond_aug >= 0),
-        ("train.ckpt_every", t.ckpt_every, t.ckpt_every >= 1),
-        ("train.log_every", t.log_every, t.log_every >= 1),
-        ("train.keep_checkpoints", t.keep_checkpoints, t.keep_checkpoints >= 1),
         ("path.overlap", cfg.path.overlap, 0 <= cfg.path.overlap <= 1),
         ("sample.steps", cfg.sample.steps, cfg.sample.steps >= 1),
         ("sample.guidance", cfg.sample.guidance, cfg.sample.guidance >= 0),
@@ -236,6 +224,32 @@ def validate(cfg: Config) -> None:
     ]:
         if not ok:
             raise ConfigError(f"{key}={value!r} is out of range (or not a finite number)")
+
+
+def validate_train(t: TrainConfig, prefix: str = "train.") -> None:
+    """The train section's choices and ranges (image and molecule runs share the section)."""
+    for key, options in CHOICES.items():
+        if key.startswith("train."):
+            value = getattr(t, key.split(".")[1])
+            if value not in options:
+                raise ConfigError(f"{prefix}{key[6:]}={value!r} is not one of {', '.join(options)}")
+    for key, value, ok in [
+        ("steps", t.steps, t.steps >= 1),
+        ("batch_size", t.batch_size, t.batch_size >= 1),
+        ("lr", t.lr, 0 < t.lr < math.inf),
+        ("warmup", t.warmup, t.warmup >= 0),
+        ("weight_decay", t.weight_decay, 0 <= t.weight_decay < math.inf),
+        ("betas", t.betas, len(t.betas) == 2 and all(0 <= b < 1 for b in t.betas)),
+        ("ema_decay", t.ema_decay, 0 <= t.ema_decay < 1),
+        ("grad_clip", t.grad_clip, t.grad_clip >= 0),
+        ("label_dropout", t.label_dropout, 0 <= t.label_dropout <= 1),
+        ("cond_aug", t.cond_aug, t.cond_aug >= 0),
+        ("ckpt_every", t.ckpt_every, t.ckpt_every >= 1),
+        ("log_every", t.log_every, t.log_every >= 1),
+        ("keep_checkpoints", t.keep_checkpoints, t.keep_checkpoints >= 1),
+    ]:
+        if not ok:
+            raise ConfigError(f"{prefix}{key}={value!r} is out of range (or not a finite number)")
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:

@@ -146,7 +146,7 @@ def add_parser(sub) -> None:
     t.add_argument("--out", required=True, help="run folder")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
     t.add_argument("--overwrite", action="store_true", help="replace the run in --out")
-    t.add_argument("overrides", nargs="*", help="key=value, e.g. steps=500 net.hidden=64")
+    t.add_argument("overrides", nargs="*", help="key=value, e.g. train.steps=500 net.hidden=64")
     t.set_defaults(func=run_train)
     for name, fn, helptext, samples in [
         ("sample", run_sample, "generate clusters of a split as XYZ + CIF files and a picture", 1),

@@ -107,7 +107,9 @@ def graph_path(
     schedule is assembly_schedule's."""
     schedule = assembly_schedule("kflow", num_bands, bump, overlap, rotations)
     own = (3, 4, 5) if rotations == "own" else ()
-    return KFlowPath(GraphTransform(spectrum=spectrum, features=6, num_bands=num_bands, own_band_features=own), schedule)
+    return KFlowPath(
+        GraphTransform(spectrum=spectrum, features=6, num_bands=num_bands, own_band_features=own), schedule
+    )
 
 
 def assembly_path(

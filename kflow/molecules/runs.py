@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..run_identity import run_kind
+from ..run_identity import flat, run_kind
 from ..training.run_folder import claim_folder
 from ..utils.atomic import atomic_write_json, remove_temp_files
 from ..utils.checkpoint import (
@@ -31,7 +31,14 @@ from ..utils.lock import FolderLock
 
 # settings a resumed run may change: they do not alter the steps already taken (a run may move
 # between a CPU and a GPU; its batches and noise are drawn on the CPU either way)
-RESUMABLE = ("ckpt_every", "eval_every", "val_clusters", "device")
+RESUMABLE = (
+    "train.ckpt_every",
+    "train.keep_checkpoints",
+    "train.log_every",
+    "train.device",
+    "eval_every",
+    "val_clusters",
+)
 RUN_FILES = ("config.json", "checkpoints", "best.safetensors", "model.safetensors", "curve.json")
 
 
@@ -52,7 +59,7 @@ class AssemblyRunFolder:
             raise
 
     def check_same(self, saved: dict) -> None:
-        now = self.cfg.to_dict()
+        saved, now = flat(saved), flat(self.cfg.to_dict())
         for key in sorted(set(saved) | set(now)):
             if key not in RESUMABLE and saved.get(key) != now.get(key):
                 raise TrainingError(

@@ -21,9 +21,9 @@ from ..config import ConfigError
 from ..path import KFlowPath, draw_k
 from ..sampling import FromEndpoint, sample
 from ..training.batches import BATCH, derive_seed
-from ..training.schedule import ema_decay, update_ema
+from ..training.loss import LossOutput
+from ..training.optimizer_step import OptimizerStep, make_adamw
 from ..utils.devices import pick_device
-from ..utils.errors import TrainingError
 from .clusters import Cluster, pair
 from .config import AssemblyConfig
 from .flow import AssemblyBatch, BoundAssembly, make_batch
@@ -52,7 +52,9 @@ def collate(items: list[AssemblyBatch]) -> AssemblyBatch:
 
 
 class AssemblyLoss:
-    """The flow matching loss on rigid poses, translation and rotation weighted apart.
+    """The flow matching loss on rigid poses, translation and rotation weighted apart, called as the
+    images' FlowMatchingLoss is: loss(model, x_1, x_0, k) -> LossOutput, here with the model bound
+    to its batch's molecules (BoundAssembly) and the path that batch's.
 
     target='velocity': || v - du_k/dk ||^2 on the path (the image models' loss), rotational part
     times rotation_weight. target='endpoint': the network's final poses against the crystal's,
@@ -60,19 +62,21 @@ class AssemblyLoss:
     || R_hat - R_1 ||_F^2 / 2 (smooth at every angle, ~ the squared angle when small; a loss on
     rotation vectors would jump where log wraps at pi). Both are per molecule and coordinate means."""
 
-    def __init__(self, target: str = "velocity", rotation_weight: float = 1.0):
-        self.target, self.rotation_weight = target, rotation_weight
+    def __init__(self, path: KFlowPath, target: str = "velocity", rotation_weight: float = 1.0):
+        self.path, self.target, self.rotation_weight = path, target, rotation_weight
 
-    def __call__(self, bound: BoundAssembly, path: KFlowPath, x_1: Tensor, x_0: Tensor, k: Tensor) -> Tensor:
-        s = path.sample(x_0, x_1, k)
+    def __call__(self, model: BoundAssembly, x_1: Tensor, x_0: Tensor, k: Tensor, y=None) -> LossOutput:
+        s = self.path.sample(x_0, x_1, k)
         if self.target == "velocity":
-            err = (bound(s.x_k, s.k) - s.dx_k).pow(2)
-            return err[..., :3].mean() + self.rotation_weight * err[..., 3:].mean()
-        pose = bound.endpoint_pose(s.x_k, s.k)
-        b = bound.batch
-        t_1, R_1 = b.t0 + x_1[..., :3], b.R0 @ so3_exp(x_1[..., 3:])
-        rot = (pose.R - R_1).pow(2).sum((-1, -2)) / 2  # (N, M)
-        return (pose.t - t_1).pow(2).mean() + self.rotation_weight * rot.mean() / 3
+            err = (model(s.x_k, s.k) - s.dx_k).pow(2)  # (N, M, 6)
+            per = err[..., :3].mean((1, 2)) + self.rotation_weight * err[..., 3:].mean((1, 2))
+        else:
+            pose = model.endpoint_pose(s.x_k, s.k)
+            b = model.batch
+            t_1, R_1 = b.t0 + x_1[..., :3], b.R0 @ so3_exp(x_1[..., 3:])
+            rot = (pose.R - R_1).pow(2).sum((-1, -2)) / 2  # (N, M)
+            per = (pose.t - t_1).pow(2).mean((1, 2)) + self.rotation_weight * rot.mean(1) / 3
+        return LossOutput(loss=per.mean(), per_sample=per.detach(), band=s.band)
 
 
 @dataclass
@@ -97,7 +101,7 @@ def train_assembly(
     """Train on `clusters`; with `out`, a run folder: resume from its newest checkpoint (a folder
     holding a run is refused when resume is False, unless overwrite) and write checkpoints, the
     validation curve and the selected weights there. `until` stops at that step (the schedule
-    still spans cfg.steps), like a kill that a later call resumes."""
+    still spans cfg.train.steps), like a kill that a later call resumes."""
     from .runs import AssemblyRunFolder
 
     if cfg.eval_every and not val:
@@ -107,11 +111,12 @@ def train_assembly(
     clusters = pair(clusters, cfg.pairing)
     singles = [make_batch([c]) for c in clusters]
     val_set = val[: cfg.val_clusters] if val else []  # paired where they are sampled (generate)
-    torch.manual_seed(derive_seed(cfg.seed, -1))
-    device = pick_device(cfg.device)
+    t = cfg.train
+    torch.manual_seed(derive_seed(t.seed, -1))
+    device = pick_device(t.device)
     net = make_net(cfg.net, cfg.band_windows()).to(device)
     ema = copy.deepcopy(net).requires_grad_(False)
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr)
+    opt = make_adamw(net, t, device)
     folder = AssemblyRunFolder(out, cfg, resume, overwrite) if out is not None else None
     try:
         return _train(singles, val_set, cfg, net, ema, opt, folder, until, log, device)
@@ -121,41 +126,40 @@ def train_assembly(
 
 
 def _train(singles, val_set, cfg, net, ema, opt, folder, until, log, device) -> AssemblyTraining:
-    loss_fn = AssemblyLoss(cfg.target, cfg.rotation_weight)
+    t = cfg.train
+    optim = OptimizerStep(net, ema, opt, t)  # the image loop's step: lr schedule, clip, non-finite rule, EMA
     state = folder.resume(net, ema, opt) if folder else None
     step = state["step"] if state else 0
     curve = state["curve"] if state else []
     best = state["best"] if state else None  # {"step", "score"}
     best_weights = folder.best_weights() if folder and best else None
-    t0, window, last = time.time(), [], min(until or cfg.steps, cfg.steps)
+    ckpt_dir = folder.out / "checkpoints" if folder else None
+    t0, window, last = time.time(), [], min(until or t.steps, t.steps)
     while step < last:
         step += 1
-        gen = torch.Generator().manual_seed(derive_seed(cfg.seed, step, BATCH))
-        idx = torch.randint(len(singles), (cfg.batch_size,), generator=gen).tolist()
+        gen = torch.Generator().manual_seed(derive_seed(t.seed, step, BATCH))
+        idx = torch.randint(len(singles), (t.batch_size,), generator=gen).tolist()
         b = collate([singles[i] for i in idx]).to(device)
         # drawn on the CPU, so a run's batches and noise are the same on any device
         x_0 = (cfg.start_noise * torch.randn(b.u1.shape, generator=gen)).to(device)
-        k = draw_k(cfg.batch_size, cfg.k_density, gen).to(device)
-        for g in opt.param_groups:
-            g["lr"] = cfg.lr_at(step)
+        k = draw_k(t.batch_size, t.k_density, gen).to(device)
         net.train()
-        loss = loss_fn(BoundAssembly(net, b, cfg.target), cfg.path(b), b.u1, x_0, k)
-        if not torch.isfinite(loss):
-            raise TrainingError(
-                f"non-finite loss at step {step}; lower lr (now {cfg.lr}) or resume from the last checkpoint"
-            )
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        opt.step()
-        # the images' EMA rule (training/schedule.py); during the learning-rate warm-up it follows the net
-        update_ema(ema, net, ema_decay(step, cfg.ema) if step > cfg.warmup else 0.0)
-        window.append(loss.item())
-        if step % max(cfg.steps // 10, 1) == 0 or step == last:
-            log(f"{cfg.flow} step {step}/{cfg.steps}: loss {sum(window) / len(window):.4f} ({time.time() - t0:.0f} s)")
+        loss_fn = AssemblyLoss(cfg.path(b), cfg.target, cfg.rotation_weight)
+        out = loss_fn(BoundAssembly(net, b, cfg.target), b.u1, x_0, k)
+        if optim(out.loss, step - 1):
+            continue  # skipped as non-finite (train.nonfinite=skip)
+        window.append(out.loss.detach())
+        at_log = step % t.log_every == 0 or step == last
+        at_ckpt = folder and (step % t.ckpt_every == 0 or step == last)
+        if at_log or at_ckpt:
+            optim.check(ckpt_dir)  # train.nonfinite=stop: stops here, the last good checkpoint kept
+        if at_log:
+            mean = torch.stack(window).mean().item()
+            log(f"{cfg.flow} step {step}/{t.steps}: loss {mean:.4f} ({time.time() - t0:.0f} s)")
             window = []
-        if cfg.eval_every and (step % cfg.eval_every == 0 or step == cfg.steps):
-            s = evaluate_assembly(ema, val_set, cfg, samples=1, steps=10, seed=cfg.seed)
+        if cfg.eval_every and (step % cfg.eval_every == 0 or step == t.steps):
+            optim.check(ckpt_dir)
+            s = evaluate_assembly(ema, val_set, cfg, samples=1, steps=10, seed=t.seed)
             curve.append(dict(step=step, pm_atom=s.pm_atom, pm_center=s.pm_center))
             score = s.pm_atom + s.pm_center
             log(f"  validation at step {step}: PM-atom {s.pm_atom:.3f}, PM-center {s.pm_center:.3f}")
@@ -164,11 +168,11 @@ def _train(singles, val_set, cfg, net, ema, opt, folder, until, log, device) -> 
                 best_weights = {k: v.detach().clone() for k, v in ema.state_dict().items()}
                 if folder:
                     folder.save_best(best_weights, best)
-        if folder and ((cfg.ckpt_every and step % cfg.ckpt_every == 0) or step == last):
-            folder.checkpoint(step, net, ema, opt, curve, best)
+        if at_ckpt:
+            folder.checkpoint(step, net, ema, opt, curve, best, keep=t.keep_checkpoints)
     if best_weights is not None:
         ema.load_state_dict(best_weights)
-    if folder and step == cfg.steps:
+    if folder and step == t.steps:
         folder.finish(ema, curve, best)
     return AssemblyTraining(
         net=ema.eval(),

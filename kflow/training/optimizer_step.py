@@ -14,6 +14,14 @@ from .schedule import ema_decay, learning_rate, update_ema
 from .stops import stop_if_nonfinite
 
 
+def make_adamw(model: torch.nn.Module, train, device: torch.device) -> torch.optim.AdamW:
+    """AdamW with the train section's settings; the fused kernel on CUDA or with train.adamw=fused."""
+    fused = device.type == "cuda" or train.adamw == "fused"
+    return torch.optim.AdamW(
+        model.parameters(), lr=train.lr, betas=tuple(train.betas), weight_decay=train.weight_decay, fused=fused or None
+    )
+
+
 class OptimizerStep:
     def __init__(self, model: torch.nn.Module, ema: torch.nn.Module, opt, train, distributed: bool = False, rank=0):
         """train: a TrainConfig (lr, warmup, lr_schedule, steps, grad_clip, ema_decay, nonfinite)."""

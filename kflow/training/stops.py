@@ -20,7 +20,7 @@ def stop_if_nonfinite(first_bad: Tensor, distributed: bool, ckpt_dir) -> None:
     if distributed:
         dist.all_reduce(flag, op=dist.ReduceOp.MAX)
     if flag.item() >= 0:
-        ck = latest_checkpoint(ckpt_dir)
+        ck = latest_checkpoint(ckpt_dir) if ckpt_dir is not None else None
         raise TrainingError(
             f"non-finite loss or gradient at step {flag.item()}; stopped. Last good checkpoint: "
             f"{ck or 'none'}. Lower train.lr or check the data, or set train.nonfinite=skip"

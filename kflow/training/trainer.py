@@ -32,9 +32,9 @@ from .batches import DROPOUT, INIT, BatchDrawer, derive_seed, rank_slice
 from .logger import RunLogger
 from .loss import FlowMatchingLoss
 from .memory import check_batch_fits
+from .optimizer_step import OptimizerStep, make_adamw
 from .previews import preview_grid, save_preview
 from .run_folder import check_layout, check_same_run, claim_folder, resumable_checkpoint, write_checkpoint
-from .optimizer_step import OptimizerStep
 from .stops import out_of_time
 
 
@@ -123,10 +123,7 @@ class Trainer:
         self.model = make_model(cfg, shape, self.data.num_classes, self.path).to(self.device)
         self.ema = copy.deepcopy(self.model).requires_grad_(False)
         t = cfg.train
-        fused = self.device.type == "cuda" or t.adamw == "fused"
-        self.opt = torch.optim.AdamW(
-            self.model.parameters(), lr=t.lr, betas=tuple(t.betas), weight_decay=t.weight_decay, fused=fused or None
-        )
+        self.opt = make_adamw(self.model, t, self.device)
         self.optim = OptimizerStep(self.model, self.ema, self.opt, t, self.distributed, self.rank)
         self.batches = BatchDrawer.for_run(cfg, self.data, self.path)
 

@@ -53,9 +53,15 @@ def _build(cls, d: Any, prefix: str):
         hint = f" (did you mean {prefix}{near[0]}?)" if near else f"; known keys: {', '.join(sorted(names))}"
         raise ConfigError(f"unknown config key {prefix}{unknown[0]}{hint}")
     kwargs = {}
+    fields = {f.name: f for f in dataclasses.fields(cls)}
     for name, value in d.items():
         tp = hints[name]
         if dataclasses.is_dataclass(tp):
+            # a section's unset keys take the parent's defaults for it (its default_factory), which
+            # may differ from the section class's own (a molecule run's train section)
+            make = fields[name].default_factory
+            if make is not dataclasses.MISSING and isinstance(value, dict):
+                value = {**dataclasses.asdict(make()), **value}
             kwargs[name] = _build(tp, value, f"{prefix}{name}.")
             continue
         if tp is float or (typing.get_origin(tp) in (Union, types.UnionType) and float in typing.get_args(tp)):

@@ -7,6 +7,7 @@ import torch
 
 pytest.importorskip("ase")
 
+from kflow.config import TrainConfig  # noqa: E402
 from kflow.molecules.clusters import Cluster, loose_start  # noqa: E402
 from kflow.molecules.config import AssemblyConfig  # noqa: E402
 from kflow.molecules.crystals import Crystal, cut_clusters  # noqa: E402
@@ -101,7 +102,8 @@ def test_training_a_few_steps_lowers_the_loss_and_evaluates():
     from kflow.molecules.train import AssemblyConfig, evaluate_assembly, train_assembly
 
     logs = []
-    cfg = AssemblyConfig(flow="kflow", steps=40, batch_size=4, lr=3e-3, net=AssemblyNetConfig(hidden=16, layers=2))
+    train = TrainConfig(steps=40, batch_size=4, lr=3e-3, warmup=0, ema_decay=0.0, log_every=10)
+    cfg = AssemblyConfig(flow="kflow", train=train, net=AssemblyNetConfig(hidden=16, layers=2))
     net = train_assembly(toy_clusters(4), cfg, log=logs.append).net
     losses = [float(line.split("loss ")[1].split()[0]) for line in logs]
     assert losses[-1] < losses[0]
@@ -117,13 +119,15 @@ def test_assembly_config_is_validated_and_round_trips(tmp_path):
     from kflow.molecules.train import AssemblyConfig
     from kflow.utils.atomic import atomic_write_json
 
-    cfg = AssemblyConfig(flow="rigid_fm", steps=5, net=AssemblyNetConfig(hidden=8))
+    cfg = AssemblyConfig(flow="rigid_fm", train=TrainConfig(steps=5, warmup=0), net=AssemblyNetConfig(hidden=8))
     atomic_write_json(tmp_path / "config.json", cfg.to_dict())
     assert AssemblyConfig.from_dict(json.loads((tmp_path / "config.json").read_text())) == cfg
     for bad, match in [
         ({"flow": "diffusion"}, "flow='diffusion'"),
-        ({"steps": 0}, "steps=0"),
-        ({"lr": "fast"}, "config key lr must be float"),
+        ({"train": {"steps": 0}}, "train.steps=0"),
+        ({"train": {"lr": "fast"}}, "config key train.lr must be float"),
+        ({"train": {"cond_aug": 0.1}}, "train.cond_aug concerns image runs"),
+        ({"steps": 3}, "unknown config key steps"),
         ({"stpes": 3}, "unknown config key stpes"),
         ({"pairing": "closest"}, "pairing='closest'"),
         ({"net": {"hidden": "x"}}, "hidden"),

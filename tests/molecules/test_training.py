@@ -13,7 +13,7 @@ pytest.importorskip("ase")
 
 from test_flow import toy_clusters  # noqa: E402  (this folder is on sys.path under pytest)
 
-from kflow.config import ConfigError  # noqa: E402
+from kflow.config import ConfigError, TrainConfig  # noqa: E402
 from kflow.molecules.flow import BoundAssembly, assembly_path, make_batch  # noqa: E402
 from kflow.molecules.model import AssemblyNetConfig, make_net  # noqa: E402
 from kflow.molecules.rigid import so3_exp  # noqa: E402
@@ -109,40 +109,36 @@ def test_endpoint_loss_is_zero_for_the_true_endpoint_and_weights_rotation():
             return b.t0 + b.u1[..., :3] - st.t, omega
 
     bound = BoundAssembly(Truth(), b, "endpoint")
-    assert AssemblyLoss("endpoint", 10.0)(bound, path, b.u1, x_0, k).abs() < 1e-18
+    assert AssemblyLoss(path, "endpoint", 10.0)(bound, b.u1, x_0, k).loss.abs() < 1e-18
     wrong = b.u1.clone()
     wrong[..., 3:] += 0.1  # the same rotation error costs 10x with rotation_weight 10
-    l1 = AssemblyLoss("endpoint", 1.0)(bound, path, wrong, x_0, k)
-    l10 = AssemblyLoss("endpoint", 10.0)(bound, path, wrong, x_0, k)
+    l1 = AssemblyLoss(path, "endpoint", 1.0)(bound, wrong, x_0, k).loss
+    l10 = AssemblyLoss(path, "endpoint", 10.0)(bound, wrong, x_0, k).loss
     assert l1 > 0 and torch.isclose(l10, 10 * l1, rtol=1e-6)
 
 
 def test_learning_rate_schedule():
-    cfg = AssemblyConfig(steps=100, lr=1e-3, lr_schedule="cosine", warmup=10)
-    lrs = [cfg.lr_at(s) for s in range(1, 101)]
+    from kflow.training.schedule import learning_rate
+
+    lrs = [learning_rate(1e-3, 10, s, "cosine", 100) for s in range(100)]
     assert lrs[0] == pytest.approx(1e-4) and lrs[9] == pytest.approx(1e-3)
     assert all(a >= b for a, b in zip(lrs[9:], lrs[10:]))  # decays monotonically after warm-up
     assert lrs[-1] == pytest.approx(1e-5)
-    assert AssemblyConfig(steps=100, lr=1e-3).lr_at(77) == 1e-3
+    assert learning_rate(1e-3, 0, 77, "constant", 100) == 1e-3
 
 
 def small_cfg(**kw):
     base = dict(
         flow="kflow",
-        steps=12,
-        batch_size=2,
-        lr=2e-3,
         target="endpoint",
         rotation_weight=10.0,
-        lr_schedule="cosine",
-        warmup=2,
-        ema=0.5,
         eval_every=4,
         val_clusters=2,
-        ckpt_every=4,
         net=AssemblyNetConfig(kind="frames", **TINY),
     )
-    return AssemblyConfig(**{**base, **kw})
+    train = dict(steps=12, batch_size=2, lr=2e-3, lr_schedule="cosine", warmup=2, ema_decay=0.5, ckpt_every=4)
+    train.update({k: kw.pop(k) for k in list(kw) if k in train or k in ("seed", "log_every")})
+    return AssemblyConfig(**{**base, **kw}, train=TrainConfig(**train))
 
 
 def test_run_folder_selects_by_validation_and_resumes_exactly(tmp_path):
@@ -157,7 +153,12 @@ def test_run_folder_selects_by_validation_and_resumes_exactly(tmp_path):
     # stopped at step 6 (as by a kill after the step-4 checkpoint... and one more at 6), then resumed
     # (the first part named its device: a run may move between devices, its batches are drawn on the CPU)
     part = train_assembly(
-        train, replace(cfg, device="cpu"), out=tmp_path / "split", val=val, log=lambda *_: None, until=6
+        train,
+        replace(cfg, train=replace(cfg.train, device="cpu")),
+        out=tmp_path / "split",
+        val=val,
+        log=lambda *_: None,
+        until=6,
     )
     assert part.step == 6 and not (tmp_path / "split" / "model.safetensors").exists()
     rest = train_assembly(train, cfg, out=tmp_path / "split", val=val, log=lambda *_: None)
@@ -181,7 +182,7 @@ def test_run_folder_refusals(tmp_path):
     train_assembly(train, cfg, out=tmp_path / "run", log=lambda *_: None)
     with pytest.raises(TrainingError, match="already holds a run"):
         train_assembly(train, cfg, out=tmp_path / "run", resume=False, log=lambda *_: None)
-    with pytest.raises(TrainingError, match="--resume: lr was 0.002"):
+    with pytest.raises(TrainingError, match="--resume: train.lr was 0.002"):
         train_assembly(train, small_cfg(eval_every=0, steps=4, lr=1e-3), out=tmp_path / "run", log=lambda *_: None)
     with pytest.raises(ConfigError, match="needs validation clusters"):
         train_assembly(train, small_cfg(), log=lambda *_: None)
@@ -221,12 +222,12 @@ def test_overwrite_leaves_nothing_of_the_old_run_and_final_weights_are_checksumm
 def test_new_options_are_validated():
     for bad, match in [
         ({"target": "x1"}, "target='x1'"),
-        ({"lr_schedule": "step"}, "lr_schedule='step'"),
-        ({"warmup": 5000}, "warmup=5000"),
+        ({"train": {"lr_schedule": "step"}}, "train.lr_schedule='step'"),
+        ({"train": {"warmup": 5000}}, "train.warmup=5000"),
         ({"overlap": 1.5}, "overlap=1.5"),
         ({"net": {"kind": "painn"}}, "net.kind='painn'"),
         ({"net": {"kind": "frames", "hidden": 30}}, "divisible by 4"),
-        ({"device": "tpu"}, "device='tpu'"),
+        ({"train": {"device": "tpu"}}, "train.device='tpu'"),
         ({"net": {"layers": -1}}, r"net.layers=-1 is out of range"),
         ({"net": {"mol_layers": -2}}, r"net.mol_layers=-2 is out of range"),
         ({"net": {"hidden": 0}}, r"net.hidden=0 is out of range"),
@@ -311,5 +312,35 @@ def test_benchmark_oracle_places_the_true_crystal(monkeypatch):
 
 
 def test_out_of_range_settings_say_the_rule():
-    with pytest.raises(ConfigError, match=r"warmup=100 is out of range \(it must be below steps=2"):
-        AssemblyConfig.from_dict({"warmup": 100, "steps": 2})
+    with pytest.raises(ConfigError, match=r"train.warmup=100 must be below train.steps=2"):
+        AssemblyConfig.from_dict({"train": {"warmup": 100, "steps": 2}})
+
+
+@pytest.mark.parametrize("rule", ["stop", "skip"])
+def test_a_nonfinite_step_follows_the_image_loops_rule(rule, tmp_path, monkeypatch, capsys):
+    """train.nonfinite as for images: 'stop' ends the run at the next log or save with the last good
+    checkpoint named, 'skip' drops the step and trains on."""
+    from kflow.molecules import train as mtrain
+    from kflow.training.loss import LossOutput
+    from kflow.utils.errors import TrainingError
+
+    real, calls = mtrain.AssemblyLoss.__call__, []
+
+    def poisoned(self, *args, **kwargs):
+        out = real(self, *args, **kwargs)
+        calls.append(1)
+        return LossOutput(out.loss * float("nan"), out.per_sample, out.band) if len(calls) == 3 else out
+
+    monkeypatch.setattr(mtrain.AssemblyLoss, "__call__", poisoned)
+    cfg = small_cfg(eval_every=0, steps=8, ckpt_every=2, log_every=2)
+    cfg = replace(cfg, train=replace(cfg.train, nonfinite=rule))
+    out = tmp_path / "run"
+    if rule == "stop":
+        with pytest.raises(
+            TrainingError, match=r"non-finite loss or gradient at step 2; stopped. Last good .*ckpt-00000002"
+        ):
+            train_assembly(toy_clusters(2), cfg, out=out, log=lambda *_: None)
+        assert not (out / "model.safetensors").exists()
+    else:
+        r = train_assembly(toy_clusters(2), cfg, out=out, log=lambda *_: None)
+        assert r.step == 8 and "step 2 (loss=nan" in capsys.readouterr().out
