@@ -1,7 +1,8 @@
 """`kflow molecules train | sample | score`: molecular assembly as a first-class task.
 
-train: a run folder from a YAML config (configs/molecules/) plus key=value overrides, resumable
-(--resume), refused when the folder holds another run. sample: generated clusters of a split as
+train: a run folder (out_dir=) from a YAML config (configs/molecules/) plus key=value overrides,
+in `kflow train`'s form: resumable (--resume), refused when the folder holds another run unless
+--overwrite OUT_DIR names it. sample: generated clusters of a split as
 extended XYZ + CIF next to their crystal clusters, and a picture. score: PM-atom, PM-center
 (--matched: also with the copies matched), collision and separation on a split (best of
 --samples), printed as one JSON line.
@@ -12,7 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .args import nonneg_int, positive_int
+from .args import add_train_arguments, nonneg_int, overwrite_requested, positive_int
 
 
 def load_assembly_config(path, overrides):
@@ -38,13 +39,16 @@ def empty_split(cfg, split: str) -> str:
 def run_train(args) -> None:
     from ..molecules.train import train_assembly
 
+    if args.config is None:
+        raise ValueError("give a config: kflow molecules train configs/molecules/kflow.yaml [key=value ...]")
     cfg = load_assembly_config(args.config, args.overrides)
+    overwrite = overwrite_requested(args, cfg.out_dir)
     train, val = cfg.clusters("train"), cfg.clusters("val") if cfg.eval_every else None
     if not train:
         raise ValueError(empty_split(cfg, "train"))
-    r = train_assembly(train, cfg, out=args.out, val=val, resume=args.resume, overwrite=args.overwrite)
+    r = train_assembly(train, cfg, out=cfg.out_dir, val=val, resume=args.resume, overwrite=overwrite)
     chosen = f"; weights of step {r.best_step} (best validation)" if r.curve else ""
-    print(f"trained {r.step} steps in {r.train_s:.0f} s{chosen}; run in {args.out}")
+    print(f"trained {r.step} steps in {r.train_s:.0f} s{chosen}; run in {cfg.out_dir}")
 
 
 def _split(cfg, args):
@@ -142,11 +146,7 @@ def add_parser(sub) -> None:
     m = sub.add_parser("molecules", help="molecular assembly: train, sample (XYZ + CIF) and score flows")
     msub = m.add_subparsers(dest="mol_cmd", required=True)
     t = msub.add_parser("train", help="train from a YAML config (configs/molecules/) plus key=value overrides")
-    t.add_argument("--config", required=True, help="e.g. configs/molecules/kflow.yaml")
-    t.add_argument("--out", required=True, help="run folder")
-    t.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
-    t.add_argument("--overwrite", action="store_true", help="replace the run in --out")
-    t.add_argument("overrides", nargs="*", help="key=value, e.g. train.steps=500 net.hidden=64")
+    add_train_arguments(t, "e.g. configs/molecules/kflow.yaml; the run folder is out_dir=")
     t.set_defaults(func=run_train)
     for name, fn, helptext, samples in [
         ("sample", run_sample, "generate clusters of a split as XYZ + CIF files and a picture", 1),

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from .args import positive_float
+from .args import add_train_arguments, overwrite_requested, positive_float
 
 
 def run_train(args) -> None:
@@ -12,13 +10,7 @@ def run_train(args) -> None:
     from ..training import train
 
     cfg = load_config(args.config, args.overrides)
-    overwrite = args.overwrite is not None
-    if overwrite and Path(args.overwrite).resolve() != Path(cfg.out_dir).resolve():
-        raise ValueError(
-            f"--overwrite {args.overwrite} does not name this run's out_dir ({cfg.out_dir}); nothing deleted"
-        )
-    if overwrite and args.resume:
-        raise ValueError("--resume and --overwrite contradict each other; choose one")
+    overwrite = overwrite_requested(args, cfg.out_dir)
     result = train(cfg, resume=args.resume, overwrite=overwrite)
     print(
         f"trained to step {result.step}, loss {result.loss:.4f}; checkpoint {result.checkpoint}; "
@@ -34,15 +26,7 @@ def run_demo(args) -> None:
 
 def add_parser(sub) -> None:
     t = sub.add_parser("train", help="train from a YAML config plus key=value overrides")
-    t.add_argument("config", nargs="?", help="YAML config (see configs/)")
-    t.add_argument("overrides", nargs="*", help="key=value, e.g. train.steps=200 transform.name=fourier")
-    t.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in out_dir")
-    t.add_argument(
-        "--overwrite",
-        metavar="OUT_DIR",
-        default=None,
-        help="delete the run already in out_dir first; give out_dir again, so that no typo deletes a run",
-    )
+    add_train_arguments(t, "see configs/")
     t.set_defaults(func=run_train)
 
 

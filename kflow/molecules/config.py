@@ -54,6 +54,7 @@ class AssemblyConfig:
     data: str = "data/molecules"  # the cluster set (`kflow data molecules`), for the CLI
     max_atoms: int = 30  # molecules of at most this many atoms (the CPU budget; 0: all)
     net: AssemblyNetConfig = field(default_factory=AssemblyNetConfig)
+    out_dir: str = "runs/molecules/default"  # the run folder (`kflow molecules train`)
     # the optimisation, as for images (kflow train's train section): steps, batch, lr and its
     # schedule, clipping, EMA, the non-finite rule, checkpoints, seed, device, the k-density
     train: TrainConfig = field(default_factory=assembly_train)

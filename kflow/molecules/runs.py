@@ -32,6 +32,7 @@ from ..utils.lock import FolderLock
 # settings a resumed run may change: they do not alter the steps already taken (a run may move
 # between a CPU and a GPU; its batches and noise are drawn on the CPU either way)
 RESUMABLE = (
+    "out_dir",
     "train.ckpt_every",
     "train.keep_checkpoints",
     "train.log_every",
@@ -47,7 +48,7 @@ class AssemblyRunFolder:
         self.out, self.cfg = Path(out), cfg
         self.lock = FolderLock(self.out, "run folder").acquire()
         try:
-            claim_folder(self.out, resume, overwrite, RUN_FILES, overwrite_flag="--overwrite")
+            claim_folder(self.out, resume, overwrite, RUN_FILES, overwrite_flag=f"--overwrite {self.out}")
             remove_temp_files(self.out)
             remove_temp_files(self.out / "checkpoints")
             saved = self.out / "config.json"

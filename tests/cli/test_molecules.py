@@ -93,10 +93,8 @@ def test_train_kill_resume_sample_score(tmp_path):
     args = [
         "molecules",
         "train",
-        "--config",
         ROOT / "configs/molecules/kflow.yaml",
-        "--out",
-        run,
+        f"out_dir={run}",
         f"data={data}",
         "train.steps=20",
         "train.batch_size=2",

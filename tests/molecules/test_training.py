@@ -191,7 +191,7 @@ def test_run_folder_refusals(tmp_path):
     with pytest.raises(CheckpointError, match="no model.safetensors"):
         load_assembly_run(tmp_path)
     # the message names the flag the command takes
-    with pytest.raises(TrainingError, match=r"replace it with --overwrite$"):
+    with pytest.raises(TrainingError, match=r"replace it with --overwrite \S+run$"):
         train_assembly(train, cfg, out=tmp_path / "run", resume=False, log=lambda *_: None)
 
 

@@ -177,6 +177,6 @@ def test_molecule_data_that_is_an_image_run(tmp_path, capsys):
     run = tmp_path / "images"
     assert main(["train", TINY, "train.steps=1", "train.sample_every=0", f"out_dir={run}"]) == 0
     rigid = ROOT / "configs" / "molecules" / "rigid_fm.yaml"
-    err = err_of(capsys, "molecules", "train", "--config", rigid, "--out", tmp_path / "m", f"data={run}")
+    err = err_of(capsys, "molecules", "train", rigid, f"out_dir={tmp_path / 'm'}", f"data={run}")
     assert f"data={run} is an image training run, not a cluster set" in err
     assert "--out " + str(run) not in err
