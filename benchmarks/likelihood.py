@@ -1,7 +1,8 @@
 """Bits per dimension of the Fashion-MNIST test images under trained rows, side by side, with what
 each band costs (kflow/sampling/likelihood.py): the ODE from each image back to noise with dopri5,
 the trace by Hutchinson's estimator (one Rademacher probe per image, fixed along the path), 8-bit
-images dequantized uniformly. Rows must be trained first (benchmarks/localized.py trains them).
+images dequantized uniformly. Rows must be trained first (benchmarks/localized.py trains them), or
+pass --train.
 
     python benchmarks/likelihood.py --rows fm_logit,wavelet3_stag_logit_stage_strat_own --n 1000 \
         --out docs/results/likelihood_cpu_1500
@@ -15,7 +16,7 @@ import math
 from pathlib import Path
 
 import torch
-from toolkit import PROFILES, cell, report, row_config
+from toolkit import PROFILES, TrainedRow, cell, report, row_config
 
 from kflow.data import load_dataset
 from kflow.metrics.evaluate import format_table
@@ -33,22 +34,26 @@ def main():
     ap.add_argument("--work", default="runs/quality")
     ap.add_argument("--out", default=None)
     ap.add_argument("--figure", default=None)
+    ap.add_argument("--device", default="cpu", help="cpu, cuda, ... (the ODE and the model)")
+    ap.add_argument("--train", action="store_true", help="train a row that is not trained yet (else refused)")
     args = ap.parse_args()
     x = load_dataset("fashion_mnist", "test", image_size=32, limit=args.n).x
     results = []
     for row in args.rows.split(","):
         cfg = row_config(row, "cpu", args.steps, 0, args.work)
-        if not (Path(cfg.out_dir) / "config.json").exists():
+        if args.train:
+            TrainedRow(cfg, args.device)  # trains it, or finds it finished
+        elif not (Path(cfg.out_dir) / "config.json").exists():
             raise SystemExit(f"{cfg.out_dir} is not trained; train it first (benchmarks/localized.py --rows {row})")
 
         def measure(cfg=cfg, row=row):
-            run = load_run(cfg.out_dir)
+            run = load_run(cfg.out_dir, device=args.device)
             out = bits_by_band(
                 run.model,
                 run.path,
                 x,
                 scale=run.scale,
-                device="cpu",
+                device=args.device,
                 divergence="hutchinson",
                 probes=args.probes,
                 rtol=args.rtol,
@@ -78,7 +83,7 @@ def main():
     head = (
         f"Fashion-MNIST test, first {args.n} images; {args.steps} training steps (CPU profile); dopri5 rtol=atol="
         f"{args.rtol}; Hutchinson, {args.probes} Rademacher probe(s); uniform dequantization; the null class; "
-        f"{torch.get_num_threads()} CPU threads"
+        + (torch.cuda.get_device_name() if args.device.startswith("cuda") else f"{torch.get_num_threads()} CPU threads")
     )
     report(head, format_table(results, [c for c in cols if any(c in r for r in results)]), results, args.out)
     if args.figure:
