@@ -11,12 +11,7 @@ OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 ROWS=${ROWS:-fm_logit,wavelet2_o50_win_logit,wavelet2,wavelet3_staged}
 WORK=${WORK:-/tmp/kflow-gpu-likelihood}
 PY=${PY:-python3}
-export PYTHONUNBUFFERED=1 KFLOW_PROGRESS=0 PYTHONPATH=$PWD OMP_NUM_THREADS=2
-if ls .whl/*.whl >/dev/null 2>&1; then
-  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-    && export PYTHONPATH=$PWD:/tmp/site
-fi
-[ -d .gpu_data ] && export KFLOW_DATA=$PWD/.gpu_data
+source benchmarks/gpu_env.sh
 if [ -n "${DRY:-}" ]; then
   L=(--steps 4 --n 8 --rtol 1e-3 --device cpu); WORK=/tmp/kflow-likelihood-dry
 else

@@ -25,12 +25,7 @@ MAX_STEPS=${MAX_STEPS:-20000}
 WORK=${WORK:-/tmp/kflow-gpu-quality}
 SET=${SET:-}  # config overrides for every row, e.g. for a dry run on CPU
 PY=${PY:-python3}
-export PYTHONUNBUFFERED=1 KFLOW_PROGRESS=0 PYTHONPATH=$PWD OMP_NUM_THREADS=2
-if ls .whl/*.whl >/dev/null 2>&1; then
-  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-    && export PYTHONPATH=$PWD:/tmp/site
-fi
-[ -d .gpu_data ] && export KFLOW_DATA=$PWD/.gpu_data
+source benchmarks/gpu_env.sh
 export KFLOW_CACHE=$WORK/cache
 { nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv 2>/dev/null
   $PY -c "import torch, sys; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU')"
