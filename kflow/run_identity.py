@@ -38,8 +38,12 @@ def run_difference(saved: dict, now: dict) -> tuple[str, object, object] | None:
     """The first setting (key, saved value, value now) in which two configs are different runs, or
     None. RESUMABLE and DERIVED keys never count; keys newer than `saved` take their defaults."""
     old, new = flat(saved), flat(now)
+    # a cosine learning rate is spread over train.steps: changing them changes the steps already taken
+    fixed = ("train.steps",) if new.get("train.lr_schedule") == "cosine" else ()
     for key, value in new.items():
-        if key not in old or key.startswith(RESUMABLE) or key.rsplit(".", 1)[-1] in DERIVED:
+        if key not in old or key.rsplit(".", 1)[-1] in DERIVED:
+            continue
+        if key.startswith(RESUMABLE) and key not in fixed:
             continue
         if old[key] != value:
             return key, old[key], value
