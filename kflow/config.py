@@ -18,7 +18,6 @@ from .path import BUMPS, K_DENSITIES, ORDERS, STAGE_BATCHES
 from .sampling.grids import STEP_ALLOCATIONS
 from .sampling.sampler import GRIDS
 from .sampling.solvers import SOLVERS
-from .training.schedule import LR_SCHEDULES
 from .transforms import BAND_SCALES, TRANSFORMS
 from .transforms.base import SPLITS
 from .utils.errors import ConfigError
@@ -154,7 +153,7 @@ CHOICES = {
     "train.stage_batches": STAGE_BATCHES,
     "train.amp": ("auto", "bf16", "none"),  # auto: bf16 on CUDA
     "train.nonfinite": ("stop", "skip"),
-    "train.lr_schedule": LR_SCHEDULES,
+    "train.lr_schedule": ("constant", "cosine"),  # training/schedule.py: learning_rate
     "train.adamw": ("auto", "fused"),
     "sample.solver": tuple(SOLVERS),
     "sample.grid": GRIDS,

@@ -8,9 +8,6 @@ import math
 
 import torch
 
-LR_SCHEDULES = ("constant", "cosine")  # after the warm-up: lr, or a cosine from lr to 1% of it at the last step
-
-
 def learning_rate(lr: float, warmup: int, step: int, schedule: str = "constant", steps: int = 1) -> float:
     """The learning rate of (0-based) `step` of `steps`: lr * (step + 1) / warmup during the
     warm-up, then lr (constant) or lr * (0.01 + 0.99 * (1 + cos(pi * done)) / 2) (cosine)."""
@@ -19,6 +16,8 @@ def learning_rate(lr: float, warmup: int, step: int, schedule: str = "constant",
         return lr * min(1.0, s / warmup)
     if schedule == "constant":
         return lr
+    if schedule != "cosine":
+        raise ValueError(f"lr_schedule={schedule!r} is not one of constant, cosine")
     done = (s - warmup) / max(steps - warmup, 1)
     return lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(done, 1.0))))
 
