@@ -8,6 +8,7 @@ import math
 
 import torch
 
+
 def learning_rate(lr: float, warmup: int, step: int, schedule: str = "constant", steps: int = 1) -> float:
     """The learning rate of (0-based) `step` of `steps`: lr * (step + 1) / warmup during the
     warm-up, then lr (constant) or lr * (0.01 + 0.99 * (1 + cos(pi * done)) / 2) (cosine)."""
