@@ -150,7 +150,7 @@ def _train(singles, val_set, cfg, net, ema, opt, folder, until, log, device) -> 
             continue  # skipped as non-finite (train.nonfinite=skip)
         window.append(out.loss.detach())
         at_log = step % t.log_every == 0 or step == last
-        at_ckpt = folder and (step % t.ckpt_every == 0 or step == last)
+        at_ckpt = folder is not None and (step % t.ckpt_every == 0 or step == last)
         if at_log or at_ckpt:
             optim.check(ckpt_dir)  # train.nonfinite=stop: stops here, the last good checkpoint kept
         if at_log:

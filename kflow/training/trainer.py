@@ -215,7 +215,6 @@ class Trainer:
         window, window_t, window_steps = [], time.time(), 0
         last_ckpt, last_loss, images_per_s = None, float("nan"), 0.0
         self.model.train()
-        self.optim.first_bad = torch.tensor(-1, device=self.device)  # no non-finite step yet
         try:
             while self.step < end:
                 try:
