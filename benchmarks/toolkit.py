@@ -158,6 +158,10 @@ VARIANTS = {
     "wavelet3_staged_c": ("wavelet3_staged", ["model.stage_weights=coarse"]),
     # later starts of the finer bands (1/2, 3/4): the coarse stage gets half of k and of the k-density
     "wavelet3_staged_late": ("wavelet3_staged", ["path.windows=[[0.0,1.0],[0.5,1.0],[0.75,1.0]]"]),
+    # the coarse stage at 8x8 on its own UNet, the finer stages on one full-resolution UNet (what the
+    # splice of a staged run's stage 0 into its full-resolution twin scored best): model.resolution=coarse
+    "wavelet3_hybrid": ("wavelet3_staged", ["model.resolution=coarse", "model.stage_weights=coarse"]),
+    "wavelet3_hybrid_311": ("wavelet3_hybrid", ["sample.step_allocation=[3,1,1]"]),
     "wavelet3_stag_logit_stage_strat_own_coarse": (
         "wavelet3_stag_logit_stage_strat_own",
         ["train.stage_share=[0.5,0.3,0.2]"],

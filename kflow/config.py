@@ -63,9 +63,10 @@ class ModelConfig:
     name: str = "unet"  # CHOICES below
     k_embedding: str = "k"  # k: sinusoids of k; band: + a one-hot of the band; window: + each band's local time
     # full: the network sees every sample at full resolution; stage: at the resolution of the bands
-    # that have started (band-localized compute, wavelet bands; exact, cheaper)
+    # that have started (band-localized compute, wavelet bands; exact, cheaper); coarse: the coarse
+    # stage at its resolution, the finer stages at full resolution
     resolution: str = "full"
-    stage_weights: str = "shared"  # resolution=stage: one backbone for all stages, own per stage, or coarse
+    stage_weights: str = "shared"  # resolution=stage|coarse: one backbone, one per stage, or coarse
     stage_channels: list[int] | None = None  # stage_weights=own|coarse, UNet: each stage's base channels
     unet: UNetConfig = field(default_factory=UNetConfig)
     dit: DiTConfig = field(default_factory=DiTConfig)
@@ -198,8 +199,10 @@ def validate(cfg: Config) -> None:
         ]
         if value != default
     ]
-    if staged and cfg.model.resolution != "stage":
-        raise ConfigError(f"{staged[0]} concerns staged models: set model.resolution=stage or leave it at its default")
+    if staged and cfg.model.resolution == "full":
+        raise ConfigError(
+            f"{staged[0]} concerns staged models: set model.resolution=stage (or coarse) or leave it at its default"
+        )
     sc = cfg.model.stage_channels
     if sc is not None and (cfg.model.stage_weights == "shared" or cfg.model.name != "unet"):
         raise ConfigError(

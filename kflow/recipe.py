@@ -116,6 +116,6 @@ def make_model(cfg: Config, shape, num_classes: int, path: KFlowPath | None = No
         else:
             own = [model] + [build_model(cfg.model.name, m) for _ in first[1:]]
     try:
-        return StagedModel(model, path, own, groups)
+        return StagedModel(model, path, own, groups, full_from=1 if cfg.model.resolution == "coarse" else None)
     except ValueError as e:
-        raise ConfigError(f"model.resolution=stage: {e}") from None
+        raise ConfigError(f"model.resolution={cfg.model.resolution}: {e}") from None

@@ -18,6 +18,8 @@ RESUMABLE = (
     "train.amp",
     "train.nonfinite",
     "sample.",
+    "eval_every",  # molecular assembly: how often and on how many clusters it validates
+    "val_clusters",
 )
 # filled in from the data and the path when the model is built, not chosen by the user
 DERIVED = ("in_channels", "image_size", "num_classes", "band_edges", "band_windows")

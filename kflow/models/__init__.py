@@ -9,7 +9,9 @@ MODELS = ("unet", "dit")
 # staged models: one backbone for every stage, one per stage, or the coarse stage's own and one shared
 # by the finer stages (which see the same image statistics, and together more of every batch)
 STAGE_WEIGHTS = ("shared", "own", "coarse")
-RESOLUTIONS = ("full", "stage")  # the network at full resolution, or at its stage's (models/staged.py)
+# the network at full resolution, at its stage's (models/staged.py), or at its stage's in the coarse
+# stage only (the finer stages at full resolution)
+RESOLUTIONS = ("full", "stage", "coarse")
 K_EMBEDDINGS = ("k", "band", "window")  # sinusoids of k; + one-hot of the band position; + per-band local times
 
 __all__ = ["MODELS", "K_EMBEDDINGS", "UNet", "UNetConfig", "DiT", "DiTConfig", "build_model"]

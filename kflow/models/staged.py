@@ -13,6 +13,11 @@ A batch with several stages (training draws k per sample) is grouped by stage, o
 per group, all inside one forward (one DDP forward per step). stage_weights='own' gives every stage
 a backbone of its own (same architecture, its own weights): each sees one image size and one
 stretch of k only; 'coarse' gives stage 0 its own and the later stages one shared backbone.
+
+full_from=s runs stages s.. on the full image instead (resolution='coarse': full_from=1, only the
+coarse stage at its own size): the backbone then sees x_k as it is, and its output is projected onto
+the started bands, so the function is still exactly zero where the target is. Stages that run at full
+resolution on one backbone are one call (one shape), whatever their stage.
 """
 
 from __future__ import annotations
@@ -24,11 +29,22 @@ from ..utils.tensors import per_sample
 
 
 class StagedModel(nn.Module):
-    def __init__(self, backbone: nn.Module, path, own: list[nn.Module] | None = None, groups: list[int] | None = None):
+    def __init__(
+        self,
+        backbone: nn.Module,
+        path,
+        own: list[nn.Module] | None = None,
+        groups: list[int] | None = None,
+        full_from: int | None = None,
+    ):
         """backbone: the network of every stage; own: networks of their own instead (backbone is then
-        stage 0's), one per stage or, with groups (stage -> index into own), fewer."""
+        stage 0's), one per stage or, with groups (stage -> index into own), fewer. full_from: the
+        first stage that runs at full resolution (default: none does)."""
         super().__init__()
         self.path = path
+        self.full_from = path.num_bands if full_from is None else full_from
+        if not 1 <= self.full_from <= path.num_bands:
+            raise ValueError(f"full_from={full_from}: give a stage in 1..{path.num_bands}")
         if own is None:
             self.backbone = backbone
         else:
@@ -43,7 +59,8 @@ class StagedModel(nn.Module):
         self.cfg = backbone.cfg  # what wrappers read (num_classes) passes through
         T = path.transform
         path.stage_starts()  # refuses paths whose bands do not start coarse to fine
-        self.shapes = [T.stage_shape(s) for s in range(T.num_bands)]  # refuses transforms without stage images
+        # the image each stage's backbone sees (refuses transforms without stage images)
+        self.shapes = [T.stage_shape(s) if s < self.full_from else tuple(T.shape) for s in range(T.num_bands)]
         patch = getattr(backbone.cfg, "patch_size", None)
         if patch is not None:  # a DiT patchifies every stage image
             bad = [shape for shape in self.shapes if shape[-1] % patch or shape[-2] % patch]
@@ -65,19 +82,38 @@ class StagedModel(nn.Module):
     def stage_of(self, k: Tensor) -> Tensor:
         return self.path.stage(k)
 
+    def _call(self, stage: Tensor) -> Tensor:
+        """(N,) which backbone call a sample joins: its stage, or the first full-resolution stage of its
+        backbone (stages at full resolution on one backbone share a call)."""
+        if self.full_from == self.path.num_bands:
+            return stage
+        groups = self.groups if "backbones" in self._modules else [0] * self.path.num_bands
+        full = range(self.full_from, len(groups))
+        key = [s if s < self.full_from else min(t for t in full if groups[t] == groups[s]) for s in range(len(groups))]
+        return torch.as_tensor(key, device=stage.device)[stage]
+
     def forward(self, x: Tensor, k: Tensor, y: Tensor | None = None) -> Tensor:
         k = per_sample(k, x)
         stage = self.stage_of(k)
-        if bool((stage == stage[0]).all()):  # sampling: one stage per call, no gather
-            return self._run(x, k, y, int(stage[0]))
+        call = self._call(stage)
+        if bool((call == call[0]).all()):  # sampling: one stage per call, no gather
+            return self._run(x, k, y, int(call[0]), stage)
         out = torch.zeros_like(x)
-        for s in torch.unique(stage).tolist():
-            idx = (stage == s).nonzero().flatten()
-            out[idx] = self._run(x[idx], k[idx], None if y is None else y[idx], s).to(out.dtype)
+        for c in torch.unique(call).tolist():
+            idx = (call == c).nonzero().flatten()
+            out[idx] = self._run(x[idx], k[idx], None if y is None else y[idx], c, stage[idx]).to(out.dtype)
         return out
 
-    def _run(self, x: Tensor, k: Tensor, y: Tensor | None, s: int) -> Tensor:
+    def _run(self, x: Tensor, k: Tensor, y: Tensor | None, s: int, stage: Tensor) -> Tensor:
         T = self.path.transform
         net = self.backbones[self.groups[s]] if "backbones" in self._modules else self.backbone  # keys as saved
-        z = T.to_stage(x, s)  # (n, C, h, w)
-        return T.from_stage(net(z, k, y), s)
+        if s < self.full_from:
+            z = T.to_stage(x, s)  # (n, C, h, w)
+            return T.from_stage(net(z, k, y), s)
+        v = net(x, k, y)  # (n, C, H, W): stages s.. of this backbone, at full resolution
+        out = v.clone() if bool((stage < T.num_bands - 1).any()) else v
+        for t in torch.unique(stage).tolist():
+            if t < T.num_bands - 1:  # keep the started bands 0..t; the last stage has them all
+                idx = (stage == t).nonzero().flatten()
+                out[idx] = T.from_stage(T.to_stage(v[idx], t), t)
+        return out

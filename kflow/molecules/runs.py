@@ -14,32 +14,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..run_identity import flat, run_kind
-from ..training.run_folder import claim_folder
+from ..run_identity import run_kind
+from ..training.loop import LoopState
+from ..training.run_folder import check_same_run, claim_folder, resumable_checkpoint, write_checkpoint
 from ..utils.atomic import atomic_write_json, remove_temp_files
-from ..utils.checkpoint import (
-    list_checkpoints,
-    load_latest_checkpoint,
-    load_optimizer,
-    load_state,
-    load_tensors,
-    save_checkpoint,
-    save_tensors,
-)
-from ..utils.errors import CheckpointError, TrainingError
+from ..utils.checkpoint import load_optimizer, load_state, load_tensors, save_tensors
+from ..utils.errors import CheckpointError
 from ..utils.lock import FolderLock
 
-# settings a resumed run may change: they do not alter the steps already taken (a run may move
-# between a CPU and a GPU; its batches and noise are drawn on the CPU either way)
-RESUMABLE = (
-    "out_dir",
-    "train.ckpt_every",
-    "train.keep_checkpoints",
-    "train.log_every",
-    "train.device",
-    "eval_every",
-    "val_clusters",
-)
+# which settings a resumed run may change: the image runs' rule (run_identity.RESUMABLE)
 RUN_FILES = ("config.json", "checkpoints", "best.safetensors", "model.safetensors", "curve.json")
 
 
@@ -51,41 +34,36 @@ class AssemblyRunFolder:
             claim_folder(self.out, resume, overwrite, RUN_FILES, overwrite_flag=f"--overwrite {self.out}")
             remove_temp_files(self.out)
             remove_temp_files(self.out / "checkpoints")
-            saved = self.out / "config.json"
-            if saved.exists():
-                self.check_same(json.loads(saved.read_text()))
-            atomic_write_json(saved, cfg.to_dict())
+            now = cfg.to_dict()
+            self.ck = resumable_checkpoint(self.out, now) if resume else None  # checks config.json without one
+            if self.ck is not None:
+                check_same_run(self.ck.meta.get("config", {}), now, self.ck.path.name)
+            atomic_write_json(self.out / "config.json", now)
         except BaseException:
             self.lock.release()
             raise
 
-    def check_same(self, saved: dict) -> None:
-        saved, now = flat(saved), flat(self.cfg.to_dict())
-        for key in sorted(set(saved) | set(now)):
-            if key not in RESUMABLE and saved.get(key) != now.get(key):
-                raise TrainingError(
-                    f"--resume: {key} was {saved.get(key)!r} in this run ({self.out}), the config now says "
-                    f"{now.get(key)!r}; resume with the run's own settings or train into a new folder"
-                )
-
-    def resume(self, net, ema, opt) -> dict | None:
-        """Load the newest good checkpoint into net, ema and opt; its metadata (step, curve, best)."""
-        ck = load_latest_checkpoint(self.out / "checkpoints")
+    def resume(self, net, ema, opt) -> LoopState:
+        """Load the newest good checkpoint into net, ema and opt; the loop's state it saved (step,
+        curve, best, and the best weights from best.safetensors)."""
+        ck = self.ck
         if ck is None:
-            return None
+            return LoopState()
         load_state(net, ck.state("model"), "model")
         load_state(ema, ck.state("ema"), "EMA")
         load_optimizer(opt, ck.state("optim"), ck.meta["optimizer"])
         print(f"resuming {self.out} from step {ck.meta['step']}")
-        return ck.meta
+        best = ck.meta["best"]
+        # best.safetensors may be newer than the checkpoint (a kill between the two): the resumed
+        # steps are the same steps, so they reach and overwrite that selection again
+        weights = self.best_weights() if best else None
+        return LoopState(step=int(ck.meta["step"]), curve=ck.meta["curve"], best=best, best_weights=weights)
 
-    def checkpoint(self, step: int, net, ema, opt, curve: list, best: dict | None, keep: int = 2) -> None:
+    def checkpoint(self, state: LoopState, net, ema, opt, keep: int = 2) -> None:
         folder = self.out / "checkpoints"
         folder.mkdir(exist_ok=True)
-        meta = dict(step=step, curve=curve, best=best, config=self.cfg.to_dict())
-        save_checkpoint(folder / f"ckpt-{step:08d}.safetensors", net, ema, opt, meta)
-        for old in list_checkpoints(folder)[:-keep]:
-            old.unlink()
+        meta = dict(step=state.step, curve=state.curve, best=state.best, config=self.cfg.to_dict())
+        write_checkpoint(folder / f"ckpt-{state.step:08d}.safetensors", net, ema, opt, meta, keep)
 
     def save_best(self, weights: dict, best: dict) -> None:
         save_weights(self.out / "best.safetensors", weights, dict(best=best, config=self.cfg.to_dict()))

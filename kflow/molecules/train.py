@@ -21,6 +21,7 @@ from ..config import ConfigError
 from ..path import KFlowPath, draw_k
 from ..sampling import FromEndpoint, sample
 from ..training.batches import BATCH, derive_seed
+from ..training.loop import LoopState, Validation, run_steps
 from ..training.loss import LossOutput
 from ..training.optimizer_step import OptimizerStep, make_adamw
 from ..utils.devices import pick_device
@@ -125,61 +126,67 @@ def train_assembly(
             folder.release()
 
 
+class AssemblyTask:
+    """Assembly training as a TrainTask of the shared loop (training/loop.py): a step's batch of
+    clusters and its loss, the log line, validation on clusters (PM-atom + PM-center selects the
+    weights), checkpoints into the run folder."""
+
+    def __init__(self, singles, val_set, cfg: AssemblyConfig, net, ema, opt, folder, log, device):
+        self.singles, self.val_set, self.cfg = singles, val_set, cfg
+        self.net, self.ema, self.opt, self.folder, self.print, self.device = net, ema, opt, folder, log, device
+        self.t0 = time.time()
+
+    def loss(self, step: int) -> Tensor:
+        cfg, t = self.cfg, self.cfg.train
+        # step + 1: the seeds the measured runs (docs/molecules.md) drew their batches with
+        gen = torch.Generator().manual_seed(derive_seed(t.seed, step + 1, BATCH))
+        idx = torch.randint(len(self.singles), (t.batch_size,), generator=gen).tolist()
+        b = collate([self.singles[i] for i in idx]).to(self.device)
+        # drawn on the CPU, so a run's batches and noise are the same on any device
+        x_0 = (cfg.start_noise * torch.randn(b.u1.shape, generator=gen)).to(self.device)
+        k = draw_k(t.batch_size, t.k_density, gen).to(self.device)
+        self.net.train()
+        loss_fn = AssemblyLoss(cfg.path(b), cfg.target, cfg.rotation_weight)
+        return loss_fn(BoundAssembly(self.net, b, cfg.target), b.u1, x_0, k).loss
+
+    def log(self, step: int, loss: Tensor, lr: float, steps: int) -> None:
+        took = time.time() - self.t0
+        self.print(f"{self.cfg.flow} step {step}/{self.cfg.train.steps}: loss {loss.item():.4f} ({took:.0f} s)")
+
+    def validate(self, step: int) -> Validation:
+        s = evaluate_assembly(self.ema, self.val_set, self.cfg, samples=1, steps=10, seed=self.cfg.train.seed)
+        self.print(f"  validation at step {step}: PM-atom {s.pm_atom:.3f}, PM-center {s.pm_center:.3f}")
+        return Validation(dict(pm_atom=s.pm_atom, pm_center=s.pm_center), s.pm_atom + s.pm_center)
+
+    def new_best(self, state: LoopState) -> None:
+        if self.folder:
+            self.folder.save_best(state.best_weights, state.best)
+
+    def checkpoint(self, state: LoopState) -> None:
+        if self.folder:
+            self.folder.checkpoint(state, self.net, self.ema, self.opt, keep=self.cfg.train.keep_checkpoints)
+
+    def after_step(self, step: int, logged: bool) -> bool:
+        return False
+
+
 def _train(singles, val_set, cfg, net, ema, opt, folder, until, log, device) -> AssemblyTraining:
     t = cfg.train
     optim = OptimizerStep(net, ema, opt, t)  # the image loop's step: lr schedule, clip, non-finite rule, EMA
-    state = folder.resume(net, ema, opt) if folder else None
-    step = state["step"] if state else 0
-    curve = state["curve"] if state else []
-    best = state["best"] if state else None  # {"step", "score"}
-    best_weights = folder.best_weights() if folder and best else None
+    state = folder.resume(net, ema, opt) if folder else LoopState()
+    task = AssemblyTask(singles, val_set, cfg, net, ema, opt, folder, log, device)
     ckpt_dir = folder.out / "checkpoints" if folder else None
-    t0, window, last = time.time(), [], min(until or t.steps, t.steps)
-    while step < last:
-        step += 1
-        gen = torch.Generator().manual_seed(derive_seed(t.seed, step, BATCH))
-        idx = torch.randint(len(singles), (t.batch_size,), generator=gen).tolist()
-        b = collate([singles[i] for i in idx]).to(device)
-        # drawn on the CPU, so a run's batches and noise are the same on any device
-        x_0 = (cfg.start_noise * torch.randn(b.u1.shape, generator=gen)).to(device)
-        k = draw_k(t.batch_size, t.k_density, gen).to(device)
-        net.train()
-        loss_fn = AssemblyLoss(cfg.path(b), cfg.target, cfg.rotation_weight)
-        out = loss_fn(BoundAssembly(net, b, cfg.target), b.u1, x_0, k)
-        if optim(out.loss, step - 1):
-            continue  # skipped as non-finite (train.nonfinite=skip)
-        window.append(out.loss.detach())
-        at_log = step % t.log_every == 0 or step == last
-        at_ckpt = folder is not None and (step % t.ckpt_every == 0 or step == last)
-        if at_log or at_ckpt:
-            optim.check(ckpt_dir)  # train.nonfinite=stop: stops here, the last good checkpoint kept
-        if at_log:
-            mean = torch.stack(window).mean().item()
-            log(f"{cfg.flow} step {step}/{t.steps}: loss {mean:.4f} ({time.time() - t0:.0f} s)")
-            window = []
-        if cfg.eval_every and (step % cfg.eval_every == 0 or step == t.steps):
-            optim.check(ckpt_dir)
-            s = evaluate_assembly(ema, val_set, cfg, samples=1, steps=10, seed=t.seed)
-            curve.append(dict(step=step, pm_atom=s.pm_atom, pm_center=s.pm_center))
-            score = s.pm_atom + s.pm_center
-            log(f"  validation at step {step}: PM-atom {s.pm_atom:.3f}, PM-center {s.pm_center:.3f}")
-            if best is None or score < best["score"]:
-                best = dict(step=step, score=score)
-                best_weights = {k: v.detach().clone() for k, v in ema.state_dict().items()}
-                if folder:
-                    folder.save_best(best_weights, best)
-        if at_ckpt:
-            folder.checkpoint(step, net, ema, opt, curve, best, keep=t.keep_checkpoints)
-    if best_weights is not None:
-        ema.load_state_dict(best_weights)
-    if folder and step == t.steps:
-        folder.finish(ema, curve, best)
+    run_steps(task, optim, state, min(until or t.steps, t.steps), ckpt_dir, validate_every=cfg.eval_every)
+    if state.best_weights is not None:
+        ema.load_state_dict(state.best_weights)
+    if folder and state.step == t.steps:
+        folder.finish(ema, state.curve, state.best)
     return AssemblyTraining(
         net=ema.eval(),
-        step=step,
-        best_step=best["step"] if best else step,
-        curve=curve,
-        train_s=time.time() - t0,
+        step=state.step,
+        best_step=state.best["step"] if state.best else state.step,
+        curve=state.curve,
+        train_s=time.time() - task.t0,
     )
 
 

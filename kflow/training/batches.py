@@ -66,7 +66,7 @@ class BatchDrawer:
         self.stage_batches, self.stage_edges, self.stage_p = stage_batches, None, None
         if stage_batches != "mixed" or stage_share is not None:
             if stage_starts is None:
-                raise ValueError("drawing k by stage needs a path with stages (model.resolution=stage)")
+                raise ValueError("drawing k by stage needs a path with stages (model.resolution=stage or coarse)")
             edges = torch.cat([stage_starts.double(), torch.ones(1, dtype=torch.float64)])
             p = k_mass(k_density, edges) if stage_share is None else torch.as_tensor(stage_share, dtype=torch.float64)
             if len(p) != len(stage_starts) or not torch.isfinite(p).all() or (p < 0).any() or p.sum() <= 0:
@@ -79,7 +79,7 @@ class BatchDrawer:
     def for_run(cls, cfg, data: ImageData, path) -> BatchDrawer:
         """The drawer of a run's config (a staged model's stages from its path)."""
         t = cfg.train
-        stages = path.stage_starts() if cfg.model.resolution == "stage" else None
+        stages = path.stage_starts() if cfg.model.resolution != "full" else None
         try:
             return cls(
                 data,

@@ -1,7 +1,7 @@
-"""The training loop: flow matching on a K-Flow path with AdamW + warmup, clipping, EMA,
-atomic checkpoints and exact resume, DDP under torchrun. The run-folder policy lives in
-run_folder.py, the deterministic batches (what makes resume exact) in batches.py, the device and
-process group in utils/devices.py.
+"""Image training: flow matching on a K-Flow path, DDP under torchrun, through the shared step
+loop (loop.py: AdamW + warmup, clipping, EMA, the non-finite rule, atomic checkpoints and exact
+resume). The run-folder policy lives in run_folder.py, the deterministic batches (what makes resume
+exact) in batches.py, the device and process group in utils/devices.py.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from ..utils.errors import TrainingError
 from ..utils.lock import FolderLock
 from .batches import DROPOUT, INIT, BatchDrawer, derive_seed, rank_slice
 from .logger import RunLogger
+from .loop import LoopState, run_steps
 from .loss import FlowMatchingLoss
 from .memory import check_batch_fits
 from .optimizer_step import OptimizerStep, make_adamw
@@ -193,74 +194,80 @@ class Trainer:
             return None
         return save_preview(png, self.out / "samples" / name)
 
-    # ---------------------------------------------------------------------------------------
-    def _step(self) -> tuple[Tensor, bool]:
-        """One optimisation step at self.step: (the loss on the device, whether it was skipped as
-        non-finite under train.nonfinite=skip)."""
+    # ---- the TrainTask the shared loop (loop.py) drives --------------------------------------
+    @property
+    def step(self) -> int:
+        return self.state.step
+
+    @step.setter
+    def step(self, value: int) -> None:
+        self.state = LoopState(step=value)
+
+    def loss(self, step: int) -> Tensor:
         t = self.cfg.train
-        torch.manual_seed(derive_seed(t.seed, self.step, DROPOUT, self.rank))  # dropout etc.
-        x_1, x_0, k, y = rank_slice(self.batches(self.step), self.rank, self.world, self.device)
+        torch.manual_seed(derive_seed(t.seed, step, DROPOUT, self.rank))  # dropout etc.
+        x_1, x_0, k, y = rank_slice(self.batches(step), self.rank, self.world, self.device)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-            out = self.loss_fn(self.net, x_1, x_0, k, y)
-        skipped = self.optim(out.loss, self.step)
-        self.step += 1
-        return out.loss.detach(), skipped
+            return self.loss_fn(self.net, x_1, x_0, k, y).loss
+
+    def log(self, step: int, loss: Tensor, lr: float, steps: int) -> None:
+        if self.distributed:
+            dist.all_reduce(loss)
+            loss /= self.world
+        sps = steps / max(time.time() - self._window_t, 1e-9)
+        self._images_per_s, self._last_loss = sps * self.cfg.train.batch_size, loss.item()
+        self._logger.log(step, self._last_loss, lr, sps, self._images_per_s)
+        self._window_t = time.time()
+
+    def validate(self, step: int):
+        raise NotImplementedError("image runs have no validation set")
+
+    def new_best(self, state: LoopState) -> None:
+        pass
+
+    def checkpoint(self, state: LoopState) -> None:
+        self._last_ckpt = self.save() or self._last_ckpt
+
+    def after_step(self, step: int, logged: bool) -> bool:
+        t = self.cfg.train
+        self._logger.stepped(step)
+        if t.sample_every and step % t.sample_every == 0 and step != t.steps:
+            self.sample_image_grid(f"step_{step:08d}.png")
+            self.model.train()
+        if logged and out_of_time(self._logger.t0, t.max_minutes, self.device, self.distributed):  # no extra sync
+            if self.rank == 0:
+                print(f"\nstopping at step {step}: train.max_minutes={t.max_minutes} reached")
+            self._last_ckpt = self.save() or self._last_ckpt
+            return True
+        return False
 
     def fit(self, until: int | None = None) -> TrainResult:
         """Train to cfg.train.steps (or stop early at step `until` without a final save, as a
         kill after the last checkpoint would)."""
         t = self.cfg.train
         end = t.steps if until is None else min(until, t.steps)
-        logger = RunLogger(self.out, self.step, t.steps, t.max_minutes, active=self.rank == 0)
-        window, window_t, window_steps = [], time.time(), 0
-        last_ckpt, last_loss, images_per_s = None, float("nan"), 0.0
+        self._logger = RunLogger(self.out, self.step, t.steps, t.max_minutes, active=self.rank == 0)
+        self._window_t, self._last_ckpt, self._last_loss, self._images_per_s = time.time(), None, float("nan"), 0.0
         self.model.train()
         try:
-            while self.step < end:
-                try:
-                    loss, skipped = self._step()
-                except torch.cuda.OutOfMemoryError:
-                    raise TrainingError(
-                        f"CUDA out of memory at train.batch_size={t.batch_size} on {self.device}; lower "
-                        "train.batch_size, or turn on model.dit.grad_checkpointing for DiTs"
-                    ) from None
-                if skipped:
-                    continue
-                window.append(loss)
-                window_steps += 1
-                logger.stepped(self.step)
-                at_log = self.step % t.log_every == 0 or self.step == end
-                if t.nonfinite == "stop" and (at_log or self.step % t.ckpt_every == 0 or self.step == t.steps):
-                    self.optim.check(self.ckpt_dir)
-                if at_log:
-                    mean = torch.stack(window).mean()
-                    if self.distributed:
-                        dist.all_reduce(mean)
-                        mean /= self.world
-                    sps = window_steps / max(time.time() - window_t, 1e-9)
-                    images_per_s = sps * t.batch_size
-                    last_loss = mean.item()
-                    logger.log(self.step, last_loss, self.optim.lr(self.step - 1), sps, images_per_s)
-                    window, window_t, window_steps = [], time.time(), 0
-                if self.step % t.ckpt_every == 0 or self.step == t.steps:
-                    last_ckpt = self.save() or last_ckpt
-                if t.sample_every and self.step % t.sample_every == 0 and self.step != t.steps:
-                    self.sample_image_grid(f"step_{self.step:08d}.png")
-                    self.model.train()
-                if at_log and out_of_time(
-                    logger.t0, t.max_minutes, self.device, self.distributed
-                ):  # checked with the logs: no extra sync
-                    if self.rank == 0:
-                        print(f"\nstopping at step {self.step}: train.max_minutes={t.max_minutes} reached")
-                    last_ckpt = self.save() or last_ckpt
-                    break
+            try:
+                run_steps(self, self.optim, self.state, end, self.ckpt_dir)
+            except torch.cuda.OutOfMemoryError:
+                raise TrainingError(
+                    f"CUDA out of memory at train.batch_size={t.batch_size} on {self.device}; lower "
+                    "train.batch_size, or turn on model.dit.grad_checkpointing for DiTs"
+                ) from None
             if self.step == t.steps or (t.max_minutes is not None and until is None):
                 self.sample_image_grid("final.png")
         finally:
-            logger.close()
+            self._logger.close()
             self.release()
         return TrainResult(
-            step=self.step, loss=last_loss, images_per_s=images_per_s, checkpoint=last_ckpt, out_dir=self.out
+            step=self.step,
+            loss=self._last_loss,
+            images_per_s=self._images_per_s,
+            checkpoint=self._last_ckpt,
+            out_dir=self.out,
         )
 
 

@@ -199,6 +199,46 @@ def test_coarse_weights_give_stage_0_its_own_backbone_and_share_one_after_it():
         StagedModel(nets[0], path, own=nets, groups=[0, 1, 2])
 
 
+def test_coarse_resolution_runs_stage_0_small_and_the_finer_stages_in_one_full_size_call():
+    """full_from=1 (model.resolution=coarse): stage 0 at its 4x4 size, stages 1 and 2 on one backbone
+    at 16x16 in one call, each output kept on its own started bands; the exact velocity through it
+    lands on x_1 in float64."""
+    path = staggered_path()
+    x = f64(6, *SHAPE)
+    k = torch.tensor([0.1, 0.5, 0.9, 0.2, 0.6, 0.95], dtype=torch.float64)
+    nets = [Doubler(), Doubler()]
+    v = StagedModel(nets[0], path, own=nets, groups=[0, 1, 1], full_from=1)(x, k)
+    torch.testing.assert_close(v, 2 * path.transform.filter(x, path.started(k).double()), rtol=0, atol=1e-12)
+    assert nets[0].calls == [(2, 2, 4, 4)] and nets[1].calls == [(4, 2, 16, 16)]
+    x_0, x_1 = f64(4, *SHAPE), f64(4, *SHAPE)
+    exact = [ExactStageVelocity(path, x_0, x_1) for _ in range(2)]
+    model = StagedModel(exact[0], path, own=exact, groups=[0, 1, 1], full_from=1)
+    out = sample(model, path, 4, steps=12, x_0=x_0, dtype=torch.float64, device="cpu")
+    torch.testing.assert_close(out.x, x_1, rtol=0, atol=1e-10)
+    assert [set(e.calls) for e in exact] == [{(2, 4, 4)}, {(2, 16, 16)}]
+    shared = Doubler()  # one backbone everywhere: stage 0 small, the rest at full size
+    StagedModel(shared, path, full_from=1)(x, k)
+    assert sorted(shared.calls) == [(2, 2, 4, 4), (4, 2, 16, 16)]
+    with pytest.raises(ValueError, match="full_from=0"):
+        StagedModel(shared, path, full_from=0)
+
+
+def test_coarse_resolution_from_the_config_is_exact_where_bands_have_not_started():
+    """model.resolution=coarse: a real UNet's output is zero on the bands not started at k."""
+    cfg = unet_cfg(resolution="coarse", stage_weights="coarse", stage_channels=[16, 8, 8])
+    T = make_transform(cfg, (1, 8, 8))
+    path = make_path(cfg, T)
+    model = make_model(cfg, (1, 8, 8), 0, path).double()
+    with torch.no_grad():  # the UNet's last layer starts at zero: give it an output to check
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    assert [net.cfg.channels for net in model.backbones] == [16, 8] and model.full_from == 1
+    x, k = torch.randn(6, 1, 8, 8, dtype=torch.float64), torch.tensor([0.1, 0.5, 0.9, 0.2, 0.6, 0.95]).double()
+    v = model(x, k)
+    not_started = 1 - path.started(k).double()
+    assert T.filter(v, not_started).abs().max() < 1e-12 and v.abs().max() > 1e-3
+
+
 def test_coarse_weights_from_the_config():
     cfg = unet_cfg(resolution="stage", stage_weights="coarse")
     T = make_transform(cfg, (1, 8, 8))
@@ -274,6 +314,7 @@ def test_stage_options_need_a_staged_model(option):
         ["model.stage_weights=own"],
         ["train.stage_batches=one"],
         ["model.stage_weights=coarse", "transform.num_bands=3", "path.windows=[[0,1],[0.3,1],[0.6,1]]"],
+        ["model.resolution=coarse", "model.stage_weights=coarse", "train.stage_batches=stratified"],
     ],
 )
 def test_stage_options_resume_bit_exact(tmp_path, options):

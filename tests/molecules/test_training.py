@@ -150,7 +150,7 @@ def test_run_folder_selects_by_validation_and_resumes_exactly(tmp_path):
     assert whole.best_step == best["step"]
     saved = json.loads((tmp_path / "whole" / "curve.json").read_text())
     assert saved["chosen_step"] == best["step"] and saved["curve"] == whole.curve
-    # stopped at step 6 (as by a kill after the step-4 checkpoint... and one more at 6), then resumed
+    # stopped at step 6 (a kill after the step-4 checkpoint), then resumed from it through the shared loop
     # (the first part named its device: a run may move between devices, its batches are drawn on the CPU)
     part = train_assembly(
         train,
