@@ -46,6 +46,10 @@ class AssemblyConfig:
     rotations: str = "graph"  # graph: rotations go band by band too | own: one band over all of k (kflow)
     target: str = "velocity"  # velocity | endpoint: what the network predicts
     rotation_weight: float = 1.0  # loss weight of the rotational part (AssembleFlow uses 10)
+    # target=endpoint: loss weight of the clash penalty on the predicted final atoms (metrics.clash_penalty;
+    # 0: off), pairs of atoms of two molecules closer than steric_distance Angstrom
+    steric_weight: float = 0.0
+    steric_distance: float = 1.5
     k_embedding: str = "k"  # k | window: the network also sees every band's local time (as for images)
     start_noise: float = 0.1
     pairing: str = "nearest"  # nearest | given: which crystal slot each start molecule flows to
@@ -78,6 +82,8 @@ class AssemblyConfig:
             ("start_noise", self.start_noise, self.start_noise >= 0),
             ("overlap", self.overlap, 0 <= self.overlap <= 1),
             ("rotation_weight", self.rotation_weight, self.rotation_weight >= 0),
+            ("steric_weight", self.steric_weight, self.steric_weight >= 0),
+            ("steric_distance", self.steric_distance, self.steric_distance > 0),
             ("eval_every", self.eval_every, self.eval_every >= 0),
             ("val_clusters", self.val_clusters, self.val_clusters >= 1),
             ("max_atoms", self.max_atoms, self.max_atoms >= 0),
@@ -85,6 +91,10 @@ class AssemblyConfig:
             if not ok:
                 rule = RULES.get(key, "")
                 raise ConfigError(f"{key}={value!r} is out of range{rule}")
+        if self.steric_weight and self.target != "endpoint":
+            raise ConfigError(
+                "steric_weight needs target=endpoint: the clash is measured on the network's predicted final poses"
+            )
         t = self.train
         validate_train(t)
         if t.k_density not in ("uniform", "logit_normal"):

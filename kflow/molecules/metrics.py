@@ -75,6 +75,19 @@ def nearest_other_molecule(x: Tensor) -> Tensor:
     return d.amin(-1).unflatten(-1, (M, A)).amin(-1)
 
 
+def clash_penalty(x: Tensor, mask: Tensor, distance: float) -> Tensor:
+    """(N, M, A, 3), (N, M, A) real atoms -> (N,): the sum over pairs of atoms of two different
+    molecules of (distance - d)^2 where they are closer than `distance`, per molecule. Smooth,
+    zero for a cluster without clashes; its gradient pushes clashing molecules apart."""
+    N, M, A = mask.shape
+    flat = x.flatten(1, 2)  # (N, MA, 3)
+    d = ((flat[:, :, None] - flat[:, None]).pow(2).sum(-1) + 1e-12).sqrt()  # (N, MA, MA), safe at 0
+    mol = torch.arange(M, device=x.device).repeat_interleave(A)
+    real = mask.flatten(1)
+    pairs = real[:, :, None] & real[:, None, :] & (mol[:, None] != mol[None, :])
+    return (torch.relu(distance - d).pow(2) * pairs).sum((1, 2)) / 2 / M
+
+
 @dataclass
 class AssemblyScores:
     pm_atom: float

@@ -28,7 +28,7 @@ from ..utils.devices import pick_device
 from .clusters import Cluster, pair
 from .config import AssemblyConfig
 from .flow import AssemblyBatch, BoundAssembly, make_batch
-from .metrics import AssemblyScores, score_assemblies
+from .metrics import AssemblyScores, clash_penalty, score_assemblies
 from .model import make_net
 from .rigid import so3_exp
 
@@ -61,10 +61,20 @@ class AssemblyLoss:
     times rotation_weight. target='endpoint': the network's final poses against the crystal's,
     translation || t_hat - t_1 ||^2 plus rotation_weight times the chordal distance
     || R_hat - R_1 ||_F^2 / 2 (smooth at every angle, ~ the squared angle when small; a loss on
-    rotation vectors would jump where log wraps at pi). Both are per molecule and coordinate means."""
+    rotation vectors would jump where log wraps at pi). Both are per molecule and coordinate means.
+    steric_weight (endpoint only): plus that weight times the clash penalty of the predicted final
+    atoms (metrics.clash_penalty at steric_distance)."""
 
-    def __init__(self, path: KFlowPath, target: str = "velocity", rotation_weight: float = 1.0):
+    def __init__(
+        self,
+        path: KFlowPath,
+        target: str = "velocity",
+        rotation_weight: float = 1.0,
+        steric_weight: float = 0.0,
+        steric_distance: float = 1.5,
+    ):
         self.path, self.target, self.rotation_weight = path, target, rotation_weight
+        self.steric_weight, self.steric_distance = steric_weight, steric_distance
 
     def __call__(self, model: BoundAssembly, x_1: Tensor, x_0: Tensor, k: Tensor, y=None) -> LossOutput:
         s = self.path.sample(x_0, x_1, k)
@@ -77,6 +87,9 @@ class AssemblyLoss:
             t_1, R_1 = b.t0 + x_1[..., :3], b.R0 @ so3_exp(x_1[..., 3:])
             rot = (pose.R - R_1).pow(2).sum((-1, -2)) / 2  # (N, M)
             per = (pose.t - t_1).pow(2).mean((1, 2)) + self.rotation_weight * rot.mean(1) / 3
+            if self.steric_weight:
+                clash = clash_penalty(pose.atoms(b.local), b.numbers > 0, self.steric_distance)
+                per = per + self.steric_weight * clash
         return LossOutput(loss=per.mean(), per_sample=per.detach(), band=s.band)
 
 
@@ -146,7 +159,7 @@ class AssemblyTask:
         x_0 = (cfg.start_noise * torch.randn(b.u1.shape, generator=gen)).to(self.device)
         k = draw_k(t.batch_size, t.k_density, gen).to(self.device)
         self.net.train()
-        loss_fn = AssemblyLoss(cfg.path(b), cfg.target, cfg.rotation_weight)
+        loss_fn = AssemblyLoss(cfg.path(b), cfg.target, cfg.rotation_weight, cfg.steric_weight, cfg.steric_distance)
         return loss_fn(BoundAssembly(self.net, b, cfg.target), b.u1, x_0, k).loss
 
     def log(self, step: int, loss: Tensor, lr: float, steps: int) -> None:

@@ -130,3 +130,24 @@ def test_pm_center_matched_finds_the_copies_of_a_turned_shuffled_crystal():
     assert m.shape == (3, 2) and (m <= pm_center(other, ref) + 1e-12).all() and (m > 0).all()
     s = score_assemblies(torch.stack([shuffled[None], crystal[None] * 1.1]), crystal[None], matched=True)
     assert s.pm_center_matched < 1e-9 and score_assemblies(shuffled[None], crystal[None]).pm_center_matched is None
+
+
+def test_clash_penalty_counts_close_pairs_of_two_molecules_and_pushes_them_apart():
+    from kflow.molecules.metrics import clash_penalty
+
+    ref = torch.tensor([[[0.0, 0, 0], [1, 0, 0]], [[0, 3, 0], [1, 3, 0]], [[0, 6, 0], [1, 6, 0]]], dtype=torch.float64)[
+        None
+    ]  # three 2-atom molecules 3 A apart; the atoms of one molecule 1 A apart (not a clash)
+    mask = torch.ones(1, 3, 2, dtype=torch.bool)
+    assert clash_penalty(ref, mask, 1.5).item() == 0
+    moved = ref.clone()
+    moved[0, 2] += torch.tensor([0.0, -2.5, 0.0], dtype=torch.float64)  # atoms 0.5 A above molecule 1's
+    # pairs closer than 1.5: (1,0)-(2,0) and (1,1)-(2,1) at 0.5; (1,0)-(2,1), (1,1)-(2,0) at sqrt(1.25)
+    want = (2 * 1.0**2 + 2 * (1.5 - math.sqrt(1.25)) ** 2) / 3
+    torch.testing.assert_close(clash_penalty(moved, mask, 1.5), torch.tensor([want], dtype=torch.float64))
+    masked = mask.clone()
+    masked[0, 2] = False  # padding never clashes
+    assert clash_penalty(moved, masked, 1.5).item() == 0
+    x = moved.clone().requires_grad_(True)
+    clash_penalty(x, mask, 1.5).sum().backward()
+    assert x.grad[0, 2, :, 1].lt(0).all() and x.grad[0, 1, :, 1].gt(0).all()  # descent: 2 up, 1 down

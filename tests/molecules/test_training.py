@@ -344,3 +344,23 @@ def test_a_nonfinite_step_follows_the_image_loops_rule(rule, tmp_path, monkeypat
     else:
         r = train_assembly(toy_clusters(2), cfg, out=out, log=lambda *_: None)
         assert r.step == 8 and "step 2 (loss=nan" in capsys.readouterr().out
+
+
+def test_the_steric_term_adds_the_clash_penalty_of_the_predicted_endpoint():
+    from kflow.molecules.metrics import clash_penalty
+
+    clusters = toy_clusters(2)
+    b = make_batch(clusters, dtype=torch.float64)
+    cfg = small_cfg()
+    path = cfg.path(b)
+    torch.manual_seed(0)
+    net = make_net(cfg.net, cfg.band_windows()).double()
+    bound = BoundAssembly(net, b, "endpoint")
+    x_0, k = 0.1 * torch.randn_like(b.u1), torch.full((2,), 0.4, dtype=torch.float64)
+    plain = AssemblyLoss(path, "endpoint", 10.0)(bound, b.u1, x_0, k).per_sample
+    steric = AssemblyLoss(path, "endpoint", 10.0, steric_weight=3.0, steric_distance=2.5)(bound, b.u1, x_0, k)
+    pose = bound.endpoint_pose(path.sample(x_0, b.u1, k).x_k, k)
+    clash = clash_penalty(pose.atoms(b.local), b.numbers > 0, 2.5)
+    torch.testing.assert_close(steric.per_sample, plain + 3.0 * clash)
+    with pytest.raises(ConfigError, match="steric_weight needs target=endpoint"):
+        AssemblyConfig.from_dict({"target": "velocity", "steric_weight": 1.0})
