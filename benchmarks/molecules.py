@@ -49,6 +49,9 @@ ROWS = {
     # the crystal turned onto the start before pairing (kflow.molecules.clusters.pair_aligned)
     "rigid_fm_aligned": ("rigid_fm.yaml", ["pairing=aligned"]),
     "kflow_hard_aligned": ("kflow.yaml", ["overlap=0.0", "pairing=aligned"]),
+    # the clash penalty of the predicted final atoms in the loss (steric_weight, pairs under 1.5 A)
+    "rigid_fm_aligned_steric": ("rigid_fm.yaml", ["pairing=aligned", "steric_weight=1.0"]),
+    "kflow_hard_aligned_steric": ("kflow.yaml", ["overlap=0.0", "pairing=aligned", "steric_weight=1.0"]),
     "rigid_fm_velocity": ("rigid_fm.yaml", ["target=velocity", "rotation_weight=1.0"]),
     "rigid_fm_egnn": ("rigid_fm.yaml", ["target=velocity", "rotation_weight=1.0", "net.kind=egnn", "net.hidden=32"]),
     # the first models (before the frame network): EGNN of width 32 predicting velocities, constant lr

@@ -97,15 +97,16 @@ def test_yaml_string_floats_are_read_as_floats(tmp_path):
     assert load_config(f).train.lr == 3e-4
 
 
-def test_the_staged_config_is_the_benchmarked_row(monkeypatch):
-    """configs/fmnist_wavelet3_staged.yaml is the staged row of docs/benchmarks.md (the benchmark's
-    own CPU budget and model aside): the same path, model options, stage batching, optimizer kernel
-    and sampling steps per stage."""
+@pytest.mark.parametrize("name,row", [("staged", "wavelet3_staged"), ("hybrid", "wavelet3_hybrid")])
+def test_the_staged_configs_are_the_benchmarked_rows(monkeypatch, name, row):
+    """configs/fmnist_wavelet3_{staged,hybrid}.yaml are the rows of docs/benchmarks.md (the
+    benchmark's own CPU budget and model aside): the same path, model options, stage batching,
+    optimizer kernel and sampling steps per stage."""
     monkeypatch.syspath_prepend("benchmarks")
     from toolkit import config_for
 
-    shipped = load_config("configs/fmnist_wavelet3_staged.yaml").to_dict()
-    row = config_for("wavelet3_staged", ["model.unet.channels=16"]).to_dict()
+    shipped = load_config(f"configs/fmnist_wavelet3_{name}.yaml").to_dict()
+    row = config_for(row, ["model.unet.channels=16"]).to_dict()
     for key in ("transform", "path"):
         assert shipped[key] == row[key], key
     for key in ("k_embedding", "resolution", "stage_weights"):
