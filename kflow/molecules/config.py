@@ -52,7 +52,9 @@ class AssemblyConfig:
     steric_distance: float = 1.5
     k_embedding: str = "k"  # k | window: the network also sees every band's local time (as for images)
     start_noise: float = 0.1
-    pairing: str = "nearest"  # nearest | given: which crystal slot each start molecule flows to
+    # aligned: the crystal turned onto the start, then paired by nearest slots (the learnable task);
+    # nearest: the crystal as cut, paired by nearest slots (the paper-comparable task); given: as cut
+    pairing: str = "aligned"
     eval_every: int = 0  # score the validation clusters every this many steps and keep the best (0: off)
     val_clusters: int = 32  # how many validation clusters (the first ones)
     data: str = "data/molecules"  # the cluster set (`kflow data molecules`), for the CLI
