@@ -39,7 +39,7 @@ class RunLogger:
         path = out / "log.csv"
         if path.exists():  # a resumed run replays the steps after its checkpoint: drop their old rows
             keep_rows(path, step)
-        new = not path.exists()
+        new = not path.exists() or path.stat().st_size == 0  # an empty file (killed at creation) gets its header
         self.file = open(path, "a", newline="")
         self.writer = csv.writer(self.file)
         if new:

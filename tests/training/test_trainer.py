@@ -206,3 +206,19 @@ def test_flipped_bytes_inside_a_checkpoint_are_caught_by_the_checksums(tmp_path)
         load_checkpoint(newest)
     tr = Trainer(cfg(tmp_path, "train.steps=4"), resume=True)
     assert tr.step == 2
+
+
+def test_an_empty_log_file_gets_its_header(tmp_path, monkeypatch):
+    """A log.csv left empty (a run killed as it created it) is written with its header, so the
+    columns can be read by name afterwards."""
+    import csv
+
+    from kflow.training.logger import COLUMNS, RunLogger
+
+    monkeypatch.setenv("KFLOW_PROGRESS", "0")
+    (tmp_path / "log.csv").write_text("")
+    logger = RunLogger(tmp_path, 0, 10)
+    logger.log(5, 0.5, 1e-3, 2.0, 128.0)
+    logger.close()
+    rows = list(csv.DictReader(open(tmp_path / "log.csv")))
+    assert list(rows[0]) == COLUMNS and rows[0]["images_per_s"] == "128.0"
