@@ -98,17 +98,12 @@ def figure(results: list[dict], out: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
-    for i, r in enumerate(results):
+    per_row = [[r[k] for k in sorted(k for k in r if k.endswith("_share"))] or [r["bits_per_dim"]] for r in results]
+    most = max(len(shares) for shares in per_row)  # one colour per band index, the same in every row
+    for i, shares in enumerate(per_row):
         bottom = 0.0
-        shares = [r[k] for k in sorted(k for k in r if k.endswith("_share"))] or [r["bits_per_dim"]]
         for b, v in enumerate(shares):
-            ax.bar(
-                i,
-                v,
-                bottom=bottom,
-                color=plt.cm.viridis(b / max(len(shares) - 1, 1)),
-                label=f"band {b}" if i == 0 or len(shares) > 1 else None,
-            )
+            ax.bar(i, v, bottom=bottom, color=plt.cm.viridis(b / max(most - 1, 1)), label=f"band {b}")
             bottom += v
     ax.set_xticks(range(len(results)), [r["row"] for r in results], rotation=15, fontsize=7)
     ax.set_ylabel("bits per dimension (share by band)")
