@@ -56,6 +56,12 @@ class StagedModel(nn.Module):
                 )
             self.backbones = nn.ModuleList(own)
             self.groups = groups
+        # stage -> its backbone call: its own, or the first full-resolution stage on the same backbone
+        groups = self.groups if own is not None else [0] * path.num_bands
+        full = range(self.full_from, path.num_bands)
+        self.calls = [
+            s if s < self.full_from else min(t for t in full if groups[t] == groups[s]) for s in range(path.num_bands)
+        ]
         self.cfg = backbone.cfg  # what wrappers read (num_classes) passes through
         T = path.transform
         path.stage_starts()  # refuses paths whose bands do not start coarse to fine
@@ -83,14 +89,10 @@ class StagedModel(nn.Module):
         return self.path.stage(k)
 
     def _call(self, stage: Tensor) -> Tensor:
-        """(N,) which backbone call a sample joins: its stage, or the first full-resolution stage of its
-        backbone (stages at full resolution on one backbone share a call)."""
+        """(N,) which backbone call a sample joins (self.calls)."""
         if self.full_from == self.path.num_bands:
             return stage
-        groups = self.groups if "backbones" in self._modules else [0] * self.path.num_bands
-        full = range(self.full_from, len(groups))
-        key = [s if s < self.full_from else min(t for t in full if groups[t] == groups[s]) for s in range(len(groups))]
-        return torch.as_tensor(key, device=stage.device)[stage]
+        return torch.as_tensor(self.calls, device=stage.device)[stage]
 
     def forward(self, x: Tensor, k: Tensor, y: Tensor | None = None) -> Tensor:
         k = per_sample(k, x)

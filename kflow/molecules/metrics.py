@@ -79,7 +79,7 @@ def clash_penalty(x: Tensor, mask: Tensor, distance: float) -> Tensor:
     """(N, M, A, 3), (N, M, A) real atoms -> (N,): the sum over pairs of atoms of two different
     molecules of (distance - d)^2 where they are closer than `distance`, per molecule. Smooth,
     zero for a cluster without clashes; its gradient pushes clashing molecules apart."""
-    N, M, A = mask.shape
+    M, A = mask.shape[1:]
     flat = x.flatten(1, 2)  # (N, MA, 3)
     d = ((flat[:, :, None] - flat[:, None]).pow(2).sum(-1) + 1e-12).sqrt()  # (N, MA, MA), safe at 0
     mol = torch.arange(M, device=x.device).repeat_interleave(A)

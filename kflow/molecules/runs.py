@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..run_identity import run_kind
 from ..training.loop import LoopState
-from ..training.run_folder import check_same_run, claim_folder, resumable_checkpoint, write_checkpoint
+from ..training.run_folder import claim_folder, resumable_checkpoint, write_checkpoint
 from ..utils.atomic import atomic_write_json, remove_temp_files
 from ..utils.checkpoint import load_optimizer, load_state, load_tensors, save_tensors
 from ..utils.errors import CheckpointError
@@ -35,9 +35,7 @@ class AssemblyRunFolder:
             remove_temp_files(self.out)
             remove_temp_files(self.out / "checkpoints")
             now = cfg.to_dict()
-            self.ck = resumable_checkpoint(self.out, now) if resume else None  # checks config.json without one
-            if self.ck is not None:
-                check_same_run(self.ck.meta.get("config", {}), now, self.ck.path.name)
+            self.ck = resumable_checkpoint(self.out, now) if resume else None  # refuses another run's
             atomic_write_json(self.out / "config.json", now)
         except BaseException:
             self.lock.release()

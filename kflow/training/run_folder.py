@@ -68,6 +68,7 @@ def resumable_checkpoint(out: Path, now: dict):
     ckpt_dir = out / "checkpoints"
     ck = load_latest_checkpoint(ckpt_dir)
     if ck is not None:
+        check_same_run(ck.meta.get("config", {}), now, ck.path.name)
         return ck
     others = sorted(p.name for p in ckpt_dir.glob("*.safetensors"))
     if others:  # renamed or foreign files: resuming from step 0 beside them would be a surprise

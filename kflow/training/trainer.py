@@ -35,7 +35,7 @@ from .loss import FlowMatchingLoss
 from .memory import check_batch_fits
 from .optimizer_step import OptimizerStep, make_adamw
 from .previews import preview_grid, save_preview
-from .run_folder import check_layout, check_same_run, claim_folder, resumable_checkpoint, write_checkpoint
+from .run_folder import check_layout, claim_folder, resumable_checkpoint, write_checkpoint
 from .stops import out_of_time
 
 
@@ -67,7 +67,7 @@ class Trainer:
         self._claim_folder(resume, overwrite)
         self._load_data(resume)
         self._build_model()
-        self.step = 0
+        self.state = LoopState()
         if resume:
             self._resume()
         self._wrap()
@@ -159,12 +159,11 @@ class Trainer:
 
     def _restore(self, ck) -> None:
         path = ck.path
-        check_same_run(ck.meta.get("config", {}), self.cfg.to_dict(), path.name)
         load_state(self.model, ck.state("model"), "model")
         load_state(self.ema, ck.state("ema"), "EMA")
         load_optimizer(self.opt, ck.state("optim"), ck.meta["optimizer"])
         torch.set_rng_state(ck.tensors["rng.cpu"])
-        self.step = int(ck.meta["step"])
+        self.state = LoopState(step=int(ck.meta["step"]))
         if self.rank == 0:
             print(f"resumed from {path} at step {self.step}")
 
@@ -198,10 +197,6 @@ class Trainer:
     @property
     def step(self) -> int:
         return self.state.step
-
-    @step.setter
-    def step(self, value: int) -> None:
-        self.state = LoopState(step=value)
 
     def loss(self, step: int) -> Tensor:
         t = self.cfg.train
@@ -237,7 +232,8 @@ class Trainer:
         if logged and out_of_time(self._logger.t0, t.max_minutes, self.device, self.distributed):  # no extra sync
             if self.rank == 0:
                 print(f"\nstopping at step {step}: train.max_minutes={t.max_minutes} reached")
-            self._last_ckpt = self.save() or self._last_ckpt
+            if step % t.ckpt_every and step != t.steps:  # else the loop has just written it
+                self._last_ckpt = self.save() or self._last_ckpt
             return True
         return False
 
