@@ -162,6 +162,15 @@ VARIANTS = {
     # splice of a staged run's stage 0 into its full-resolution twin scored best): model.resolution=coarse
     "wavelet3_hybrid": ("wavelet3_staged", ["model.resolution=coarse", "model.stage_weights=coarse"]),
     "wavelet3_hybrid_311": ("wavelet3_hybrid", ["sample.step_allocation=[3,1,1]"]),
+    # stage 0 on its own 8x8 UNet, stages 1 and 2 on one UNet that takes the 16x16 stage image at its
+    # 16x16 level (model.stage_entry=level, a nested UNet): the hybrid's shared fine-stage network at
+    # the staged row's resolutions
+    "wavelet3_nested": ("wavelet3_staged", ["model.stage_weights=coarse", "model.stage_entry=level"]),
+    # every stage in one UNet at its own level (stage 0 at the 8x8 level)
+    "wavelet3_nested_all": (
+        "wavelet3_staged",
+        ["model.stage_weights=shared", "model.stage_channels=null", "model.stage_entry=level"],
+    ),
     "wavelet3_stag_logit_stage_strat_own_coarse": (
         "wavelet3_stag_logit_stage_strat_own",
         ["train.stage_share=[0.5,0.3,0.2]"],

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .data.datasets import DATASETS
-from .models import K_EMBEDDINGS, MODELS, RESOLUTIONS, STAGE_WEIGHTS
+from .models import K_EMBEDDINGS, MODELS, RESOLUTIONS, STAGE_ENTRIES, STAGE_WEIGHTS
 from .models.dit import DiTConfig
 from .models.unet import UNetConfig
 from .path import BUMPS, K_DENSITIES, ORDERS, STAGE_BATCHES
@@ -68,6 +68,9 @@ class ModelConfig:
     resolution: str = "full"
     stage_weights: str = "shared"  # resolution=stage|coarse: one backbone, one per stage, or coarse
     stage_channels: list[int] | None = None  # stage_weights=own|coarse, UNet: each stage's base channels
+    # a UNet shared by stages of several sizes takes each stage's image at its first layer (input) or
+    # at the level of the image's size (level: the same weights always see the same spatial scale)
+    stage_entry: str = "input"
     unet: UNetConfig = field(default_factory=UNetConfig)
     dit: DiTConfig = field(default_factory=DiTConfig)
 
@@ -150,6 +153,7 @@ CHOICES = {
     "model.k_embedding": K_EMBEDDINGS,
     "model.resolution": RESOLUTIONS,
     "model.stage_weights": STAGE_WEIGHTS,
+    "model.stage_entry": STAGE_ENTRIES,
     "train.k_density": K_DENSITIES,
     "train.stage_batches": STAGE_BATCHES,
     "train.amp": ("auto", "bf16", "none"),  # auto: bf16 on CUDA
@@ -196,12 +200,20 @@ def validate(cfg: Config) -> None:
             ("train.stage_batches", t.stage_batches, "mixed"),
             ("train.stage_share", t.stage_share, None),
             ("model.stage_channels", cfg.model.stage_channels, None),
+            ("model.stage_entry", cfg.model.stage_entry, "input"),
         ]
         if value != default
     ]
     if staged and cfg.model.resolution == "full":
         raise ConfigError(
             f"{staged[0]} concerns staged models: set model.resolution=stage (or coarse) or leave it at its default"
+        )
+    if cfg.model.stage_entry == "level" and (
+        cfg.model.resolution != "stage" or cfg.model.stage_weights == "own" or cfg.model.name != "unet"
+    ):
+        raise ConfigError(
+            "model.stage_entry=level feeds stages of several sizes into one UNet at their own levels: "
+            "set model.resolution=stage, model.stage_weights=shared or coarse, and model.name=unet"
         )
     sc = cfg.model.stage_channels
     if sc is not None and (cfg.model.stage_weights == "shared" or cfg.model.name != "unet"):

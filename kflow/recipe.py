@@ -10,7 +10,7 @@ import torch
 
 from .config import Config, ConfigError
 from .models import build_model
-from .models.staged import StagedModel
+from .models.staged import StagedModel, entry_levels
 from .path import BandSchedule, KFlowPath
 from .transforms import BandScale, FourierTransform, IdentityTransform, PCATransform, Transform, WaveletTransform
 
@@ -94,28 +94,52 @@ def make_model(cfg: Config, shape, num_classes: int, path: KFlowPath | None = No
     m = dataclasses.replace(
         m, band_edges=edges, band_windows=windows, in_channels=shape[0], image_size=shape[1], num_classes=num_classes
     )
-    model = build_model(cfg.model.name, m)
-    if cfg.model.resolution == "full" or path is None or path.num_bands == 1:  # one band: its stage is the image
-        return model
-    own, groups = None, None
-    if cfg.model.stage_weights != "shared":  # more backbones, each from its own draw (stage 0's first)
-        B = path.num_bands
+    staged = cfg.model.resolution != "full" and path is not None and path.num_bands > 1  # one band: the image
+    B = path.num_bands if staged else 1
+    groups = None  # stage -> backbone (None: one backbone for every stage)
+    if staged and cfg.model.stage_weights != "shared":
         groups = list(range(B)) if cfg.model.stage_weights == "own" else [0] + [1] * (B - 1)  # 'coarse'
+    of = groups or [0] * B
+    levels = [0] * B  # stage -> the UNet level its image enters at (model.stage_entry=level)
+    if staged and cfg.model.stage_entry == "level":
+        try:
+            levels = entry_levels([path.transform.stage_shape(s) for s in range(B)], groups)
+        except ValueError as e:
+            raise ConfigError(f"model.resolution={cfg.model.resolution}: {e}") from None
+    first = [of.index(g) for g in range(max(of) + 1)]  # each backbone's first stage
+
+    def backbone(s: int, **change) -> torch.nn.Module:
+        """The backbone whose first stage is s, with the entry levels of its stages."""
+        mine = sorted({lv for t, lv in enumerate(levels) if lv and of[t] == of[s]})
+        if mine:
+            change["entry_levels"] = mine
+        try:
+            return build_model(cfg.model.name, dataclasses.replace(m, **change))
+        except ValueError as e:
+            raise ConfigError(
+                f"model.stage_entry=level: {e}; give model.unet.channel_mult a level per stage size"
+            ) from None
+
+    model = backbone(0)
+    if not staged:
+        return model
+    own = None
+    if groups is not None:  # more backbones, each from its own draw (stage 0's first)
         widths = cfg.model.stage_channels
         if widths is not None and len(widths) != B:
             raise ConfigError(f"model.stage_channels has {len(widths)} entries for {B} stages")
-        first = [groups.index(g) for g in range(max(groups) + 1)]  # the first stage of each backbone
         if widths is not None and any(widths[s] != widths[first[groups[s]]] for s in range(B)):
             raise ConfigError(
                 f"model.stage_channels={widths}: stages that share a backbone (stage_weights=coarse: stages 1..) "
                 "need the same width"
             )
         if widths is not None:  # each backbone's UNet at its stages' width
-            own = [build_model(cfg.model.name, dataclasses.replace(m, channels=widths[s])) for s in first]
+            own = [backbone(s, channels=widths[s]) for s in first]
             model = own[0]
         else:
-            own = [model] + [build_model(cfg.model.name, m) for _ in first[1:]]
+            own = [model] + [backbone(s) for s in first[1:]]
     try:
-        return StagedModel(model, path, own, groups, full_from=1 if cfg.model.resolution == "coarse" else None)
+        full_from = 1 if cfg.model.resolution == "coarse" else None
+        return StagedModel(model, path, own, groups, full_from=full_from, entry=cfg.model.stage_entry)
     except ValueError as e:
         raise ConfigError(f"model.resolution={cfg.model.resolution}: {e}") from None

@@ -12,6 +12,9 @@ STAGE_WEIGHTS = ("shared", "own", "coarse")
 # the network at full resolution, at its stage's (models/staged.py), or at its stage's in the coarse
 # stage only (the finer stages at full resolution)
 RESOLUTIONS = ("full", "stage", "coarse")
+# where a smaller stage image enters a backbone shared with larger ones: its first layer, or the UNet
+# level of its size (models/unet.py entry_levels)
+STAGE_ENTRIES = ("input", "level")
 K_EMBEDDINGS = ("k", "band", "window")  # sinusoids of k; + one-hot of the band position; + per-band local times
 
 __all__ = ["MODELS", "K_EMBEDDINGS", "UNet", "UNetConfig", "DiT", "DiTConfig", "build_model"]

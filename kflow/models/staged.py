@@ -36,10 +36,12 @@ class StagedModel(nn.Module):
         own: list[nn.Module] | None = None,
         groups: list[int] | None = None,
         full_from: int | None = None,
+        entry: str = "input",
     ):
         """backbone: the network of every stage; own: networks of their own instead (backbone is then
         stage 0's), one per stage or, with groups (stage -> index into own), fewer. full_from: the
-        first stage that runs at full resolution (default: none does)."""
+        first stage that runs at full resolution (default: none does). entry: 'input' (every image at
+        the backbone's first layer) or 'level' (at the UNet level of its size)."""
         super().__init__()
         self.path = path
         self.full_from = path.num_bands if full_from is None else full_from
@@ -67,6 +69,16 @@ class StagedModel(nn.Module):
         path.stage_starts()  # refuses paths whose bands do not start coarse to fine
         # the image each stage's backbone sees (refuses transforms without stage images)
         self.shapes = [T.stage_shape(s) if s < self.full_from else tuple(T.shape) for s in range(T.num_bands)]
+        if entry not in ("input", "level"):
+            raise ValueError(f"entry={entry!r}: use 'input' or 'level'")
+        self.levels = entry_levels(self.shapes, groups) if entry == "level" else [0] * T.num_bands
+        for s, lv in enumerate(self.levels):
+            net = self._net(s)
+            if lv and lv not in getattr(net.cfg, "entry_levels", []):
+                raise ValueError(
+                    f"stage {s} enters its backbone at level {lv}, which takes no image there: "
+                    f"build it with entry_levels={sorted({v for v in self.levels if v})} (a UNet)"
+                )
         patch = getattr(backbone.cfg, "patch_size", None)
         if patch is not None:  # a DiT patchifies every stage image
             bad = [shape for shape in self.shapes if shape[-1] % patch or shape[-2] % patch]
@@ -106,12 +118,16 @@ class StagedModel(nn.Module):
             out[idx] = self._run(x[idx], k[idx], None if y is None else y[idx], c, stage[idx]).to(out.dtype)
         return out
 
+    def _net(self, s: int) -> nn.Module:
+        return self.backbones[self.groups[s]] if "backbones" in self._modules else self.backbone  # keys as saved
+
     def _run(self, x: Tensor, k: Tensor, y: Tensor | None, s: int, stage: Tensor) -> Tensor:
         T = self.path.transform
-        net = self.backbones[self.groups[s]] if "backbones" in self._modules else self.backbone  # keys as saved
+        net = self._net(s)
         if s < self.full_from:
             z = T.to_stage(x, s)  # (n, C, h, w)
-            return T.from_stage(net(z, k, y), s)
+            v = net(z, k, y, level=self.levels[s]) if self.levels[s] else net(z, k, y)
+            return T.from_stage(v, s)
         v = net(x, k, y)  # (n, C, H, W): stages s.. of this backbone, at full resolution
         out = v.clone() if bool((stage < T.num_bands - 1).any()) else v
         for t in torch.unique(stage).tolist():
@@ -119,3 +135,14 @@ class StagedModel(nn.Module):
                 idx = (stage == t).nonzero().flatten()
                 out[idx] = T.from_stage(T.to_stage(v[idx], t), t)
         return out
+
+
+def entry_levels(shapes: list[tuple], groups: list[int] | None = None) -> list[int]:
+    """Stage -> the UNet level its image enters its backbone at (groups: stage -> backbone; None: one
+    backbone): log2 of how much smaller it is than the largest image that backbone sees."""
+    groups = [0] * len(shapes) if groups is None else groups
+    top = {g: max(shapes[s][-1] for s in range(len(shapes)) if groups[s] == g) for g in set(groups)}
+    levels = [(top[groups[s]] // shape[-1]).bit_length() - 1 for s, shape in enumerate(shapes)]
+    if any(top[groups[s]] != shape[-1] << lv for s, (shape, lv) in enumerate(zip(shapes, levels))):
+        raise ValueError(f"stage images {[shape[-1] for shape in shapes]} are not halvings of each other")
+    return levels

@@ -1,5 +1,10 @@
 """A compact ADM-style UNet: residual blocks with group norm, scale-shift conditioning on the
-k (+ class) embedding, optional self-attention at chosen resolutions."""
+k (+ class) embedding, optional self-attention at chosen resolutions.
+
+entry_levels lets a smaller image enter at the level of its own size (an image 2^l times smaller at
+level l) and leave there, through an input conv and an output head of that level's own: the levels
+below are the same weights the full-size image passes through, so every weight sees one spatial
+scale whatever the image's size (a nested UNet: stages of a staged model share one backbone)."""
 
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ class UNetConfig:
     num_classes: int = 0  # 0: unconditional
     band_edges: list[float] = field(default_factory=list)  # set from the path when model.k_embedding=band
     band_windows: list[list[float]] = field(default_factory=list)  # set from the path when model.k_embedding=window
+    entry_levels: list[int] = field(default_factory=list)  # set from the path when model.stage_entry=level
 
 
 def _norm(c: int) -> nn.GroupNorm:
@@ -103,9 +109,22 @@ class UNet(nn.Module):
                     blk.append(nn.Conv2d(c, c, 3, padding=1))
                     res *= 2
                 self.up.append(blk)
-        self.out = nn.Sequential(_norm(c), nn.SiLU(), nn.Conv2d(c, cfg.in_channels, 3, padding=1))
-        nn.init.zeros_(self.out[-1].weight)
-        nn.init.zeros_(self.out[-1].bias)
+        self.out = self._head(c)
+        # built last, so a UNet without them draws its weights exactly as before
+        L, mult = len(cfg.channel_mult), cfg.channel_mult
+        bad = [lv for lv in cfg.entry_levels if not 1 <= lv < L]
+        if bad:
+            raise ValueError(f"entry level {bad[0]}: a UNet with {L} levels takes images at levels 1..{L - 1}")
+        self.entries = nn.ModuleDict(
+            {str(lv): nn.Conv2d(cfg.in_channels, ch * mult[lv - 1], 3, padding=1) for lv in cfg.entry_levels}
+        )
+        self.exits = nn.ModuleDict({str(lv): self._head(ch * mult[lv]) for lv in cfg.entry_levels})
+
+    def _head(self, c: int) -> nn.Sequential:
+        head = nn.Sequential(_norm(c), nn.SiLU(), nn.Conv2d(c, self.cfg.in_channels, 3, padding=1))
+        nn.init.zeros_(head[-1].weight)
+        nn.init.zeros_(head[-1].bias)
+        return head
 
     @staticmethod
     def _run(blk: nn.ModuleList, h: Tensor, emb: Tensor) -> Tensor:
@@ -113,19 +132,26 @@ class UNet(nn.Module):
             h = layer(h, emb) if isinstance(layer, ResBlock) else layer(h)
         return h
 
-    def forward(self, x: Tensor, k, y: Tensor | None = None) -> Tensor:
-        """x (B, C, H, W), k (B,) or scalar in [0, 1], y (B,) labels or None -> velocity (B, C, H, W)."""
+    def forward(self, x: Tensor, k, y: Tensor | None = None, level: int = 0) -> Tensor:
+        """x (B, C, H, W), k (B,) or scalar in [0, 1], y (B,) labels or None -> velocity (B, C, H, W).
+        level l > 0 (one of cfg.entry_levels): x is (B, C, H / 2^l, W / 2^l) and enters at level l."""
         emb = self.k_emb(per_sample(k, x).float())  # (B,) k in float32 for the embedding
         if self.y_emb is not None:
             emb = emb + self.y_emb(y, x.shape[0], x.device)
         emb = emb.to(x.dtype) if not torch.is_autocast_enabled() else emb
-        h = self.inp(x)
+        if level and str(level) not in self.entries:
+            raise ValueError(f"level={level}: this UNet takes images at levels {[0, *self.cfg.entry_levels]}")
+        per_level = self.cfg.num_res_blocks + 1  # blocks per level, down (res blocks, downsample) and up
+        down, up = self.down[level * per_level :], self.up[: len(self.up) - level * per_level]
+        h = self.entries[str(level)](x) if level else self.inp(x)  # level l: what level l - 1 hands down
         hs = [h]
-        for blk in self.down:
+        for blk in down:
             h = self._run(blk, h, emb)
             hs.append(h)
         for layer in self.mid:
             h = layer(h, emb) if isinstance(layer, ResBlock) else layer(h)
-        for blk in self.up:
+        for i, blk in enumerate(up):
+            if level and i == len(up) - 1:  # level l's last block: no upsampling to level l - 1
+                blk = [layer for layer in blk if isinstance(layer, (ResBlock, Attention))]
             h = self._run(blk, torch.cat([h, hs.pop()], dim=1), emb)
-        return self.out(h)
+        return self.exits[str(level)](h) if level else self.out(h)

@@ -149,3 +149,54 @@ def test_k_embedding_window_comes_from_the_path_and_round_trips(tmp_path):
     torch.testing.assert_close(
         run.model(x, k, torch.zeros(3, dtype=torch.long)), tr.ema(x, k, torch.zeros(3, dtype=torch.long))
     )
+
+
+def nested_unet(**change):
+    cfg = UNetConfig(in_channels=2, image_size=16, channels=8, channel_mult=[1, 2, 2], num_res_blocks=1)
+    return UNet(UNetConfig(**{**cfg.__dict__, **change}))
+
+
+def test_entry_levels_leave_the_full_size_unet_as_it_was():
+    """Entry layers are built after everything else: the same seed draws the same weights, and a
+    full-size image goes through the same function bit for bit."""
+    torch.manual_seed(0)
+    plain = nested_unet()
+    torch.manual_seed(0)
+    nested = nested_unet(entry_levels=[1, 2])
+    extra = set(nested.state_dict()) - set(plain.state_dict())
+    assert extra and all(key.startswith(("entries.", "exits.")) for key in extra)
+    for key, p in plain.state_dict().items():
+        assert torch.equal(p, nested.state_dict()[key]), key
+    x, k = torch.randn(3, 2, 16, 16), torch.rand(3)
+    assert torch.equal(plain(x, k), nested(x, k))
+
+
+@pytest.mark.parametrize("level", [1, 2])
+def test_an_image_entering_at_a_level_meets_each_weight_at_its_full_size_scale(level):
+    """An image 2^l times smaller entering at level l passes the blocks of levels l.. at exactly the
+    shapes the full-size image meets them with, and touches no weight of the levels above (no
+    gradient there), only its own entry and exit."""
+    torch.manual_seed(0)
+    net = nested_unet(entry_levels=[1, 2])
+    for p in net.parameters():  # zero-initialised last layers would hide gradients
+        p.data.add_(0.05 * torch.randn_like(p))
+    shapes: dict[str, list] = {}
+    hooks = [
+        m.register_forward_hook(lambda m, inp, out, name=name: shapes.setdefault(name, []).append(tuple(inp[0].shape)))
+        for name, m in net.named_modules()
+        if type(m).__name__ in ("ResBlock", "Attention")
+    ]
+    net(torch.randn(1, 2, 16, 16), torch.rand(1))
+    full, shapes = shapes, {}
+    x = torch.randn(1, 2, 16 >> level, 16 >> level)
+    v = net(x, torch.rand(1), level=level)
+    for h in hooks:
+        h.remove()
+    assert v.shape == x.shape and shapes and all(shapes[name] == full[name] for name in shapes)
+    v.pow(2).sum().backward()
+    touched = {".".join(name.split(".")[:2]) for name, p in net.named_parameters() if p.grad is not None}
+    assert f"entries.{level}" in touched and f"exits.{level}" in touched and "inp.weight" not in touched
+    assert not {f"entries.{lv}" for lv in (1, 2) if lv != level} & touched
+    assert "down.0" not in touched and f"up.{len(net.up) - 1}" not in touched  # level 0's first and last blocks
+    with pytest.raises(ValueError, match="level=3: this UNet takes images at levels"):
+        net(x, torch.rand(1), level=3)

@@ -315,6 +315,7 @@ def test_stage_options_need_a_staged_model(option):
         ["train.stage_batches=one"],
         ["model.stage_weights=coarse", "transform.num_bands=3", "path.windows=[[0,1],[0.3,1],[0.6,1]]"],
         ["model.resolution=coarse", "model.stage_weights=coarse", "train.stage_batches=stratified"],
+        ["model.stage_entry=level", "train.stage_batches=stratified"],
     ],
 )
 def test_stage_options_resume_bit_exact(tmp_path, options):
@@ -459,3 +460,80 @@ def test_a_staged_dit_trains_resumes_and_samples_through_the_cli(tmp_path):
     run = load_run(out)
     assert isinstance(run.model, StagedModel) and run.cfg.model.name == "dit" and run.step == 6
     assert main(["sample", str(out), "--n", "4", "--steps", "6", "--out", str(tmp_path / "s")]) == 0
+
+
+class ExactLevelVelocity(ExactStageVelocity):
+    """The exact velocity through a backbone that takes smaller images at lower levels
+    (model.stage_entry=level); it records each call's size and level."""
+
+    def __init__(self, path, x_0, x_1, levels):
+        super().__init__(path, x_0, x_1)
+        self.cfg = UNetConfig(channel_mult=[1, 2, 2], entry_levels=levels)
+        self.entered: list[tuple] = []
+
+    def forward(self, z, k, y=None, level=0):
+        self.entered.append((z.shape[-1], level))
+        return super().forward(z, k, y)
+
+
+@pytest.mark.parametrize("groups, levels", [(None, [2, 1, 0]), ([0, 1, 1], [0, 1, 0])])
+def test_level_entry_lands_on_x1_with_each_stage_at_the_level_of_its_size(groups, levels):
+    """entry='level': a backbone shared by stages of several sizes takes each at the level of its size
+    (the largest at level 0); the exact velocity through it still lands on x_1 in float64."""
+    path = staggered_path()
+    x_0, x_1 = f64(4, *SHAPE), f64(4, *SHAPE)
+    nets = [ExactLevelVelocity(path, x_0, x_1, [1, 2]) for _ in range(1 if groups is None else 2)]
+    model = StagedModel(nets[0], path, None if groups is None else nets, groups, entry="level")
+    assert model.levels == levels
+    out = sample(model, path, 4, steps=12, x_0=x_0, dtype=torch.float64, device="cpu")
+    torch.testing.assert_close(out.x, x_1, rtol=0, atol=1e-10)
+    seen = set().union(*(set(n.entered) for n in nets))
+    assert seen == {(16 >> (2 - s), lv) for s, lv in enumerate(levels)}
+    bare = ExactStageVelocity(path, x_0, x_1)  # a backbone without entry levels is refused
+    with pytest.raises(ValueError, match="enters its backbone at level"):
+        StagedModel(bare, path, entry="level")
+
+
+def test_level_entry_from_the_config_is_exact_where_bands_have_not_started():
+    """model.stage_entry=level with stage 0's own UNet: stages 1 and 2 share one UNet, stage 1 entering
+    at its 8x8 level; a real UNet's output is zero on the bands not started, and the shared UNet
+    alone has entry layers."""
+    cfg = unet_cfg(resolution="stage", stage_weights="coarse", stage_channels=[16, 8, 8], stage_entry="level")
+    cfg.model.unet = dataclasses.replace(cfg.model.unet, channel_mult=[1, 2, 2])
+    cfg.transform = dataclasses.replace(cfg.transform, levels=2)
+    T = make_transform(cfg, (1, 16, 16))
+    path = make_path(cfg, T)
+    model = make_model(cfg, (1, 16, 16), 0, path).double()
+    assert model.levels == [0, 1, 0] and [net.cfg.entry_levels for net in model.backbones] == [[], [1]]
+    with torch.no_grad():  # the UNet's last layers start at zero: give them an output to check
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    x, k = torch.randn(6, 1, 16, 16, dtype=torch.float64), torch.tensor([0.1, 0.5, 0.9, 0.2, 0.6, 0.95]).double()
+    v = model(x, k)
+    assert T.filter(v, 1 - path.started(k).double()).abs().max() < 1e-12 and v.abs().max() > 1e-3
+    assert set(model.state_dict()) >= {"backbones.1.entries.1.weight", "backbones.1.exits.1.2.weight"}
+
+
+@pytest.mark.parametrize(
+    "change, msg",
+    [
+        (["model.resolution=stage", "model.stage_weights=own"], "set model.resolution=stage, model.stage_weights="),
+        (["model.resolution=coarse"], "set model.resolution=stage, model.stage_weights="),
+        (["model.resolution=stage", "model.name=dit"], "and model.name=unet"),
+        ([], "concerns staged models"),
+    ],
+)
+def test_level_entry_is_refused_where_it_means_nothing(change, msg):
+    from kflow.config import load_config
+
+    with pytest.raises(ConfigError, match=msg) as e:
+        load_config(None, ["model.stage_entry=level", *change])
+    assert "\n" not in str(e.value)
+
+
+def test_level_entry_needs_a_unet_level_per_stage_size():
+    cfg = unet_cfg(resolution="stage", stage_entry="level")  # 3 stages (2x2, 4x4, 8x8), a 2-level UNet
+    T = make_transform(cfg, (1, 8, 8))
+    with pytest.raises(ConfigError, match="model.stage_entry=level: entry level 2: a UNet with 2 levels") as e:
+        make_model(cfg, (1, 8, 8), 0, make_path(cfg, T))
+    assert "\n" not in str(e.value)
