@@ -69,7 +69,7 @@ def main():
         train_gflops = training_flops_per_image(run.model, run.path, cfg.train.k_density, cfg.train.stage_share) / 1e9
         nfes = args.fm_nfe if row.startswith("fm") else args.nfe
         own = cfg.sample.step_allocation
-        alloc = args.step_allocation or (own if isinstance(own, str) else ",".join(f"{w:g}" for w in own))
+        alloc = args.step_allocation or alloc_name(own)
         alloc = "length" if row.startswith("fm") else alloc
         tag = "" if alloc == "length" or not args.step_allocation else f"-alloc{alloc.replace(',', '_')}"
         for nfe in [int(v) for v in nfes.split(",")]:
@@ -163,6 +163,11 @@ def figure(results: list[dict], out: str) -> None:
     fig.savefig(out, dpi=120)
 
 
+def alloc_name(alloc: str | list[float]) -> str:
+    """sample.step_allocation as the tables write it: length, equal or 2,1,1."""
+    return alloc if isinstance(alloc, str) else ",".join(f"{w:g}" for w in alloc)
+
+
 def compare(results: list[dict]) -> None:
     """Each cell's FD over FM's at the same NFE (fd_vs_fm), and FM's FD at the same sampling GFLOPs
     (fm_fd_at_flops: linear in log-FLOPs between FM's cells; nan outside their range)."""
@@ -199,6 +204,12 @@ def speed(rows: list[str], args) -> None:
         trainers[row].fit(until=3)  # warm-up: the first step at each resolution allocates
         samplers[row] = load_run(cfg.out_dir).model if finished.exists() else trainers[row].ema.eval()
     times = {row: {"train": [], "sample": []} for row in rows}
+    allocs = {  # the row's own steps per stage, or --step-allocation's (FM's grid stays uniform)
+        row: parse_step_allocation(args.step_allocation)
+        if args.step_allocation and not row.startswith("fm")
+        else tr.cfg.sample.step_allocation
+        for row, tr in trainers.items()
+    }
     x_0 = torch.randn(256, 1, 32, 32, generator=torch.Generator().manual_seed(1))
     per_round = 10
     for _ in range(3):
@@ -207,8 +218,15 @@ def speed(rows: list[str], args) -> None:
             tr.fit(until=tr.step + per_round)
             times[row]["train"].append((time.perf_counter() - t0) / per_round)
             t0 = time.perf_counter()
-            alloc = tr.cfg.sample.step_allocation
-            sample(samplers[row], tr.path, len(x_0), steps=20, grid=tr.cfg.sample.grid, x_0=x_0, step_allocation=alloc)
+            sample(
+                samplers[row],
+                tr.path,
+                len(x_0),
+                steps=20,
+                grid=tr.cfg.sample.grid,
+                x_0=x_0,
+                step_allocation=allocs[row],
+            )
             times[row]["sample"].append(time.perf_counter() - t0)
     out = []
     for row in rows:
@@ -216,6 +234,7 @@ def speed(rows: list[str], args) -> None:
         out.append(
             dict(
                 row=row,
+                step_allocation=alloc_name(allocs[row]),
                 sample_s_256_nfe20=s,
                 train_s_per_step=t,
                 trained_weights=samplers[row] is not trainers[row].ema,
@@ -227,7 +246,15 @@ def speed(rows: list[str], args) -> None:
         r["training_speedup"] = fm["train_s_per_step"] / r["train_s_per_step"]
     table = format_table(
         out,
-        ["row", "sample_s_256_nfe20", "sampling_speedup", "train_s_per_step", "training_speedup", "trained_weights"],
+        [
+            "row",
+            "step_allocation",
+            "sample_s_256_nfe20",
+            "sampling_speedup",
+            "train_s_per_step",
+            "training_speedup",
+            "trained_weights",
+        ],
     )
     head = (
         f"{torch.get_num_threads()} CPU threads; median of 3 interleaved rounds; the real Trainer, "
