@@ -94,6 +94,8 @@ def make_model(cfg: Config, shape, num_classes: int, path: KFlowPath | None = No
     m = dataclasses.replace(
         m, band_edges=edges, band_windows=windows, in_channels=shape[0], image_size=shape[1], num_classes=num_classes
     )
+    if cfg.model.name == "unet":  # entry levels follow from the stages (model.stage_entry), set below
+        m = dataclasses.replace(m, entry_levels=[])
     staged = cfg.model.resolution != "full" and path is not None and path.num_bands > 1  # one band: the image
     B = path.num_bands if staged else 1
     groups = None  # stage -> backbone (None: one backbone for every stage)

@@ -22,7 +22,7 @@ RESUMABLE = (
     "val_clusters",
 )
 # filled in from the data and the path when the model is built, not chosen by the user
-DERIVED = ("in_channels", "image_size", "num_classes", "band_edges", "band_windows")
+DERIVED = ("in_channels", "image_size", "num_classes", "band_edges", "band_windows", "entry_levels")
 
 
 def flat(d: dict, prefix: str = "") -> dict:

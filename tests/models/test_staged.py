@@ -537,3 +537,16 @@ def test_level_entry_needs_a_unet_level_per_stage_size():
     with pytest.raises(ConfigError, match="model.stage_entry=level: entry level 2: a UNet with 2 levels") as e:
         make_model(cfg, (1, 8, 8), 0, make_path(cfg, T))
     assert "\n" not in str(e.value)
+
+
+def test_entry_levels_follow_from_the_stages_not_from_the_unet_section():
+    """model.unet.entry_levels is derived like band_windows: a value written there is replaced by what
+    model.stage_entry gives, and two runs differing in it are the same run."""
+    from kflow.run_identity import run_difference
+
+    cfg = unet_cfg(resolution="stage")
+    cfg.model.unet = dataclasses.replace(cfg.model.unet, entry_levels=[1])
+    T = make_transform(cfg, (1, 8, 8))
+    model = make_model(cfg, (1, 8, 8), 0, make_path(cfg, T))
+    assert model.backbone.cfg.entry_levels == [] and not len(model.backbone.entries)
+    assert run_difference(cfg.to_dict(), unet_cfg(resolution="stage").to_dict()) is None
