@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Band-localized compute on a GPU, in one device call: the staged DiT-B/2 against FM's on (4, 32, 32)
 # latents (training and sampling images/s, FLOPs), then the recommended staged UNet against the tuned
-# FM at the GPU profile (benchmarks/gpu_quality.sh: rows side by side, equal steps, 10k samples).
+# FM at the GPU profile, with the hybrid (benchmarks/gpu_quality.sh: rows side by side, equal steps, 10k samples).
 #
 #   OUT=/tmp/out bash benchmarks/gpu_localized.sh            # on the device
 #   DRY=1 bash benchmarks/gpu_localized.sh                   # a short dry run on the CPU
@@ -19,5 +19,5 @@ fi
 echo "== staged DiT vs FM (throughput.py $TP)"
 timeout --signal=INT 200 $PY benchmarks/throughput.py $TP --rows fm,wavelet3_stage,wavelet3_staged \
   --sample-rounds 1 --no-sampler-table 2>&1 | tee "$OUT/dit_staged.log" | tail -n 12
-echo "== recommended staged UNet vs tuned FM (gpu_quality.sh)"
-env "${Q[@]}" ROWS=fm_logit,wavelet3_staged OUT="$OUT/quality" PY=$PY bash benchmarks/gpu_quality.sh 2>&1 | tail -n 30
+echo "== recommended staged UNet and the hybrid vs tuned FM (gpu_quality.sh)"
+env "${Q[@]}" ROWS=fm_logit,wavelet3_staged,wavelet3_hybrid OUT="$OUT/quality" PY=$PY bash benchmarks/gpu_quality.sh 2>&1 | tail -n 30
