@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from ..utils.tensors import per_sample
+from . import STAGE_ENTRIES
 
 
 class StagedModel(nn.Module):
@@ -69,8 +70,8 @@ class StagedModel(nn.Module):
         path.stage_starts()  # refuses paths whose bands do not start coarse to fine
         # the image each stage's backbone sees (refuses transforms without stage images)
         self.shapes = [T.stage_shape(s) if s < self.full_from else tuple(T.shape) for s in range(T.num_bands)]
-        if entry not in ("input", "level"):
-            raise ValueError(f"entry={entry!r}: use 'input' or 'level'")
+        if entry not in STAGE_ENTRIES:
+            raise ValueError(f"entry={entry!r}: use one of {', '.join(STAGE_ENTRIES)}")
         self.levels = entry_levels(self.shapes, groups) if entry == "level" else [0] * T.num_bands
         for s, lv in enumerate(self.levels):
             net = self._net(s)
