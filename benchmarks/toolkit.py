@@ -145,8 +145,10 @@ VARIANTS = {
     # AdamW kernel and the coarse stage given half the sampling steps (steps 2:1:1 over the stages)
     "wavelet3_staged": (
         "wavelet3_stag_logit_stage_strat_own_wide",
-        ["train.adamw=fused", "sample.step_allocation=[2,1,1]"],
+        ["train.adamw=fused", "sample.step_allocation=[2,1,1]", "train.stage_calls=threads"],
     ),
+    # the same with its backbones run one after another (train.stage_calls=serial, the default)
+    "wavelet3_staged_serial": ("wavelet3_staged", ["train.stage_calls=serial"]),
     # levers on the recommended row for data whose coarse band holds nearly everything (digits32):
     # the coarse stage's share of every batch up (DFM's lever), or its UNet three times as wide
     "wavelet3_staged_coarse": ("wavelet3_staged", ["train.stage_share=[0.5,0.3,0.2]"]),

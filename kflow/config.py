@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .data.datasets import DATASETS
-from .models import K_EMBEDDINGS, MODELS, RESOLUTIONS, STAGE_ENTRIES, STAGE_WEIGHTS
+from .models import K_EMBEDDINGS, MODELS, RESOLUTIONS, STAGE_CALLS, STAGE_ENTRIES, STAGE_WEIGHTS
 from .models.dit import DiTConfig
 from .models.unet import UNetConfig
 from .path import BUMPS, K_DENSITIES, ORDERS, STAGE_BATCHES
@@ -95,6 +95,8 @@ class TrainConfig:
     # how often each stage is drawn (None: the k-density's mass of the stage)
     stage_batches: str = "mixed"
     stage_share: list[float] | None = None
+    # a staged model's backbones in a mixed batch: one after another, or side by side on CPU threads
+    stage_calls: str = "serial"
     ckpt_every: int = 500
     keep_checkpoints: int = 2
     sample_every: int = 0  # 0: only at the end
@@ -156,6 +158,7 @@ CHOICES = {
     "model.stage_entry": STAGE_ENTRIES,
     "train.k_density": K_DENSITIES,
     "train.stage_batches": STAGE_BATCHES,
+    "train.stage_calls": STAGE_CALLS,
     "train.amp": ("auto", "bf16", "none"),  # auto: bf16 on CUDA
     "train.nonfinite": ("stop", "skip"),
     "train.lr_schedule": ("constant", "cosine"),  # training/schedule.py: learning_rate
@@ -201,6 +204,7 @@ def validate(cfg: Config) -> None:
             ("train.stage_share", t.stage_share, None),
             ("model.stage_channels", cfg.model.stage_channels, None),
             ("model.stage_entry", cfg.model.stage_entry, "input"),
+            ("train.stage_calls", t.stage_calls, "serial"),
         ]
         if value != default
     ]
@@ -214,6 +218,11 @@ def validate(cfg: Config) -> None:
         raise ConfigError(
             "model.stage_entry=level feeds stages of several sizes into one UNet at their own levels: "
             "set model.resolution=stage, model.stage_weights=shared or coarse, and model.name=unet"
+        )
+    if t.stage_calls == "threads" and (cfg.model.stage_weights == "shared" or t.compile or cfg.model.unet.dropout > 0):
+        raise ConfigError(
+            "train.stage_calls=threads runs a backbone per thread: it needs model.stage_weights=own or coarse, "
+            "and no train.compile or model.unet.dropout (one random generator shared by threads); or use serial"
         )
     sc = cfg.model.stage_channels
     if sc is not None and (cfg.model.stage_weights == "shared" or cfg.model.name != "unet"):

@@ -142,6 +142,7 @@ def make_model(cfg: Config, shape, num_classes: int, path: KFlowPath | None = No
             own = [model] + [backbone(s) for s in first[1:]]
     try:
         full_from = 1 if cfg.model.resolution == "coarse" else None
-        return StagedModel(model, path, own, groups, full_from=full_from, entry=cfg.model.stage_entry)
+        entry, calls = cfg.model.stage_entry, cfg.train.stage_calls
+        return StagedModel(model, path, own, groups, full_from=full_from, entry=entry, stage_calls=calls)
     except ValueError as e:
         raise ConfigError(f"model.resolution={cfg.model.resolution}: {e}") from None

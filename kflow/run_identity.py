@@ -15,6 +15,7 @@ RESUMABLE = (
     "train.keep_checkpoints",
     "train.device",
     "train.compile",
+    "train.stage_calls",  # how the backbones run, not what they compute
     "train.amp",
     "train.nonfinite",
     "sample.",

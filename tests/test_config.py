@@ -117,7 +117,7 @@ def test_the_staged_configs_are_the_benchmarked_rows(monkeypatch, name, row, ste
     # the widths relative to the backbone's (the benchmark's CPU UNet has 16 channels, the shipped 32)
     rel = [c / shipped["model"]["unet"]["channels"] for c in shipped["model"]["stage_channels"]]
     assert rel == [c / row["model"]["unet"]["channels"] for c in row["model"]["stage_channels"]] == [2, 1, 1]
-    for key in ("k_density", "stage_batches", "stage_share", "adamw"):
+    for key in ("k_density", "stage_batches", "stage_share", "adamw", "stage_calls"):
         assert shipped["train"][key] == row["train"][key], key
     assert row["sample"]["step_allocation"] == [2, 1, 1] and shipped["sample"]["step_allocation"] == steps
 

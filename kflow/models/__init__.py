@@ -15,6 +15,9 @@ RESOLUTIONS = ("full", "stage", "coarse")
 # where a smaller stage image enters a backbone shared with larger ones: its first layer, or the UNet
 # level of its size (models/unet.py entry_levels)
 STAGE_ENTRIES = ("input", "level")
+# how a staged model runs the backbones of a mixed training batch: one after another, or side by side
+# on CPU threads, forward and backward (models/staged.py)
+STAGE_CALLS = ("serial", "threads")
 K_EMBEDDINGS = ("k", "band", "window")  # sinusoids of k; + one-hot of the band position; + per-band local times
 
 __all__ = ["MODELS", "K_EMBEDDINGS", "UNet", "UNetConfig", "DiT", "DiTConfig", "build_model"]

@@ -14,6 +14,13 @@ per group, all inside one forward (one DDP forward per step). stage_weights='own
 a backbone of its own (same architecture, its own weights): each sees one image size and one
 stretch of k only; 'coarse' gives stage 0 its own and the later stages one shared backbone.
 
+stage_calls='threads' runs the backbones of a mixed batch side by side on CPU threads, forward
+and backward (`_ThreadedCalls`): small stage images keep a second core busy poorly inside one call,
+so a training step's wall-clock then follows its FLOPs. Each backbone's calls stay on one thread
+(its gradients are summed in one order: a run resumes exactly). Where it would not pay (one thread,
+one backbone holding most of the work, tensors on a GPU, which runs each call on all of itself)
+the calls run in turn.
+
 full_from=s runs stages s.. on the full image instead (resolution='coarse': full_from=1, only the
 coarse stage at its own size): the backbone then sees x_k as it is, and its output is projected onto
 the started bands, so the function is still exactly zero where the target is. Stages that run at full
@@ -22,11 +29,14 @@ resolution on one backbone are one call (one shape), whatever their stage.
 
 from __future__ import annotations
 
+import math
+from concurrent.futures import ThreadPoolExecutor
+
 import torch
 from torch import Tensor, nn
 
 from ..utils.tensors import per_sample
-from . import STAGE_ENTRIES
+from . import STAGE_CALLS, STAGE_ENTRIES
 
 
 class StagedModel(nn.Module):
@@ -38,11 +48,13 @@ class StagedModel(nn.Module):
         groups: list[int] | None = None,
         full_from: int | None = None,
         entry: str = "input",
+        stage_calls: str = "serial",
     ):
         """backbone: the network of every stage; own: networks of their own instead (backbone is then
         stage 0's), one per stage or, with groups (stage -> index into own), fewer. full_from: the
         first stage that runs at full resolution (default: none does). entry: 'input' (every image at
-        the backbone's first layer) or 'level' (at the UNet level of its size)."""
+        the backbone's first layer) or 'level' (at the UNet level of its size). stage_calls: 'serial' or 'threads'
+        (the backbones of a mixed batch side by side; it needs more than one backbone)."""
         super().__init__()
         self.path = path
         self.full_from = path.num_bands if full_from is None else full_from
@@ -66,6 +78,13 @@ class StagedModel(nn.Module):
             s if s < self.full_from else min(t for t in full if groups[t] == groups[s]) for s in range(path.num_bands)
         ]
         self.cfg = backbone.cfg  # what wrappers read (num_classes) passes through
+        if stage_calls not in STAGE_CALLS:
+            raise ValueError(f"stage_calls={stage_calls!r}: use one of {', '.join(STAGE_CALLS)}")
+        if stage_calls == "threads" and own is None:
+            raise ValueError(
+                "stage_calls=threads runs backbones side by side and this model has one: give own backbones"
+            )
+        self.stage_calls = stage_calls
         T = path.transform
         path.stage_starts()  # refuses paths whose bands do not start coarse to fine
         # the image each stage's backbone sees (refuses transforms without stage images)
@@ -113,6 +132,11 @@ class StagedModel(nn.Module):
         call = self._call(stage)
         if bool((call == call[0]).all()):  # sampling: one stage per call, no gather
             return self._run(x, k, y, int(call[0]), stage)
+        plan = _thread_plan(self, call) if self.stage_calls == "threads" and x.device.type == "cpu" else None
+        if plan is not None:
+            if torch.is_grad_enabled():
+                return _ThreadedCalls.apply(self, x, k, y, stage, plan, _ANCHOR)
+            return _threaded_forward(self, x, k, y, stage, plan)[0]
         out = torch.zeros_like(x)
         for c in torch.unique(call).tolist():
             idx = (call == c).nonzero().flatten()
@@ -147,3 +171,90 @@ def entry_levels(shapes: list[tuple], groups: list[int] | None = None) -> list[i
     if any(top[groups[s]] != shape[-1] << lv for s, (shape, lv) in enumerate(zip(shapes, levels))):
         raise ValueError(f"stage images {[shape[-1] for shape in shapes]} are not halvings of each other")
     return levels
+
+
+# Backbones side by side (stage_calls='threads'). One custom autograd node spans every call of the
+# batch: its forward runs each thread's calls with grad enabled (each builds its own graph), and its
+# backward runs those graphs' backward passes on the same threads: the CPU autograd engine works on
+# the thread that asks, so two backward passes proceed at once where one graph would be walked in
+# turn. Each backbone's calls share a thread, so no parameter gets gradients from two threads.
+_POOL: ThreadPoolExecutor | None = None
+_ANCHOR = torch.zeros((), requires_grad=True)  # makes the node's output require grad (x does not)
+
+
+def _submit(fn, threads: int, autocast: tuple):
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(8, thread_name_prefix="kflow-stage")
+
+    def work():
+        torch.set_num_threads(threads)  # this worker's share of the cores (per thread under OpenMP)
+        dev, on, dtype = autocast  # autocast and grad mode are per thread: carried over
+        with torch.enable_grad(), torch.autocast(dev, dtype=dtype, enabled=on):
+            return fn()
+
+    return _POOL.submit(work)
+
+
+def _thread_plan(model: StagedModel, call: Tensor) -> list[list[tuple[int, Tensor]]] | None:
+    """The calls of a batch packed onto at most get_num_threads() threads: [[(call, sample index)]],
+    each backbone's calls on one thread, the costliest backbones first (samples x pixels x
+    parameters); None where that would not pay: one backbone, one thread, or one thread holding more
+    than 3/4 of the work (the hybrid's full-size backbone: it runs faster on every core than beside
+    the small one)."""
+    units: dict[int, list[tuple[int, Tensor]]] = {}
+    for c in torch.unique(call).tolist():
+        units.setdefault(model.groups[c], []).append((c, (call == c).nonzero().flatten()))
+    n = min(torch.get_num_threads(), len(units))
+    if n < 2:
+        return None
+    size = {g: sum(p.numel() for p in model._net(u[0][0]).parameters()) for g, u in units.items()}
+    cost = {g: sum(len(i) * math.prod(model.shapes[c][-2:]) for c, i in u) * size[g] for g, u in units.items()}
+    bins: list[list[tuple[int, Tensor]]] = [[] for _ in range(n)]
+    load = [0] * n
+    for g in sorted(units, key=lambda g: -cost[g]):
+        b = load.index(min(load))
+        bins[b] += units[g]
+        load[b] += cost[g]
+    return bins if max(load) <= 0.75 * sum(load) else None
+
+
+def _threaded_forward(model: StagedModel, x, k, y, stage, plan):
+    """-> (out, per thread [(output, sample index)], threads per worker): each thread's calls in turn."""
+    threads = max(1, torch.get_num_threads() // len(plan))
+    dev = x.device.type
+    autocast = (dev, torch.is_autocast_enabled(dev), torch.get_autocast_dtype(dev))
+
+    def run(calls):
+        return [(model._run(x[i], k[i], None if y is None else y[i], c, stage[i]), i) for c, i in calls]
+
+    parts = [f.result() for f in [_submit(lambda b=b: run(b), threads, autocast) for b in plan]]
+    out = torch.zeros_like(x)
+    for part in parts:
+        for v, i in part:
+            out[i] = v.detach().to(out.dtype)
+    return out, parts, threads
+
+
+class _ThreadedCalls(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, model, x, k, y, stage, plan, anchor):
+        out, ctx.parts, ctx.threads = _threaded_forward(model, x, k, y, stage, plan)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        no_autocast = (grad.device.type, False, torch.float32)
+        jobs = [
+            _submit(lambda p=p: torch.autograd.backward(*_outputs_and_grads(p, grad)), ctx.threads, no_autocast)
+            for p in ctx.parts
+        ]
+        for j in jobs:
+            j.result()
+        ctx.parts = None  # the graphs are spent
+        return (None,) * 7
+
+
+def _outputs_and_grads(part, grad: Tensor) -> tuple[list[Tensor], list[Tensor]]:
+    """One thread's outputs and the slices of the batch's output gradient that reach them."""
+    return [v for v, _ in part], [grad[i].to(v.dtype) for v, i in part]

@@ -25,6 +25,7 @@ IMAGE_ONLY = (
     "label_dropout",
     "stage_batches",
     "stage_share",
+    "stage_calls",
     "sample_every",
     "amp",
     "compile",

@@ -26,7 +26,7 @@ from ..utils.checkpoint import (
     load_state,
 )
 from ..utils.devices import join_processes
-from ..utils.errors import TrainingError
+from ..utils.errors import ConfigError, TrainingError
 from ..utils.lock import FolderLock
 from .batches import DROPOUT, INIT, BatchDrawer, derive_seed, rank_slice
 from .logger import RunLogger
@@ -141,6 +141,10 @@ class Trainer:
         """DDP and torch.compile around the model, bf16 autocast, the CPU memory check."""
         t = self.cfg.train
         self.net = self.model
+        if self.distributed and t.stage_calls == "threads":
+            raise ConfigError(
+                "train.stage_calls=threads runs backbones on threads of one process; under torchrun use serial"
+            )
         if self.distributed:
             self.net = torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None

@@ -5,11 +5,11 @@ import dataclasses
 
 import pytest
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from kflow.config import Config, ConfigError
 from kflow.models import UNet, UNetConfig
-from kflow.models.staged import StagedModel
+from kflow.models.staged import StagedModel, _thread_plan
 from kflow.path import KFlowPath
 from kflow.recipe import make_model, make_path, make_transform
 from kflow.sampling import sample
@@ -298,6 +298,7 @@ def test_stage_channels_size_each_stages_own_unet():
         "train.stage_batches=one",
         "train.stage_share=[0.5,0.3,0.2]",
         "model.stage_channels=[8]",
+        "train.stage_calls=threads",
     ],
 )
 def test_stage_options_need_a_staged_model(option):
@@ -316,6 +317,7 @@ def test_stage_options_need_a_staged_model(option):
         ["model.stage_weights=coarse", "transform.num_bands=3", "path.windows=[[0,1],[0.3,1],[0.6,1]]"],
         ["model.resolution=coarse", "model.stage_weights=coarse", "train.stage_batches=stratified"],
         ["model.stage_entry=level", "train.stage_batches=stratified"],
+        ["model.stage_weights=own", "train.stage_calls=threads"],
     ],
 )
 def test_stage_options_resume_bit_exact(tmp_path, options):
@@ -550,3 +552,114 @@ def test_entry_levels_follow_from_the_stages_not_from_the_unet_section():
     model = make_model(cfg, (1, 8, 8), 0, make_path(cfg, T))
     assert model.backbone.cfg.entry_levels == [] and not len(model.backbone.entries)
     assert run_difference(cfg.to_dict(), unet_cfg(resolution="stage").to_dict()) is None
+
+
+def own_unet_model(stage_calls: str, resolution: str = "stage", weights: str = "own") -> StagedModel:
+    """A real staged model from the config (3 haar bands on 16x16, small UNets), in float64."""
+    cfg = unet_cfg(resolution=resolution, stage_weights=weights)
+    cfg.path = dataclasses.replace(cfg.path, overlap=0.0, windows=[[0, 1], [1 / 3, 1], [2 / 3, 1]])
+    cfg.train = dataclasses.replace(cfg.train, stage_calls=stage_calls)
+    data = torch.randn(64, 1, 16, 16)
+    torch.manual_seed(0)
+    model = make_model(cfg, (1, 16, 16), 3, make_path(cfg, make_transform(cfg, (1, 16, 16), data), data)).double()
+    with torch.no_grad():  # the output layers start at zero: move every weight so each one matters
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel()), dtype=p.dtype))
+    return model
+
+
+def stage_ks(counts) -> Tensor:
+    """k for counts[s] samples of each of 3 staggered stages (starts 0, 1/3, 2/3), interleaved."""
+    ks = [torch.linspace(lo + 0.01, lo + 0.3, n, dtype=torch.float64) for lo, n in zip((0, 1 / 3, 2 / 3), counts)]
+    return torch.cat(ks)[torch.randperm(sum(counts), generator=torch.Generator().manual_seed(0))]
+
+
+@pytest.mark.parametrize(
+    "resolution, weights, counts, threads",
+    [
+        ("stage", "own", (5, 3, 1), [[2], [1, 0]]),  # stage 2's backbone on one thread, 0 and 1 on the other
+        ("stage", "coarse", (8, 1, 1), [[1, 2], [0]]),  # stages 1 and 2 share a backbone, hence a thread
+        ("coarse", "coarse", (12, 1, 1), [[1], [0]]),  # stages 1 and 2: one full-size call
+    ],
+)
+def test_threaded_stage_calls_compute_what_serial_calls_do(resolution, weights, counts, threads):
+    """train.stage_calls=threads: a mixed batch's backbones side by side on threads, forward and
+    backward, give the serial model's velocity and every parameter's gradient (float64), with and
+    without grad; no weight takes gradients from two threads (each backbone's calls share one)."""
+    serial, threaded = own_unet_model("serial", resolution, weights), own_unet_model("threads", resolution, weights)
+    threaded.load_state_dict(serial.state_dict())
+    k = stage_ks(counts)
+    x = torch.randn(len(k), 1, 16, 16, dtype=torch.float64)
+    y = torch.arange(len(k)) % 3
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # two workers even on a one-core machine
+    try:
+        plan = _thread_plan(threaded, threaded._call(threaded.stage_of(k)))
+        assert [[c for c, _ in part] for part in plan] == threads
+        outs = []
+        for model in (serial, threaded):
+            v = model(x, k, y)
+            (v * torch.linspace(-1, 1, v.numel(), dtype=v.dtype).view_as(v)).sum().backward()
+            outs.append(v.detach())
+        with torch.no_grad():
+            quiet = threaded(x, k, y)
+        assert torch.get_num_threads() == 2  # the workers' thread counts stay theirs
+    finally:
+        torch.set_num_threads(before)
+    torch.testing.assert_close(outs[1], outs[0], rtol=0, atol=1e-12)
+    torch.testing.assert_close(quiet, outs[0], rtol=0, atol=1e-12)
+    grads = [(n, p.grad) for n, p in serial.named_parameters()]
+    assert sum(g is not None for _, g in grads) > 0
+    for (n, g), p in zip(grads, threaded.parameters()):
+        assert (g is None) == (p.grad is None), n
+        if g is not None:
+            torch.testing.assert_close(p.grad, g, rtol=0, atol=1e-12, msg=n)
+
+
+def test_threads_are_skipped_where_one_backbone_holds_most_of_the_work():
+    """One thread with more than 3/4 of the work (here the full-size backbone of the hybrid) would be
+    slower than every core on it: the calls then run one after another, as serial ones do."""
+    model = own_unet_model("threads", "coarse", "coarse")
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        k = stage_ks((3, 3, 3))
+        assert _thread_plan(model, model._call(model.stage_of(k))) is None
+        torch.set_num_threads(1)
+        assert _thread_plan(model, model._call(model.stage_of(stage_ks((12, 1, 1))))) is None  # one thread
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_threaded_stage_calls_keep_autocast():
+    """Autocast is per thread: the workers run under the caller's bf16 autocast as serial calls do."""
+    serial, threaded = own_unet_model("serial").float(), own_unet_model("threads").float()
+    threaded.load_state_dict(serial.state_dict())
+    k = stage_ks((5, 3, 1)).float()
+    x = torch.randn(len(k), 1, 16, 16)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        a, b = serial(x, k), threaded(x, k)
+    torch.set_num_threads(before)
+    assert a.dtype == b.dtype == torch.float32  # the lifted outputs, from bf16 backbones
+    torch.testing.assert_close(b, a, rtol=0, atol=0.02)  # bf16 rounding of other kernel orders
+    assert not torch.equal(a, serial.float()(x, k))  # autocast did change the serial result
+
+
+@pytest.mark.parametrize(
+    "over",
+    [
+        ["model.resolution=stage", "train.stage_calls=threads"],  # one backbone
+        ["model.resolution=stage", "model.stage_weights=own", "train.stage_calls=threads", "train.compile=true"],
+        ["model.resolution=stage", "model.stage_weights=own", "train.stage_calls=threads", "model.unet.dropout=0.1"],
+    ],
+)
+def test_threaded_stage_calls_are_refused_where_they_cannot_work(over):
+    from kflow.config import load_config
+
+    with pytest.raises(ConfigError, match="train.stage_calls=threads runs a backbone per thread") as e:
+        load_config(None, ["transform.name=wavelet", "transform.num_bands=2", *over])
+    assert "\n" not in str(e.value)
+    with pytest.raises(ValueError, match="stage_calls=threads runs backbones side by side and this model has one"):
+        StagedModel(Doubler(), staggered_path(), stage_calls="threads")
