@@ -31,6 +31,7 @@ from kflow.molecules.clusters import build_clusters, pair
 from kflow.molecules.crystals import read_crystals
 from kflow.molecules.flow import make_batch
 from kflow.molecules.metrics import score_assemblies
+from kflow.molecules.relax import NO_RELAXATION, Relaxation, relax
 from kflow.molecules.rigid import RigidState, overlay_starts, overlays, random_rotations
 from kflow.molecules.train import evaluate_assembly, train_assembly
 from kflow.utils.atomic import atomic_write_json
@@ -103,14 +104,17 @@ def oracle_placements(b, turns: int = 64) -> list[tuple[float, torch.Tensor]]:
     return out
 
 
-def reference_rows(test, samples: int, seed: int, matched: bool = False) -> list[dict]:
+def reference_rows(
+    test, samples: int, seed: int, matched: bool = False, relaxation: Relaxation = NO_RELAXATION
+) -> list[dict]:
     """The trivial references: start clusters unchanged; the start shrunk to the crystal cluster's
     size; each molecule at its true centre with a random orientation (best of `samples` draws,
     like the models). And two oracle rows that bound what any model can score on this task: the
     true crystal placed at the orientation that fits the start best (oracle_placements), once and
-    best of the `samples` best-fitting orientations."""
+    best of the `samples` best-fitting orientations. With a relaxation (--relax-steps), also the
+    shrunk start relaxed: what the relaxation does without a model."""
     rng = np.random.default_rng(seed)
-    start, shrunk, centres, fit, fit_best = [], [], [], [], []
+    start, shrunk, shrunk_relaxed, centres, fit, fit_best = [], [], [], [], [], []
     for c in test:
         b = make_batch([c], dtype=torch.float64)
         placed = oracle_placements(b)
@@ -127,6 +131,8 @@ def reference_rows(test, samples: int, seed: int, matched: bool = False) -> list
         t_s = mid + (b.t0 - mid) * (rms(t1) / rms(b.t0))[:, None, None]
         u_s = torch.cat([t_s - b.t0, torch.zeros_like(t_s)], -1)
         shrunk.append(score_assemblies(b.atoms(u_s), b.target, matched=matched))
+        if relaxation.steps:
+            shrunk_relaxed.append(score_assemblies(b.atoms(relax(b, u_s, relaxation)), b.target, matched=matched))
         rot = lambda: torch.from_numpy(random_rotations(t1.shape[1], rng)).to(t1.dtype)[None]  # (1, M, 3, 3)
         draws = [RigidState(t1, rot()).atoms(b.local) for _ in range(samples)]
         centres.append(score_assemblies(torch.stack(draws), b.target, matched=matched))
@@ -146,6 +152,7 @@ def reference_rows(test, samples: int, seed: int, matched: bool = False) -> list
     return [
         row("start (no model)", start),
         row("start shrunk to the true size", shrunk),
+        *([row("start shrunk, relaxed", shrunk_relaxed)] if relaxation.steps else []),
         row("true centres, random rotations", centres),
         row("oracle: true crystal, orientation fit to the start", fit),
         row(f"oracle: true crystal, best of {samples} fitted orientations", fit_best),
@@ -164,6 +171,8 @@ def main():
     ap.add_argument("--out", default=None)
     ap.add_argument("--references-only", action="store_true", help="print the trivial reference rows and stop")
     ap.add_argument("--matched", action="store_true", help="also PM-center with the copies matched (slower)")
+    ap.add_argument("--relax-steps", type=int, default=0, help="clash relaxation of every sample (0: off)")
+    ap.add_argument("--relax-distance", type=float, default=2.0, help="the relaxation's contact distance (A)")
     ap.add_argument("--gather", action="store_true", help="tabulate the finished runs only, train none")
     ap.add_argument("--no-references", action="store_true", help="train and test the rows only (parallel workers)")
     ap.add_argument("overrides", nargs="*", help="key=value for every learned row (e.g. train.steps=500)")
@@ -185,13 +194,17 @@ def main():
     first = next(iter(configs.values()))[0]
     train, val, test = first.clusters("train"), first.clusters("val"), first.clusters("test")[: args.test_limit]
     # shared by every row's process (one file per pairing: the references depend on it)
-    refs = Path(args.work) / f"references-{first.pairing}-n{args.samples}-t{len(test)}{'-matched' * args.matched}.json"
+    relaxation = Relaxation(args.relax_steps, args.relax_distance)
+    # cached results name what they were scored with
+    relaxed = f"-relax{args.relax_steps}d{args.relax_distance:g}" if args.relax_steps else ""
+    scored = f"n{args.samples}-t{len(test)}{'-matched' * args.matched}{relaxed}"
+    refs = Path(args.work) / f"references-{first.pairing}-{scored}.json"
     if refs.exists():
         rows = json.loads(refs.read_text())
     elif args.no_references:
         rows = []
     else:
-        rows = reference_rows(pair(test, first.pairing), args.samples, 0, matched=args.matched)
+        rows = reference_rows(pair(test, first.pairing), args.samples, 0, args.matched, relaxation)
         refs.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_json(refs, rows)
     for r in rows:
@@ -202,7 +215,7 @@ def main():
         per_seed = []
         for cfg in cfgs:
             folder = Path(args.work) / f"{row}-seed{cfg.train.seed}"
-            cache = folder / f"test-nfe{args.nfe}-n{args.samples}-t{len(test)}{'-matched' * args.matched}.json"
+            cache = folder / f"test-nfe{args.nfe}-{scored}.json"
             if cache.exists():
                 r = json.loads(cache.read_text())
             elif args.gather:
@@ -211,7 +224,7 @@ def main():
             else:
                 tr = train_assembly(train, cfg, out=folder, val=val if cfg.eval_every else None)
                 s = evaluate_assembly(
-                    tr.net, test, cfg, samples=args.samples, steps=args.nfe, seed=0, matched=args.matched
+                    tr.net, test, cfg, args.samples, args.nfe, seed=0, matched=args.matched, relaxation=relaxation
                 )
                 chosen = [p for p in tr.curve if p["step"] == tr.best_step]
                 r = dict(
@@ -237,6 +250,7 @@ def main():
         f"molecules of <= {first.max_atoms} atoms; seeds {args.seeds}: mean +- spread (max - min over seeds); "
         f"configs/molecules/ + {' '.join(args.overrides) or 'no overrides'}; Euler NFE {args.nfe}, best of "
         f"{args.samples} samples; PM in Angstrom; hardware: {', '.join(ran_on) or hardware(first.device)}"
+        + (f"; relaxed: {args.relax_steps} steps, contact {args.relax_distance:g} A" if args.relax_steps else "")
     )
     cols = ["flow", "pm_atom", "pm_center", *(["pm_center_matched"] * args.matched), "collision", "separation"]
     cols += ["val_pm_atom", "val_pm_center", "best_step"]

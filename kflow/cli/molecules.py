@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .args import add_train_arguments, nonneg_int, overwrite_requested, positive_int
+from .args import add_train_arguments, nonneg_int, overwrite_requested, positive_float, positive_int
 
 
 def load_assembly_config(path, overrides):
@@ -70,12 +70,13 @@ def run_sample(args) -> None:
 
     net, cfg = load_assembly_run(args.run)
     clusters = _split(cfg, args)
+    relaxation = _relaxation(args)
     out = Path(args.out)
     settings = _sample_settings(args)
     with FolderLock(out, "--out folder"):
         _claim_sample_folder(out, settings)
         shown, i = [], 0
-        for group, samples in generate(net, clusters, cfg, args.samples, args.nfe, args.seed):
+        for group, samples in generate(net, clusters, cfg, args.samples, args.nfe, args.seed, relaxation):
             b = make_batch(group, dtype=torch.float64)
             for j, c in enumerate(group):
                 write_cluster(out / f"{i:04d}_crystal", c.numbers, b.target[j].numpy(), c.name)
@@ -101,7 +102,15 @@ def _sample_settings(args) -> dict:
         samples=args.samples,
         nfe=args.nfe,
         seed=args.seed,
+        relax_steps=args.relax_steps,
+        relax_distance=args.relax_distance,
     )
+
+
+def _relaxation(args):
+    from ..molecules.relax import Relaxation
+
+    return Relaxation(steps=args.relax_steps, distance=args.relax_distance)
 
 
 def _claim_sample_folder(out: Path, settings: dict) -> None:
@@ -137,7 +146,14 @@ def run_score(args) -> None:
     net, cfg = load_assembly_run(args.run)
     clusters = _split(cfg, args)
     s = evaluate_assembly(
-        net, clusters, cfg, samples=args.samples, steps=args.nfe, seed=args.seed, matched=args.matched
+        net,
+        clusters,
+        cfg,
+        samples=args.samples,
+        steps=args.nfe,
+        seed=args.seed,
+        matched=args.matched,
+        relaxation=_relaxation(args),
     )
     print(json.dumps(dict(run=str(args.run), split=args.split, nfe=args.nfe, **asdict(s))))
 
@@ -159,6 +175,18 @@ def add_parser(sub) -> None:
         p.add_argument("--samples", type=positive_int, default=samples, help="samples per cluster")
         p.add_argument("--nfe", type=positive_int, default=20, help="Euler steps")
         p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the start noise (sample s uses seed + s)")
+        p.add_argument(
+            "--relax-steps",
+            type=nonneg_int,
+            default=0,
+            help="clash relaxation after sampling: Adam steps on the molecules' rigid poses (0: off)",
+        )
+        p.add_argument(
+            "--relax-distance",
+            type=positive_float,
+            default=2.0,
+            help="Angstrom: atoms of two molecules closer than this push apart (with --relax-steps)",
+        )
         if name == "sample":
             p.add_argument("--out", required=True, help="folder for the files")
         else:

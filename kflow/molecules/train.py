@@ -30,6 +30,7 @@ from .config import AssemblyConfig
 from .flow import AssemblyBatch, BoundAssembly, make_batch
 from .metrics import AssemblyScores, clash_penalty, score_assemblies
 from .model import make_net
+from .relax import NO_RELAXATION, Relaxation, relax
 from .rigid import so3_exp
 
 
@@ -212,13 +213,14 @@ def evaluate_assembly(
     steps: int = 20,
     seed: int = 0,
     matched: bool = False,
+    relaxation: Relaxation = NO_RELAXATION,
 ) -> AssemblyScores:
-    """Best of `samples` per cluster (metrics.py), Euler `steps` on the band grid. Clusters are
-    grouped by molecule size, so no padded atom enters a distance matrix. matched: also PM-center
-    with the copies matched (metrics.pm_center_matched)."""
+    """Best of `samples` per cluster (metrics.py), Euler `steps` on the band grid, then the clash
+    relaxation (relax.py; off by default). Clusters are grouped by molecule size, so no padded atom
+    enters a distance matrix. matched: also PM-center with the copies matched (metrics.pm_center_matched)."""
     net.eval()
     results, n_total = [], 0
-    for group, u in generate(net, clusters, cfg, samples, steps, seed):
+    for group, u in generate(net, clusters, cfg, samples, steps, seed, relaxation):
         b = make_batch(group).to(u[0].device)
         x = torch.stack([b.atoms(x) for x in u])
         results.append((score_assemblies(x, b.target, matched=matched), len(group)))
@@ -229,8 +231,17 @@ def evaluate_assembly(
 
 
 @torch.no_grad()
-def generate(net, clusters: list[Cluster], cfg: AssemblyConfig, samples: int, steps: int, seed: int):
-    """Yield (clusters of one molecule size, [u (N, M, 6) per sample]): the sampled assemblies."""
+def generate(
+    net,
+    clusters: list[Cluster],
+    cfg: AssemblyConfig,
+    samples: int,
+    steps: int,
+    seed: int,
+    relaxation: Relaxation = NO_RELAXATION,
+):
+    """Yield (clusters of one molecule size, [u (N, M, 6) per sample]): the sampled assemblies,
+    relaxed (relax.py) when relaxation.steps > 0."""
     groups: dict[int, list[Cluster]] = {}
     for c in pair(clusters, cfg.pairing):
         groups.setdefault(c.numbers.shape[1], []).append(c)
@@ -244,5 +255,6 @@ def generate(net, clusters: list[Cluster], cfg: AssemblyConfig, samples: int, st
         outs = []
         for s in range(samples):
             x_0 = cfg.start_noise * torch.randn(b.u1.shape, generator=torch.Generator().manual_seed(seed + s))
-            outs.append(sample(model, path, len(group), x_0=x_0, steps=steps, device=device, batch_size=len(group)).x)
+            u = sample(model, path, len(group), x_0=x_0, steps=steps, device=device, batch_size=len(group)).x
+            outs.append(relax(b, u, relaxation))
         yield group, outs
