@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..run_identity import run_kind
+from ..run_identity import run_difference, run_kind
 from ..training.loop import LoopState
 from ..training.run_folder import claim_folder, resumable_checkpoint, write_checkpoint
 from ..utils.atomic import atomic_write_json, remove_temp_files
@@ -116,7 +116,9 @@ def load_assembly_run(folder: str | Path):
     cfg = AssemblyConfig.from_dict(saved)
     net = make_net(cfg.net, cfg.band_windows())
     tensors, meta = read_weights(weights)
-    if meta.get("config") != cfg.to_dict():
+    # keys added to the config since the run was written take their defaults (run_difference)
+    written, now = meta.get("config"), cfg.to_dict()
+    if not isinstance(written, dict) or run_difference(written, now) or run_difference(now, written):
         raise CheckpointError(f"{weights} was not written by the run in {folder} (its config differs)")
     load_state(net, tensors, "model")
     return net.eval(), cfg

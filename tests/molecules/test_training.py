@@ -219,6 +219,34 @@ def test_overwrite_leaves_nothing_of_the_old_run_and_final_weights_are_checksumm
         load_assembly_run(out)
 
 
+def test_weights_load_under_their_own_run_only_and_survive_newer_config_keys(tmp_path):
+    """model.safetensors carries the config that wrote it: another run's weights are refused; a run
+    written before a config key existed still loads (the key takes its default)."""
+    import json
+    import shutil
+
+    from kflow.molecules.runs import load_assembly_run
+    from kflow.utils.checkpoint import load_tensors, save_tensors
+    from kflow.utils.errors import CheckpointError
+
+    train, val = toy_clusters(2), toy_clusters(2, seed=1)
+    a, b = tmp_path / "a", tmp_path / "b"
+    train_assembly(train, small_cfg(), out=a, val=val, log=lambda *_: None)
+    train_assembly(train, small_cfg(rotation_weight=1.0), out=b, val=val, log=lambda *_: None)
+    shutil.copy(b / "model.safetensors", a / "model.safetensors")
+    with pytest.raises(CheckpointError, match="was not written by the run in"):
+        load_assembly_run(a)
+    # b as an older version wrote it: neither config.json nor the weights know steric_distance
+    tensors, meta = load_tensors(b / "model.safetensors")
+    del meta["config"]["steric_distance"]
+    save_tensors(b / "model.safetensors", tensors, meta)
+    saved = json.loads((b / "config.json").read_text())
+    del saved["steric_distance"]
+    (b / "config.json").write_text(json.dumps(saved))
+    net, cfg = load_assembly_run(b)
+    assert cfg.steric_distance == 1.5 and cfg.rotation_weight == 1.0
+
+
 def test_new_options_are_validated():
     for bad, match in [
         ({"target": "x1"}, "target='x1'"),
