@@ -132,7 +132,9 @@ class StagedModel(nn.Module):
         call = self._call(stage)
         if bool((call == call[0]).all()):  # sampling: one stage per call, no gather
             return self._run(x, k, y, int(call[0]), stage)
-        plan = _thread_plan(self, call) if self.stage_calls == "threads" and x.device.type == "cpu" else None
+        # threads for the weights' gradients (training); a caller differentiating through x gets serial calls
+        threads = self.stage_calls == "threads" and x.device.type == "cpu" and not x.requires_grad
+        plan = _thread_plan(self, call) if threads else None
         if plan is not None:
             if torch.is_grad_enabled():
                 return _ThreadedCalls.apply(self, x, k, y, stage, plan, _ANCHOR)

@@ -604,10 +604,14 @@ def test_threaded_stage_calls_compute_what_serial_calls_do(resolution, weights, 
         with torch.no_grad():
             quiet = threaded(x, k, y)
         assert torch.get_num_threads() == 2  # the workers' thread counts stay theirs
+        xs = [x.clone().requires_grad_(True) for _ in range(2)]  # a gradient in x (likelihood, guidance)
+        for model, xi in zip((serial, threaded), xs):
+            model(xi, k, y).square().sum().backward()
     finally:
         torch.set_num_threads(before)
     torch.testing.assert_close(outs[1], outs[0], rtol=0, atol=1e-12)
     torch.testing.assert_close(quiet, outs[0], rtol=0, atol=1e-12)
+    torch.testing.assert_close(xs[1].grad, xs[0].grad, rtol=0, atol=1e-12)
     grads = [(n, p.grad) for n, p in serial.named_parameters()]
     assert sum(g is not None for _, g in grads) > 0
     for (n, g), p in zip(grads, threaded.parameters()):
