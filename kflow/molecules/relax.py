@@ -8,7 +8,8 @@ minimisation for that reason; this is its smallest form: the clash penalty of th
 (metrics.clash_penalty: the squared overlap below `distance` of every pair of atoms of two molecules)
 minimised over each molecule's pose, translation and rotation together (the state u the flows
 integrate), with Adam from the sampled poses. Molecules that do not clash get no gradient and stay
-where the flow put them; the molecules keep their shapes (rigid moves only).
+where the flow put them; the molecules keep their shapes (rigid moves only). It stops after `steps`
+or as soon as no pair of atoms in the batch is closer than `distance`.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ def relax(batch: AssemblyBatch, u: Tensor, relaxation: Relaxation) -> Tensor:
         opt = torch.optim.Adam([du], lr=relaxation.lr)
         for _ in range(relaxation.steps):
             penalty = clash_penalty(batch.atoms(u + du), mask, relaxation.distance)  # (N,)
+            if not bool(penalty.any()):  # no clash left anywhere: done (Adam's momentum would drift on)
+                break
             opt.zero_grad(set_to_none=True)
             penalty.sum().backward()
             opt.step()
