@@ -51,6 +51,8 @@ def main():
     ap.add_argument("--work", default="runs/quality")
     ap.add_argument("--classifier", default="classifiers/fashion_mnist.safetensors")
     ap.add_argument("--speed", action="store_true", help="only the wall-clock table (untrained weights time the same)")
+    ap.add_argument("--rounds", type=int, default=3, help="--speed: interleaved rounds (the median is reported)")
+    ap.add_argument("--per-round", type=int, default=10, help="--speed: training steps per row and round")
     ap.add_argument("--out", default=None)
     ap.add_argument("--figure", default=None, help="write the FD-against-GFLOPs frontier here (PNG)")
     ap.add_argument("--also", default=None, help="further results (.json, comma-separated) whose rows join the figure")
@@ -211,8 +213,8 @@ def speed(rows: list[str], args) -> None:
         for row, tr in trainers.items()
     }
     x_0 = torch.randn(256, 1, 32, 32, generator=torch.Generator().manual_seed(1))
-    per_round = 10
-    for _ in range(3):
+    per_round = args.per_round
+    for _ in range(args.rounds):
         for row, tr in trainers.items():
             t0 = time.perf_counter()
             tr.fit(until=tr.step + per_round)
@@ -257,7 +259,7 @@ def speed(rows: list[str], args) -> None:
         ],
     )
     head = (
-        f"{torch.get_num_threads()} CPU threads; median of 3 interleaved rounds; the real Trainer, "
+        f"{torch.get_num_threads()} CPU threads; median of {args.rounds} interleaved rounds; the real Trainer, "
         f"{per_round} steps of batch {PROFILES['cpu']['batch']} per round; sampling 256 images, Euler NFE 20"
     )
     report(head, table, out, args.out)

@@ -219,10 +219,10 @@ def validate(cfg: Config) -> None:
             "model.stage_entry=level feeds stages of several sizes into one UNet at their own levels: "
             "set model.resolution=stage, model.stage_weights=shared or coarse, and model.name=unet"
         )
-    if t.stage_calls == "threads" and (cfg.model.stage_weights == "shared" or t.compile or cfg.model.unet.dropout > 0):
+    if t.stage_calls == "threads" and (t.compile or cfg.model.unet.dropout > 0):
         raise ConfigError(
-            "train.stage_calls=threads runs a backbone per thread: it needs model.stage_weights=own or coarse, "
-            "and no train.compile or model.unet.dropout (one random generator shared by threads); or use serial"
+            "train.stage_calls=threads splits the calls over threads: not with train.compile or model.unet.dropout "
+            "(one random generator shared by threads); use serial"
         )
     sc = cfg.model.stage_channels
     if sc is not None and (cfg.model.stage_weights == "shared" or cfg.model.name != "unet"):

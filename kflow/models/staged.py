@@ -14,12 +14,11 @@ per group, all inside one forward (one DDP forward per step). stage_weights='own
 a backbone of its own (same architecture, its own weights): each sees one image size and one
 stretch of k only; 'coarse' gives stage 0 its own and the later stages one shared backbone.
 
-stage_calls='threads' runs the backbones of a mixed batch side by side on CPU threads, forward
-and backward (`_ThreadedCalls`): small stage images keep a second core busy poorly inside one call,
-so a training step's wall-clock then follows its FLOPs. Each backbone's calls stay on one thread
-(its gradients are summed in one order: a run resumes exactly). Where it would not pay (one thread,
-one backbone holding most of the work, tensors on a GPU, which runs each call on all of itself)
-the calls run in turn.
+stage_calls='threads' splits a mixed batch's calls over CPU threads, forward and backward, one core
+each (`_ThreadedCalls`): small stage images keep a second core busy poorly inside one call, so a
+training step's wall-clock then follows its FLOPs. The gradients are summed in a fixed order (a run
+resumes exactly). With one thread, on a GPU (which runs each call on all of itself) or where the
+caller asks for a gradient in x, the calls run in turn.
 
 full_from=s runs stages s.. on the full image instead (resolution='coarse': full_from=1, only the
 coarse stage at its own size): the backbone then sees x_k as it is, and its output is projected onto
@@ -54,7 +53,7 @@ class StagedModel(nn.Module):
         stage 0's), one per stage or, with groups (stage -> index into own), fewer. full_from: the
         first stage that runs at full resolution (default: none does). entry: 'input' (every image at
         the backbone's first layer) or 'level' (at the UNet level of its size). stage_calls: 'serial' or 'threads'
-        (the backbones of a mixed batch side by side; it needs more than one backbone)."""
+        (a mixed batch's calls split over CPU threads)."""
         super().__init__()
         self.path = path
         self.full_from = path.num_bands if full_from is None else full_from
@@ -80,10 +79,6 @@ class StagedModel(nn.Module):
         self.cfg = backbone.cfg  # what wrappers read (num_classes) passes through
         if stage_calls not in STAGE_CALLS:
             raise ValueError(f"stage_calls={stage_calls!r}: use one of {', '.join(STAGE_CALLS)}")
-        if stage_calls == "threads" and own is None:
-            raise ValueError(
-                "stage_calls=threads runs backbones side by side and this model has one: give own backbones"
-            )
         self.stage_calls = stage_calls
         T = path.transform
         path.stage_starts()  # refuses paths whose bands do not start coarse to fine
@@ -175,11 +170,12 @@ def entry_levels(shapes: list[tuple], groups: list[int] | None = None) -> list[i
     return levels
 
 
-# Backbones side by side (stage_calls='threads'). One custom autograd node spans every call of the
-# batch: its forward runs each thread's calls with grad enabled (each builds its own graph), and its
-# backward runs those graphs' backward passes on the same threads: the CPU autograd engine works on
-# the thread that asks, so two backward passes proceed at once where one graph would be walked in
-# turn. Each backbone's calls share a thread, so no parameter gets gradients from two threads.
+# The calls on threads (stage_calls='threads'). One custom autograd node spans the batch: the calls
+# are shared out over the threads by cost (_thread_plan) and each thread builds its own graph; the
+# node's backward differentiates each graph on its own thread (the CPU autograd engine works on the
+# thread that asks, so the backward passes proceed at once) into per-thread gradients, which the
+# calling thread adds up in thread order: a fixed summation order, so a run resumes exactly, and
+# weights used by several threads are no problem.
 _POOL: ThreadPoolExecutor | None = None
 _ANCHOR = torch.zeros((), requires_grad=True)  # makes the node's output require grad (x does not)
 
@@ -199,64 +195,71 @@ def _submit(fn, threads: int, autocast: tuple):
 
 
 def _thread_plan(model: StagedModel, call: Tensor) -> list[list[tuple[int, Tensor]]] | None:
-    """The calls of a batch packed onto at most get_num_threads() threads: [[(call, sample index)]],
-    each backbone's calls on one thread, the costliest backbones first (samples x pixels x
-    parameters); None where that would not pay: one backbone, one thread, or one thread holding more
-    than 3/4 of the work (the hybrid's full-size backbone: it runs faster on every core than beside
-    the small one)."""
-    units: dict[int, list[tuple[int, Tensor]]] = {}
-    for c in torch.unique(call).tolist():
-        units.setdefault(model.groups[c], []).append((c, (call == c).nonzero().flatten()))
-    n = min(torch.get_num_threads(), len(units))
+    """Per thread, [(call, sample index)]: the calls, costliest first, poured into get_num_threads()
+    threads of equal cost (samples x pixels x parameters of the call's backbone, which FLOPs follow),
+    a call split where a thread fills up: equal work with the fewest extra calls (each call has a
+    fixed cost of its own). None with one thread."""
+    n = torch.get_num_threads()
     if n < 2:
         return None
-    size = {g: sum(p.numel() for p in model._net(u[0][0]).parameters()) for g, u in units.items()}
-    cost = {g: sum(len(i) * math.prod(model.shapes[c][-2:]) for c, i in u) * size[g] for g, u in units.items()}
-    bins: list[list[tuple[int, Tensor]]] = [[] for _ in range(n)]
-    load = [0] * n
-    for g in sorted(units, key=lambda g: -cost[g]):
-        b = load.index(min(load))
-        bins[b] += units[g]
-        load[b] += cost[g]
-    return bins if max(load) <= 0.75 * sum(load) else None
+    idx = {c: (call == c).nonzero().flatten() for c in torch.unique(call).tolist()}
+    per = {c: math.prod(model.shapes[c][-2:]) * sum(p.numel() for p in model._net(c).parameters()) for c in idx}
+    target = sum(len(i) * per[c] for c, i in idx.items()) / n
+    plan: list[list[tuple[int, Tensor]]] = [[]]
+    load = 0.0
+    for c in sorted(idx, key=lambda c: -len(idx[c]) * per[c]):
+        i = idx[c]
+        while len(i):
+            m = len(i) if len(plan) == n else min(len(i), round((target - load) / per[c]))
+            if m > 0:
+                plan[-1].append((c, i[:m]))
+                load += m * per[c]
+                i = i[m:]
+            if len(i):  # this thread is full
+                plan.append([])
+                load = 0.0
+    plan = [p for p in plan if p]
+    return plan if len(plan) > 1 else None
 
 
 def _threaded_forward(model: StagedModel, x, k, y, stage, plan):
-    """-> (out, per thread [(output, sample index)], threads per worker): each thread's calls in turn."""
-    threads = max(1, torch.get_num_threads() // len(plan))
+    """-> (out, per thread [(output, sample index)]): each thread's calls in turn, one core each."""
     dev = x.device.type
     autocast = (dev, torch.is_autocast_enabled(dev), torch.get_autocast_dtype(dev))
 
     def run(calls):
         return [(model._run(x[i], k[i], None if y is None else y[i], c, stage[i]), i) for c, i in calls]
 
-    parts = [f.result() for f in [_submit(lambda b=b: run(b), threads, autocast) for b in plan]]
+    parts = [f.result() for f in [_submit(lambda p=p: run(p), 1, autocast) for p in plan]]
     out = torch.zeros_like(x)
     for part in parts:
         for v, i in part:
             out[i] = v.detach().to(out.dtype)
-    return out, parts, threads
+    return out, parts
 
 
 class _ThreadedCalls(torch.autograd.Function):
     @staticmethod
     def forward(ctx, model, x, k, y, stage, plan, anchor):
-        out, ctx.parts, ctx.threads = _threaded_forward(model, x, k, y, stage, plan)
+        out, ctx.parts = _threaded_forward(model, x, k, y, stage, plan)
+        ctx.params = [p for p in model.parameters() if p.requires_grad]
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        no_autocast = (grad.device.type, False, torch.float32)
-        jobs = [
-            _submit(lambda p=p: torch.autograd.backward(*_outputs_and_grads(p, grad)), ctx.threads, no_autocast)
-            for p in ctx.parts
-        ]
-        for j in jobs:
-            j.result()
+        params, no_autocast = ctx.params, (grad.device.type, False, torch.float32)
+
+        def differentiate(part):
+            outs, grads = [v for v, _ in part], [grad[i].to(v.dtype) for v, i in part]
+            return torch.autograd.grad(outs, params, grads, allow_unused=True)
+
+        per_thread = [j.result() for j in [_submit(lambda p=p: differentiate(p), 1, no_autocast) for p in ctx.parts]]
         ctx.parts = None  # the graphs are spent
+        for p, gs in zip(params, zip(*per_thread)):
+            gs = [g for g in gs if g is not None]
+            if gs:
+                total = gs[0]
+                for g in gs[1:]:  # in thread order: the same sum every step
+                    total = total + g
+                p.grad = total if p.grad is None else p.grad + total
         return (None,) * 7
-
-
-def _outputs_and_grads(part, grad: Tensor) -> tuple[list[Tensor], list[Tensor]]:
-    """One thread's outputs and the slices of the batch's output gradient that reach them."""
-    return [v for v, _ in part], [grad[i].to(v.dtype) for v, i in part]

@@ -575,27 +575,21 @@ def stage_ks(counts) -> Tensor:
 
 
 @pytest.mark.parametrize(
-    "resolution, weights, counts, threads",
-    [
-        ("stage", "own", (5, 3, 1), [[2], [1, 0]]),  # stage 2's backbone on one thread, 0 and 1 on the other
-        ("stage", "coarse", (8, 1, 1), [[1, 2], [0]]),  # stages 1 and 2 share a backbone, hence a thread
-        ("coarse", "coarse", (12, 1, 1), [[1], [0]]),  # stages 1 and 2: one full-size call
-    ],
+    "resolution, weights",
+    [("stage", "own"), ("stage", "coarse"), ("stage", "shared"), ("coarse", "coarse")],
 )
-def test_threaded_stage_calls_compute_what_serial_calls_do(resolution, weights, counts, threads):
-    """train.stage_calls=threads: a mixed batch's backbones side by side on threads, forward and
-    backward, give the serial model's velocity and every parameter's gradient (float64), with and
-    without grad; no weight takes gradients from two threads (each backbone's calls share one)."""
+def test_threaded_stage_calls_compute_what_serial_calls_do(resolution, weights):
+    """train.stage_calls=threads: a mixed batch's calls split over threads, forward and backward,
+    give the serial model's velocity and every parameter's gradient (float64), weights shared by
+    several calls included, with and without grad, and the serial gradient in x where one is asked."""
     serial, threaded = own_unet_model("serial", resolution, weights), own_unet_model("threads", resolution, weights)
     threaded.load_state_dict(serial.state_dict())
-    k = stage_ks(counts)
+    k = stage_ks((5, 3, 2))
     x = torch.randn(len(k), 1, 16, 16, dtype=torch.float64)
     y = torch.arange(len(k)) % 3
     before = torch.get_num_threads()
     torch.set_num_threads(2)  # two workers even on a one-core machine
     try:
-        plan = _thread_plan(threaded, threaded._call(threaded.stage_of(k)))
-        assert [[c for c, _ in part] for part in plan] == threads
         outs = []
         for model in (serial, threaded):
             v = model(x, k, y)
@@ -620,17 +614,28 @@ def test_threaded_stage_calls_compute_what_serial_calls_do(resolution, weights, 
             torch.testing.assert_close(p.grad, g, rtol=0, atol=1e-12, msg=n)
 
 
-def test_threads_are_skipped_where_one_backbone_holds_most_of_the_work():
-    """One thread with more than 3/4 of the work (here the full-size backbone of the hybrid) would be
-    slower than every core on it: the calls then run one after another, as serial ones do."""
-    model = own_unet_model("threads", "coarse", "coarse")
+def test_the_thread_plan_shares_the_calls_out_by_cost():
+    """The calls, costliest first, fill threads of equal cost (samples x pixels x parameters), a call
+    split where a thread fills up; every sample goes to exactly one thread; one thread: no plan."""
+    model = own_unet_model("threads")  # three equal UNets on 4x4, 8x8 and 16x16 stage images
+    k = stage_ks((15, 33, 16))
+    call = model._call(model.stage_of(k))
     before = torch.get_num_threads()
-    torch.set_num_threads(2)
     try:
-        k = stage_ks((3, 3, 3))
-        assert _thread_plan(model, model._call(model.stage_of(k))) is None
+        torch.set_num_threads(2)
+        plan = _thread_plan(model, call)
+        # costs 16 x 256 + 33 x 64 + 15 x 16 = 6448 per parameter: 3224 per thread, 13 of stage 2's 16
+        # samples on the first, the rest with stages 1 and 0 on the second
+        assert [[(c, len(i)) for c, i in part] for part in plan] == [[(2, 13)], [(2, 3), (1, 33), (0, 15)]]
+        for n in (2, 3, 5):
+            torch.set_num_threads(n)
+            plan = _thread_plan(model, call)
+            assert len(plan) == n
+            for c in range(3):
+                got = torch.cat([i for part in plan for d, i in part if d == c])
+                assert torch.equal(got, (call == c).nonzero().flatten())  # each sample once, in order
         torch.set_num_threads(1)
-        assert _thread_plan(model, model._call(model.stage_of(stage_ks((12, 1, 1))))) is None  # one thread
+        assert _thread_plan(model, call) is None
     finally:
         torch.set_num_threads(before)
 
@@ -654,7 +659,6 @@ def test_threaded_stage_calls_keep_autocast():
 @pytest.mark.parametrize(
     "over",
     [
-        ["model.resolution=stage", "train.stage_calls=threads"],  # one backbone
         ["model.resolution=stage", "model.stage_weights=own", "train.stage_calls=threads", "train.compile=true"],
         ["model.resolution=stage", "model.stage_weights=own", "train.stage_calls=threads", "model.unet.dropout=0.1"],
     ],
@@ -662,8 +666,8 @@ def test_threaded_stage_calls_keep_autocast():
 def test_threaded_stage_calls_are_refused_where_they_cannot_work(over):
     from kflow.config import load_config
 
-    with pytest.raises(ConfigError, match="train.stage_calls=threads runs a backbone per thread") as e:
+    with pytest.raises(ConfigError, match="train.stage_calls=threads splits the calls over threads") as e:
         load_config(None, ["transform.name=wavelet", "transform.num_bands=2", *over])
     assert "\n" not in str(e.value)
-    with pytest.raises(ValueError, match="stage_calls=threads runs backbones side by side and this model has one"):
-        StagedModel(Doubler(), staggered_path(), stage_calls="threads")
+    with pytest.raises(ValueError, match="stage_calls='parallel': use one of serial, threads"):
+        StagedModel(Doubler(), staggered_path(), stage_calls="parallel")
