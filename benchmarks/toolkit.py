@@ -163,6 +163,7 @@ VARIANTS = {
     # the coarse stage at 8x8 on its own UNet, the finer stages on one full-resolution UNet (what the
     # splice of a staged run's stage 0 into its full-resolution twin scored best): model.resolution=coarse
     "wavelet3_hybrid": ("wavelet3_staged", ["model.resolution=coarse", "model.stage_weights=coarse"]),
+    "wavelet3_hybrid_serial": ("wavelet3_hybrid", ["train.stage_calls=serial"]),
     "wavelet3_hybrid_311": ("wavelet3_hybrid", ["sample.step_allocation=[3,1,1]"]),
     # stage 0 on its own 8x8 UNet, stages 1 and 2 on one UNet that takes the 16x16 stage image at its
     # 16x16 level (model.stage_entry=level, a nested UNet): the hybrid's shared fine-stage network at
