@@ -29,6 +29,7 @@ resolution on one backbone are one call (one shape), whatever their stage.
 from __future__ import annotations
 
 import math
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
@@ -180,13 +181,14 @@ _POOL: ThreadPoolExecutor | None = None
 _ANCHOR = torch.zeros((), requires_grad=True)  # makes the node's output require grad (x does not)
 
 
-def _submit(fn, threads: int, autocast: tuple):
+def _submit(fn, autocast: tuple):
+    """Run fn on a worker thread with one core (under OpenMP a thread's count is its own)."""
     global _POOL
     if _POOL is None:
-        _POOL = ThreadPoolExecutor(8, thread_name_prefix="kflow-stage")
+        _POOL = ThreadPoolExecutor(max(2, os.cpu_count() or 2), thread_name_prefix="kflow-stage")
 
     def work():
-        torch.set_num_threads(threads)  # this worker's share of the cores (per thread under OpenMP)
+        torch.set_num_threads(1)
         dev, on, dtype = autocast  # autocast and grad mode are per thread: carried over
         with torch.enable_grad(), torch.autocast(dev, dtype=dtype, enabled=on):
             return fn()
@@ -230,7 +232,7 @@ def _threaded_forward(model: StagedModel, x, k, y, stage, plan):
     def run(calls):
         return [(model._run(x[i], k[i], None if y is None else y[i], c, stage[i]), i) for c, i in calls]
 
-    parts = [f.result() for f in [_submit(lambda p=p: run(p), 1, autocast) for p in plan]]
+    parts = [f.result() for f in [_submit(lambda p=p: run(p), autocast) for p in plan]]
     out = torch.zeros_like(x)
     for part in parts:
         for v, i in part:
@@ -253,7 +255,7 @@ class _ThreadedCalls(torch.autograd.Function):
             outs, grads = [v for v, _ in part], [grad[i].to(v.dtype) for v, i in part]
             return torch.autograd.grad(outs, params, grads, allow_unused=True)
 
-        per_thread = [j.result() for j in [_submit(lambda p=p: differentiate(p), 1, no_autocast) for p in ctx.parts]]
+        per_thread = [j.result() for j in [_submit(lambda p=p: differentiate(p), no_autocast) for p in ctx.parts]]
         ctx.parts = None  # the graphs are spent
         for p, gs in zip(params, zip(*per_thread)):
             gs = [g for g in gs if g is not None]
