@@ -88,6 +88,9 @@ class StagedModel(nn.Module):
         if entry not in STAGE_ENTRIES:
             raise ValueError(f"entry={entry!r}: use one of {', '.join(STAGE_ENTRIES)}")
         self.levels = entry_levels(self.shapes, groups) if entry == "level" else [0] * T.num_bands
+        # per sample, what a call of each stage costs on a thread (pixels x its backbone's parameters)
+        size = [sum(p.numel() for p in self._net(s).parameters()) for s in range(T.num_bands)]
+        self.call_cost = [math.prod(self.shapes[s][-2:]) * size[s] for s in range(T.num_bands)]
         for s, lv in enumerate(self.levels):
             net = self._net(s)
             if lv and lv not in getattr(net.cfg, "entry_levels", []):
@@ -205,7 +208,7 @@ def _thread_plan(model: StagedModel, call: Tensor) -> list[list[tuple[int, Tenso
     if n < 2:
         return None
     idx = {c: (call == c).nonzero().flatten() for c in torch.unique(call).tolist()}
-    per = {c: math.prod(model.shapes[c][-2:]) * sum(p.numel() for p in model._net(c).parameters()) for c in idx}
+    per = {c: model.call_cost[c] for c in idx}
     target = sum(len(i) * per[c] for c, i in idx.items()) / n
     plan: list[list[tuple[int, Tensor]]] = [[]]
     load = 0.0
